@@ -1,0 +1,149 @@
+"""Commands: small imperative dataclasses, one per thing a caller can ask of a session.
+
+Every command may carry `by` (the actor), an `idempotency_key` (a retry with the same key
+returns the first answer and appends nothing) and an `expected_version` (optimistic check).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import orjson
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    session_id: str
+    by: str | None = None
+    idempotency_key: str | None = None
+    expected_version: int | None = None
+
+    def fingerprint(self) -> str:
+        d = asdict(self)
+        d.pop("idempotency_key", None)
+        d["command"] = type(self).__name__
+        return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartSession(Command):
+    source: str = "native"
+    name: str | None = None
+    project: str | None = None
+    build: str | None = None
+    user: str | None = None
+    type: str | None = None
+    status: str = "running"
+    started_at: float | None = None
+    remarks: str | None = None
+    scm_ref: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, str] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    participants: list[str] = field(default_factory=list)
+    users: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeepAlive(Command):
+    visible: bool = True
+    path: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hide(Command):
+    path: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeStatus(Command):
+    status: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateDetails(Command):
+    """Change descriptive fields and, optionally, the status, as one decision."""
+
+    changes: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UploadLog(Command):
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachArtifact(Command):
+    kind: str
+    title: str | None = None
+    url: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordMetric(Command):
+    item: str
+    context: str | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordResult(Command):
+    status: str
+    test: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Annotate(Command):
+    annotation_id: str | None = None
+    kind: str | None = None
+    text: str | None = None
+    context: str | None = None
+    occurred_at: float | None = None
+    retracted: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StopSession(Command):
+    reason: str | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpireSession(Command):
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteSession(Command):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """What a command did: the stream's version and the log position after it."""
+
+    session_id: str
+    version: int
+    position: int
+    appended: int
+    number: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "version": self.version,
+            "position": self.position,
+            "appended": self.appended,
+            "number": self.number,
+        }

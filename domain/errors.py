@@ -1,0 +1,56 @@
+"""Named domain errors: every rejected command raises one of these, and nothing is appended."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger reports to a caller."""
+
+    code = "ledger-error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class InvalidCommandError(LedgerError):
+    """A command's input is malformed (names the offending field)."""
+
+    code = "invalid-command"
+
+
+class SessionNotFoundError(LedgerError):
+    code = "session-not-found"
+
+
+class SessionExistsError(LedgerError):
+    """A start names an id that already has a stream."""
+
+    code = "session-exists"
+
+
+class SessionStoppedError(LedgerError):
+    """A keepalive, hide or upload after the session ended (stopped or expired)."""
+
+    code = "session-stopped"
+
+
+class SessionDeletedError(LedgerError):
+    code = "session-deleted"
+
+
+class IllegalStatusChangeError(LedgerError):
+    code = "illegal-status-change"
+
+
+class ConcurrencyError(LedgerError):
+    """The stream moved on since the caller's expected version, even after retrying."""
+
+    code = "concurrency-conflict"
+
+
+class IdempotencyKeyReusedError(LedgerError):
+    """The same Idempotency-Key was sent with a different command."""
+
+    code = "idempotency-key-reused"

@@ -1,0 +1,357 @@
+"""The command service: decide commands on Session aggregates and append their events with
+group commit.
+
+One writer thread per process takes whatever commands are queued, decides them in order
+against cached aggregates (reloaded when another process moved a stream on), and appends all
+resulting events in one transaction: concurrent requests share one fsync. A rejected command
+gets its named error and appends nothing; the others in the batch are unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any, cast
+
+import orjson
+
+from domain import commands as c
+from domain.errors import (
+    ConcurrencyError,
+    IdempotencyKeyReusedError,
+    InvalidCommandError,
+    LedgerError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+from domain.session import Session, upcast
+from domain.state import evolve, new_state
+from domain.store import EventStore, NewEvent, StoredEvent
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+IdSource = Callable[[], str]
+Outcome = c.CommandResult | LedgerError
+
+
+def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
+    """The pure fold of one stream's stored events (None when there are none)."""
+    state = None
+    for e in events:
+        if state is None:
+            state = new_state(session_id or e.stream_id)
+        evolve(state, e.type, upcast(e.type, e.schema_version, e.data()), e.recorded_at, e.position)
+    return state
+
+
+def decide(cmd: c.Command, agg: Session | None, at: float) -> Session:
+    """Run one command against its aggregate (None when the stream does not exist)."""
+    if isinstance(cmd, c.StartSession):
+        if agg is not None:
+            raise SessionExistsError(f"session {cmd.session_id} already exists", field="id")
+        fields = {
+            k: getattr(cmd, k)
+            for k in cmd.__dataclass_fields__
+            if k not in ("session_id", "idempotency_key", "expected_version")
+        }
+        return Session.start(cmd.session_id, at, **fields)
+    if agg is None:
+        raise SessionNotFoundError(f"no session {cmd.session_id}")
+    if cmd.expected_version is not None and cmd.expected_version != agg.version:
+        raise ConcurrencyError(
+            f"session {cmd.session_id} is at version {agg.version}, "
+            f"not the expected {cmd.expected_version}"
+        )
+    match cmd:
+        case c.KeepAlive():
+            agg.keep_alive(at, cmd.visible, cmd.path)
+        case c.Hide():
+            agg.hide(at, cmd.path)
+        case c.ChangeStatus():
+            agg.change_status(at, cmd.status, cmd.reason, cmd.by)
+        case c.UpdateDetails():
+            if cmd.status is not None:
+                agg.check_status_change(cmd.status)
+            agg.update_details(at, cmd.changes, cmd.by)
+            if cmd.status is not None:
+                agg.change_status(at, cmd.status, cmd.reason, cmd.by)
+        case c.UploadLog():
+            agg.upload_log(at, cmd.kind, cmd.content_type, cmd.size, cmd.sha256)
+        case c.AttachArtifact():
+            agg.attach_artifact(
+                at,
+                kind=cmd.kind,
+                title=cmd.title,
+                url=cmd.url,
+                content_type=cmd.content_type,
+                size=cmd.size,
+                sha256=cmd.sha256,
+                by=cmd.by,
+            )
+        case c.RecordMetric():
+            agg.record_metric(at, cmd.item, cmd.values, cmd.context)
+        case c.RecordResult():
+            agg.record_result(at, cmd.status, cmd.test)
+        case c.Annotate():
+            if not cmd.annotation_id:
+                raise InvalidCommandError("annotation_id is required", field="annotation_id")
+            agg.annotate(
+                at,
+                cmd.annotation_id,
+                kind=cmd.kind,
+                text=cmd.text,
+                context=cmd.context,
+                occurred_at=cmd.occurred_at,
+                retracted=cmd.retracted,
+                by=cmd.by,
+            )
+        case c.StopSession():
+            agg.stop(at, cmd.reason, cmd.by, cmd.ended_at)
+        case c.ExpireSession():
+            agg.expire(at, cmd.timeout)
+        case c.DeleteSession():
+            agg.delete(at, cmd.reason, cmd.by)
+        case _:
+            raise InvalidCommandError(f"unknown command {type(cmd).__name__}")
+    return agg
+
+
+class Ledger:
+    """Accepts commands from any thread; one writer thread appends them."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        clock: Clock,
+        cache_size: int = 20000,
+        max_batch: int = 2000,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.cache: OrderedDict[str, Session] = OrderedDict()
+        self.cache_size = cache_size
+        self.max_batch = max_batch
+        self.queue: queue.Queue[tuple[list[c.Command], Future[list[Outcome]]] | None] = (
+            queue.Queue()
+        )
+        self.last_position = store.head_digest()[0]
+        self.listeners: list[Callable[[int], None]] = []
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="ledger-writer", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self.queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    # -- submitting -----------------------------------------------------------------------------
+
+    def submit(self, cmds: list[c.Command]) -> Future[list[Outcome]]:
+        fut: Future[list[Outcome]] = Future()
+        if self._thread is None:
+            self._process([(cmds, fut)])
+        else:
+            self.queue.put((cmds, fut))
+        return fut
+
+    def execute(self, cmd: c.Command) -> c.CommandResult:
+        out = self.submit([cmd]).result()[0]
+        if isinstance(out, LedgerError):
+            raise out
+        return out
+
+    def execute_many(self, cmds: list[c.Command]) -> list[Outcome]:
+        return self.submit(cmds).result()
+
+    def load(self, session_id: str, until_version: int | None = None) -> dict[str, Any]:
+        """A session's folded state, read from the log (never from a view)."""
+        state = fold(self.store.load_stream(session_id, until_version=until_version), session_id)
+        if state is None:
+            raise SessionNotFoundError(f"no session {session_id}")
+        return state
+
+    # -- the writer -----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            items = [first]
+            n = len(first[0])
+            stop = False
+            while n < self.max_batch:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                items.append(nxt)
+                n += len(nxt[0])
+            self._process(items)
+            if stop:
+                return
+
+    def _process(self, items: list[tuple[list[c.Command], Future[list[Outcome]]]]) -> None:
+        touched: dict[str, Session] = {}
+        try:
+            outcomes, head = self._append(items, touched)
+        except Exception as exc:
+            for sid in touched:
+                self.cache.pop(sid, None)
+            log.exception("append failed; nothing of this batch was stored")
+            for _, fut in items:
+                fut.set_exception(exc)
+            return
+        for sid, agg in touched.items():
+            self.cache[sid] = agg
+            self.cache.move_to_end(sid)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        self.last_position = head
+        i = 0
+        for cmds, fut in items:
+            fut.set_result(outcomes[i : i + len(cmds)])
+            i += len(cmds)
+        for listener in self.listeners:
+            listener(head)
+
+    def _append(
+        self,
+        items: list[tuple[list[c.Command], Future[list[Outcome]]]],
+        touched: dict[str, Session],
+    ) -> tuple[list[Outcome], int]:
+        cmds = [cmd for batch, _ in items for cmd in batch]
+        with self.store.write_transaction() as conn:
+            head = self.store.head(conn)
+            known = self.store.find_idempotent(
+                conn, {cmd.idempotency_key for cmd in cmds if cmd.idempotency_key}
+            )
+            sids = {cmd.session_id for cmd in cmds}
+            if head[0] == self.last_position:
+                # Nobody else appended since our last commit: cached aggregates are current.
+                cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
+                versions = {sid: a.version for sid, a in cached.items()}
+                versions.update(self.store.stream_versions(conn, sids - cached.keys()))
+            else:
+                versions = self.store.stream_versions(conn, sids)
+            for sid in sids:
+                agg = self.cache.get(sid)
+                if agg is not None and agg.version == versions.get(sid, 0):
+                    touched[sid] = agg
+                elif sid in versions:
+                    state = fold(self.store.load_stream(sid, conn), sid)
+                    if state is None:
+                        raise RuntimeError(f"stream {sid} vanished inside a transaction")
+                    touched[sid] = Session.from_state(state)
+                else:
+                    self.cache.pop(sid, None)
+            outcomes: list[Outcome | None] = []
+            new: list[NewEvent] = []
+            owners: list[tuple[int, int]] = []  # (outcome index, number of events)
+            fresh_keys: dict[str, tuple[str, int]] = {}
+            for cmd in cmds:
+                key = cmd.idempotency_key
+                if key is not None and (key in known or key in fresh_keys):
+                    outcomes.append(self._replayed(cmd, key, known, fresh_keys, outcomes))
+                    continue
+                at = self.clock()
+                try:
+                    agg = decide(cmd, touched.get(cmd.session_id), at)
+                except LedgerError as err:
+                    outcomes.append(err)
+                    continue
+                touched[cmd.session_id] = agg
+                events = cast(list[Session.Event], agg.collect_events())
+                for e in events:
+                    new.append(
+                        NewEvent(
+                            str(e.originator_id),
+                            e.originator_version,
+                            type(e).__name__,
+                            type(e).class_version,
+                            at,
+                            e.payload(),
+                        )
+                    )
+                owners.append((len(outcomes), len(events)))
+                if key is not None:
+                    fresh_keys[key] = (cmd.fingerprint(), len(outcomes))
+                outcomes.append(None)
+            stored = self.store.insert(conn, head, new)
+            new_head = stored[-1].position if stored else head[0]
+            k = 0
+            for idx, count in owners:
+                cmd = cmds[idx]
+                agg = touched[cmd.session_id]
+                mine = stored[k : k + count]
+                k += count
+                for s in mine:
+                    if s.type == "Started":
+                        agg.state["number"] = s.position
+                outcomes[idx] = c.CommandResult(
+                    cmd.session_id,
+                    agg.version,
+                    mine[-1].position if mine else new_head,
+                    count,
+                    agg.state["number"],
+                )
+            for i, o in enumerate(outcomes):
+                if isinstance(o, _Pending):
+                    outcomes[i] = outcomes[o.idx]
+            self.store.remember_idempotent(
+                conn,
+                [
+                    {
+                        "key": key,
+                        "fingerprint": fp,
+                        "result": orjson.dumps(outcomes[idx].as_dict()),  # type: ignore[union-attr]
+                        "position": outcomes[idx].position,  # type: ignore[union-attr]
+                    }
+                    for key, (fp, idx) in fresh_keys.items()
+                ],
+            )
+        return [o for o in outcomes if o is not None], new_head
+
+    @staticmethod
+    def _replayed(
+        cmd: c.Command,
+        key: str,
+        known: dict[str, tuple[str, bytes]],
+        fresh: dict[str, tuple[str, int]],
+        outcomes: list[Outcome | None],
+    ) -> Outcome:
+        if key in known:
+            fp, raw = known[key]
+            if fp != cmd.fingerprint():
+                return IdempotencyKeyReusedError(
+                    f"Idempotency-Key {key!r} was used for a different command"
+                )
+            return c.CommandResult(**orjson.loads(raw))
+        fp, idx = fresh[key]
+        if fp != cmd.fingerprint():
+            return IdempotencyKeyReusedError(
+                f"Idempotency-Key {key!r} was used for a different command"
+            )
+        return _Pending(idx)  # type: ignore[return-value]
+
+
+class _Pending:
+    """A duplicate of a command earlier in the same batch: resolved after the insert."""
+
+    def __init__(self, idx: int) -> None:
+        self.idx = idx

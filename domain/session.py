@@ -1,0 +1,321 @@
+"""The Session aggregate (eventsourcing library) and its past-tense event classes.
+
+Each command method checks the rules against the current state and only then triggers an
+event; a rejected command raises a named error and leaves no pending event. Every event's
+`apply` is the shared pure fold in `domain.state`, so the aggregate and the projections
+evolve the same way. Clock and ids are passed in: nothing here reads the wall clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate, DomainEvent
+
+from domain.errors import (
+    IllegalStatusChangeError,
+    SessionDeletedError,
+    SessionStoppedError,
+)
+from domain.state import LEGAL_MOVES, STATUSES, State, evolve, new_state
+
+
+def to_datetime(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Session(BaseAggregate[str]):
+    """One session: a stream of events whose fold is `self.state`."""
+
+    class Event(DomainEvent, CanMutateAggregate[str]):  # type: ignore[misc]
+        """Base of the session's events; `payload()` is what the store records."""
+
+        class_version = 1
+        by: str | None
+
+        def __post_init__(self) -> None:
+            # Session ids are the clients' own strings, not UUIDs: skip the library's UUID check.
+            pass
+
+        def payload(self) -> dict[str, Any]:
+            d = dict(self.__dict__)
+            for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
+                d.pop(k, None)
+            return d
+
+        def apply(self, aggregate: Any) -> None:
+            evolve(aggregate.state, type(self).__name__, self.payload(), self.timestamp.timestamp())
+
+    @dataclass(frozen=True)
+    class Started(Event, CanInitAggregate[str]):
+        originator_topic: str
+        source: str
+        status: str
+        started_at: float | None
+        name: str | None
+        project: str | None
+        build: str | None
+        user: str | None
+        type: str | None
+        remarks: str | None
+        scm_ref: str | None
+        tags: dict[str, str]
+        attributes: dict[str, str]
+        parameters: dict[str, Any]
+        participants: list[str]
+        users: list[str]
+        devices: list[str]
+
+        def mutate(self, aggregate: Any) -> Any:
+            agg = Session.__new__(Session)
+            agg.__base_init__(self.originator_id, self.originator_version, self.timestamp)
+            agg.state = new_state(str(self.originator_id))
+            agg.state["version"] = 0
+            self.apply(agg)
+            return agg
+
+    @dataclass(frozen=True)
+    class KeptAlive(Event):
+        visible: bool
+        path: str | None
+
+    @dataclass(frozen=True)
+    class Hidden(Event):
+        path: str | None
+
+    @dataclass(frozen=True)
+    class StatusChanged(Event):
+        from_status: str
+        to_status: str
+        reason: str | None
+
+    @dataclass(frozen=True)
+    class DetailsUpdated(Event):
+        changes: dict[str, Any]
+
+    @dataclass(frozen=True)
+    class LogUploaded(Event):
+        kind: str
+        content_type: str
+        size: int
+        sha256: str
+
+    @dataclass(frozen=True)
+    class ArtifactAttached(Event):
+        kind: str
+        title: str | None
+        url: str | None
+        content_type: str | None
+        size: int | None
+        sha256: str | None
+
+    @dataclass(frozen=True)
+    class MetricRecorded(Event):
+        item: str
+        context: str | None
+        values: dict[str, Any]
+
+    @dataclass(frozen=True)
+    class ResultRecorded(Event):
+        status: str
+        test: str | None
+
+    @dataclass(frozen=True)
+    class Annotated(Event):
+        annotation_id: str
+        kind: str | None
+        text: str | None
+        context: str | None
+        occurred_at: float | None
+        retracted: bool
+
+    @dataclass(frozen=True)
+    class Stopped(Event):
+        reason: str | None
+        ended_at: float | None
+
+    @dataclass(frozen=True)
+    class Expired(Event):
+        last_seen_at: float
+
+    @dataclass(frozen=True)
+    class Deleted(Event):
+        reason: str | None
+
+    state: State
+
+    # -- construction ---------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, session_id: str, at: float, **fields: Any) -> Session:
+        status = fields.get("status") or "running"
+        if status not in ("queued", "running"):
+            raise IllegalStatusChangeError(
+                f"a session starts queued or running, not {status!r}", field="status"
+            )
+        fields["status"] = status
+        for f in ("tags", "attributes", "parameters"):
+            fields[f] = fields.get(f) or {}
+        for f in ("participants", "users", "devices"):
+            fields[f] = fields.get(f) or []
+        for f in _STARTED_FIELDS:
+            fields.setdefault(f, None)
+        fields["source"] = fields["source"] or "native"
+        return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+
+    @classmethod
+    def from_state(cls, state: State) -> Session:
+        """Rehydrate from a folded state (cache, or a fold of stored rows)."""
+        agg = cls.__new__(cls)
+        ts = to_datetime(state["updated_at"] or state["started_at"] or 0.0)
+        agg.__base_init__(state["id"], state["version"], ts)
+        agg.state = state
+        return agg
+
+    # -- rules ------------------------------------------------------------------------------
+
+    def _require_live(self, action: str) -> None:
+        if self.state["deleted"]:
+            raise SessionDeletedError(f"session {self.id} was deleted; cannot {action}")
+
+    def _require_open(self, action: str) -> None:
+        self._require_live(action)
+        if self.state["ended_at"] is not None:
+            raise SessionStoppedError(f"session {self.id} has ended; cannot {action}")
+
+    def _trigger(self, event_class: type[Event], at: float, **kw: Any) -> None:
+        kw.setdefault("by", None)
+        self.trigger_event(event_class, timestamp=to_datetime(at), **kw)
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def keep_alive(self, at: float, visible: bool = True, path: str | None = None) -> None:
+        self._require_open("keep it alive")
+        self._trigger(self.KeptAlive, at, visible=visible, path=path)
+
+    def hide(self, at: float, path: str | None = None) -> None:
+        self._require_open("hide it")
+        self._trigger(self.Hidden, at, path=path)
+
+    def check_status_change(self, to_status: str) -> bool:
+        """Raise unless `to_status` is a legal move; False when it is already the status."""
+        self._require_live("change its status")
+        current = self.state["status"]
+        if to_status not in STATUSES:
+            raise IllegalStatusChangeError(
+                f"unknown status {to_status!r}; one of {', '.join(STATUSES)}", field="status"
+            )
+        if to_status == current:
+            return False
+        if to_status not in LEGAL_MOVES[current]:
+            raise IllegalStatusChangeError(
+                f"status cannot move from {current!r} to {to_status!r}", field="status"
+            )
+        return True
+
+    def change_status(
+        self, at: float, to_status: str, reason: str | None = None, by: str | None = None
+    ) -> None:
+        current = self.state["status"]
+        if not self.check_status_change(to_status):
+            return
+        self._trigger(
+            self.StatusChanged, at, from_status=current, to_status=to_status, reason=reason, by=by
+        )
+
+    def update_details(self, at: float, changes: dict[str, Any], by: str | None = None) -> None:
+        self._require_live("update it")
+        effective = {k: v for k, v in changes.items() if self.state.get(k) != v}
+        if effective:
+            self._trigger(self.DetailsUpdated, at, changes=effective, by=by)
+
+    def upload_log(self, at: float, kind: str, content_type: str, size: int, sha256: str) -> None:
+        self._require_open("upload a log")
+        self._trigger(
+            self.LogUploaded, at, kind=kind, content_type=content_type, size=size, sha256=sha256
+        )
+
+    def attach_artifact(self, at: float, **fields: Any) -> None:
+        self._require_live("attach an artifact")
+        self._trigger(self.ArtifactAttached, at, **fields)
+
+    def record_metric(
+        self, at: float, item: str, values: dict[str, Any], context: str | None = None
+    ) -> None:
+        self._require_live("record a metric")
+        self._trigger(self.MetricRecorded, at, item=item, context=context, values=values)
+
+    def record_result(self, at: float, status: str, test: str | None = None) -> None:
+        self._require_live("record a result")
+        self._trigger(self.ResultRecorded, at, status=status, test=test)
+
+    def annotate(self, at: float, annotation_id: str, **fields: Any) -> None:
+        self._require_live("annotate it")
+        fields.setdefault("retracted", False)
+        for f in ("kind", "text", "context", "occurred_at"):
+            fields.setdefault(f, None)
+        self._trigger(self.Annotated, at, annotation_id=annotation_id, **fields)
+
+    def stop(
+        self,
+        at: float,
+        reason: str | None = None,
+        by: str | None = None,
+        ended_at: float | None = None,
+    ) -> None:
+        self._require_live("stop it")
+        if self.state["ended_at"] is not None:
+            return  # stop is idempotent: a second stop appends nothing
+        self._trigger(self.Stopped, at, reason=reason, by=by, ended_at=ended_at)
+
+    def expire(self, at: float, timeout: float) -> bool:
+        """Expire when no keepalive came within `timeout` seconds before `at`."""
+        s = self.state
+        if s["deleted"] or s["ended_at"] is not None or s["last_seen_at"] + timeout > at:
+            return False
+        self._trigger(self.Expired, at, last_seen_at=s["last_seen_at"])
+        return True
+
+    def delete(self, at: float, reason: str | None = None, by: str | None = None) -> None:
+        if self.state["deleted"]:
+            return  # the tombstone is already there
+        self._trigger(self.Deleted, at, reason=reason, by=by)
+
+
+_STARTED_FIELDS = tuple(
+    f
+    for f in Session.Started.__dataclass_fields__
+    if f not in ("originator_id", "originator_version", "timestamp", "originator_topic")
+)
+
+EVENT_CLASSES: dict[str, type[Session.Event]] = {
+    c.__name__: c
+    for c in (
+        Session.Started,
+        Session.KeptAlive,
+        Session.Hidden,
+        Session.StatusChanged,
+        Session.DetailsUpdated,
+        Session.LogUploaded,
+        Session.ArtifactAttached,
+        Session.MetricRecorded,
+        Session.ResultRecorded,
+        Session.Annotated,
+        Session.Stopped,
+        Session.Expired,
+        Session.Deleted,
+    )
+}
+
+
+def upcast(event_type: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring a stored payload up to its class's current `class_version`
+    via the class's `upcast_vN_vM` static methods (the eventsourcing convention)."""
+    cls = EVENT_CLASSES[event_type]
+    while schema_version < cls.class_version:
+        step = getattr(cls, f"upcast_v{schema_version}_v{schema_version + 1}")
+        step(payload)
+        schema_version += 1
+    return payload

@@ -1,0 +1,274 @@
+"""The session state and its pure fold: `evolve(state, type, payload, at)`.
+
+This is the single definition of what a session *is* after a sequence of events. The
+aggregate, every projection, the replay tools and the property tests all fold events through
+`evolve`, so live views, rebuilt views and as-of replays cannot disagree.
+
+State is a plain dict (JSON-ready, cheap to copy and store). Times are epoch seconds (float).
+
+Status state machine (the only legal moves; a move to the current status is a no-op):
+
+    queued    -> running | cancelled
+    running   -> completed | passed | failed | error | timeout | cancelled
+    completed -> passed | failed | error        (a verdict given after the run)
+    passed    -> failed                         (a verdict corrected)
+    failed    -> passed
+    timeout   -> passed | failed
+    error, cancelled: final
+
+`Stopped` ends a session: a queued one becomes cancelled, a running one completed, any other
+status stays. `Expired` ends it at its last keepalive and sets status timeout when running.
+
+Visible time per path (Canopsis semantics): time between a visible keepalive and the next
+keepalive, hide, stop or expiry is credited to the path of that visible keepalive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+STATUSES = ("queued", "running", "completed", "passed", "failed", "error", "timeout", "cancelled")
+ACTIVE_STATUSES = frozenset({"queued", "running"})
+LEGAL_MOVES: dict[str, frozenset[str]] = {
+    "queued": frozenset({"running", "cancelled"}),
+    "running": frozenset({"completed", "passed", "failed", "error", "timeout", "cancelled"}),
+    "completed": frozenset({"passed", "failed", "error"}),
+    "passed": frozenset({"failed"}),
+    "failed": frozenset({"passed"}),
+    "timeout": frozenset({"passed", "failed"}),
+    "error": frozenset(),
+    "cancelled": frozenset(),
+}
+# Fields a DetailsUpdated event may carry; each has a home in the state under the same name.
+DETAIL_FIELDS = (
+    "name",
+    "project",
+    "build",
+    "user",
+    "type",
+    "remarks",
+    "scm_ref",
+    "tags",
+    "attributes",
+    "parameters",
+    "participants",
+    "users",
+    "devices",
+)
+MAPPING_FIELDS = frozenset({"tags", "attributes", "parameters"})
+LIST_FIELDS = frozenset({"participants", "users", "devices"})
+
+State = dict[str, Any]
+
+
+def new_state(session_id: str) -> State:
+    return {
+        "id": session_id,
+        "number": None,
+        "version": 0,
+        "source": "native",
+        "name": None,
+        "project": None,
+        "build": None,
+        "user": None,
+        "type": None,
+        "status": "running",
+        "remarks": None,
+        "scm_ref": None,
+        "tags": {},
+        "attributes": {},
+        "parameters": {},
+        "participants": [],
+        "users": [],
+        "devices": [],
+        "started_at": None,
+        "ended_at": None,
+        "last_seen_at": None,
+        "duration": None,
+        "end_reason": None,
+        "deleted": False,
+        "created_by": None,
+        "updated_by": None,
+        "updated_at": None,
+        "closed_by": None,
+        "visible_path": None,
+        "visible_since": None,
+        "visible_time": {},
+        "keepalives": 0,
+        "result_counts": {},
+        "logs": [],
+        "artifacts": [],
+        "metrics": 0,
+        "annotations": [],
+    }
+
+
+def is_active(state: State) -> bool:
+    return state["ended_at"] is None and not state["deleted"]
+
+
+def _credit_visible(state: State, until: float) -> None:
+    since = state["visible_since"]
+    if since is not None:
+        path = state["visible_path"] or ""
+        spent = max(0.0, until - since)
+        vt = state["visible_time"]
+        vt[path] = round(vt.get(path, 0.0) + spent, 6)
+    state["visible_path"] = None
+    state["visible_since"] = None
+
+
+def _end(state: State, at: float, reason: str) -> None:
+    _credit_visible(state, at)
+    state["ended_at"] = at
+    state["end_reason"] = reason
+    if state["started_at"] is not None:
+        state["duration"] = round(max(0.0, at - state["started_at"]), 6)
+
+
+def _started(s: State, p: dict[str, Any], at: float) -> None:
+    s["source"] = p.get("source") or "native"
+    s["status"] = p.get("status") or "running"
+    for f in DETAIL_FIELDS:
+        if p.get(f) is not None:
+            s[f] = p[f]
+    s["started_at"] = p["started_at"] if p.get("started_at") is not None else at
+    s["last_seen_at"] = at
+    s["created_by"] = p.get("by") or p.get("user")
+
+
+def _kept_alive(s: State, p: dict[str, Any], at: float) -> None:
+    _credit_visible(s, at)
+    if p.get("visible", True):
+        s["visible_path"] = p.get("path") or ""
+        s["visible_since"] = at
+    s["last_seen_at"] = at
+    s["keepalives"] += 1
+
+
+def _hidden(s: State, p: dict[str, Any], at: float) -> None:
+    _credit_visible(s, at)
+    s["last_seen_at"] = at
+
+
+def _status_changed(s: State, p: dict[str, Any], at: float) -> None:
+    s["status"] = p["to_status"]
+
+
+def _details_updated(s: State, p: dict[str, Any], at: float) -> None:
+    for f, v in p["changes"].items():
+        if f in MAPPING_FIELDS and isinstance(v, dict) and isinstance(s[f], dict):
+            merged = {**s[f], **v}
+            s[f] = {k: val for k, val in merged.items() if val is not None}
+        else:
+            s[f] = v
+
+
+def _log_uploaded(s: State, p: dict[str, Any], at: float) -> None:
+    s["logs"].append(
+        {
+            "kind": p["kind"],
+            "content_type": p["content_type"],
+            "size": p["size"],
+            "sha256": p["sha256"],
+            "at": at,
+        }
+    )
+
+
+def _artifact_attached(s: State, p: dict[str, Any], at: float) -> None:
+    s["artifacts"].append(
+        {
+            "kind": p["kind"],
+            "title": p.get("title"),
+            "url": p.get("url"),
+            "content_type": p.get("content_type"),
+            "size": p.get("size"),
+            "sha256": p.get("sha256"),
+            "at": at,
+        }
+    )
+
+
+def _metric_recorded(s: State, p: dict[str, Any], at: float) -> None:
+    s["metrics"] += 1
+
+
+def _result_recorded(s: State, p: dict[str, Any], at: float) -> None:
+    rc = s["result_counts"]
+    rc[p["status"]] = rc.get(p["status"], 0) + 1
+
+
+def _annotated(s: State, p: dict[str, Any], at: float) -> None:
+    anns = s["annotations"]
+    kept = [a for a in anns if a["id"] != p["annotation_id"]]
+    if not p.get("retracted"):
+        kept.append(
+            {
+                "id": p["annotation_id"],
+                "kind": p.get("kind"),
+                "text": p.get("text"),
+                "context": p.get("context"),
+                "occurred_at": p["occurred_at"] if p.get("occurred_at") is not None else at,
+            }
+        )
+    s["annotations"] = kept
+
+
+def _stopped(s: State, p: dict[str, Any], at: float) -> None:
+    if s["status"] == "queued":
+        s["status"] = "cancelled"
+    elif s["status"] == "running":
+        s["status"] = "completed"
+    ended_at = p.get("ended_at")
+    _end(s, float(ended_at) if ended_at is not None else at, p.get("reason") or "stopped")
+    s["closed_by"] = p.get("by")
+
+
+def _expired(s: State, p: dict[str, Any], at: float) -> None:
+    if s["status"] == "running":
+        s["status"] = "timeout"
+    elif s["status"] == "queued":
+        s["status"] = "cancelled"
+    _end(s, p["last_seen_at"], "expired")
+
+
+def _deleted(s: State, p: dict[str, Any], at: float) -> None:
+    s["deleted"] = True
+    _credit_visible(s, at)
+
+
+EVOLVERS: dict[str, Callable[[State, dict[str, Any], float], None]] = {
+    "Started": _started,
+    "KeptAlive": _kept_alive,
+    "Hidden": _hidden,
+    "StatusChanged": _status_changed,
+    "DetailsUpdated": _details_updated,
+    "LogUploaded": _log_uploaded,
+    "ArtifactAttached": _artifact_attached,
+    "MetricRecorded": _metric_recorded,
+    "ResultRecorded": _result_recorded,
+    "Annotated": _annotated,
+    "Stopped": _stopped,
+    "Expired": _expired,
+    "Deleted": _deleted,
+}
+EVENT_TYPES = tuple(EVOLVERS)
+
+
+def evolve(
+    state: State, event_type: str, payload: dict[str, Any], at: float, position: int | None = None
+) -> State:
+    """Apply one event to `state` in place and return it (the fold step)."""
+    EVOLVERS[event_type](state, payload, at)
+    state["version"] += 1
+    if event_type == "Started" and position is not None:
+        # The stable integer id that Testmo and OpenTera clients see: the global position of
+        # the stream's first event, unique in the ledger and the same after any rebuild.
+        state["number"] = position
+    if event_type not in ("KeptAlive", "Hidden"):
+        state["updated_at"] = at
+        if payload.get("by"):
+            state["updated_by"] = payload["by"]
+    return state

@@ -1,0 +1,150 @@
+"""The SQL tables of the four views (list, detail, count, stats) and their tracking positions.
+
+`ViewTables(suffix)` builds a full set of tables; the live set has no suffix and a rebuild
+fills a fresh set (suffix `_next`) that is renamed into place in one transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+VIEW_NAMES = ("detail", "list", "count", "stats")
+
+
+class ViewTables:
+    def __init__(self, suffix: str = "") -> None:
+        self.suffix = suffix
+        self.metadata = MetaData()
+        m, s = self.metadata, suffix
+        self.tracking = Table(
+            "view_tracking" + s,
+            m,
+            Column("view", String, primary_key=True),
+            Column("position", Integer, nullable=False),
+        )
+        self.detail = Table(
+            "session_detail" + s,
+            m,
+            Column("session_id", String, primary_key=True),
+            Column("doc", LargeBinary, nullable=False),
+        )
+        self.list = Table(
+            "session_list" + s,
+            m,
+            Column("session_id", String, primary_key=True),
+            Column("number", Integer, nullable=False),
+            Column("name", String),
+            Column("source", String),
+            Column("project", String),
+            Column("build", String),
+            Column("user", String),
+            Column("type", String),
+            Column("status", String, nullable=False),
+            Column("browser", String),
+            Column("os", String),
+            Column("active", Integer, nullable=False),
+            Column("started_at", Float),
+            Column("ended_at", Float),
+            Column("last_seen_at", Float),
+            Column("updated_at", Float),
+            Column("duration", Float),
+            Column("day", String),
+            Column("summary", LargeBinary, nullable=False),
+        )
+        for col in (
+            "number",
+            "status",
+            "project",
+            "build",
+            "user",
+            "source",
+            "type",
+            "started_at",
+            "ended_at",
+            "last_seen_at",
+            "updated_at",
+            "duration",
+        ):
+            Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
+        Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
+        self.tags = Table(
+            "session_tags" + s,
+            m,
+            Column("session_id", String, primary_key=True),
+            Column("key", String, primary_key=True),
+            Column("value", String, nullable=False),
+        )
+        Index(f"ix_session_tags{s}_kv", self.tags.c.key, self.tags.c.value)
+        self.counts = Table(
+            "session_counts" + s,
+            m,
+            Column("status", String, primary_key=True),
+            Column("n", Integer, nullable=False),
+        )
+        self.cells = Table(
+            "stats_cells" + s,
+            m,
+            Column("cell_id", Integer, primary_key=True),
+            Column("day", String, nullable=False),
+            Column("status", String, nullable=False),
+            Column("project", String, nullable=False),
+            Column("build", String, nullable=False),
+            Column("user", String, nullable=False),
+            Column("type", String, nullable=False),
+            Column("browser", String, nullable=False),
+            Column("os", String, nullable=False),
+            Column("n", Integer, nullable=False),
+            Column("ended", Integer, nullable=False),
+            Column("duration_sum", Float, nullable=False),
+            Column("duration_max", Float),
+            UniqueConstraint(
+                "day",
+                "status",
+                "project",
+                "build",
+                "user",
+                "type",
+                "browser",
+                "os",
+                name=f"uq_stats_cells{s}",
+            ),
+        )
+        self.histogram = Table(
+            "stats_histogram" + s,
+            m,
+            Column("cell_id", Integer, primary_key=True),
+            Column("bucket", Integer, primary_key=True),
+            Column("n", Integer, nullable=False),
+        )
+        self.paths = Table(
+            "stats_paths" + s,
+            m,
+            Column("cell_id", Integer, primary_key=True),
+            Column("path", String, primary_key=True),
+            Column("seconds", Float, nullable=False),
+        )
+        self.results = Table(
+            "stats_results" + s,
+            m,
+            Column("cell_id", Integer, primary_key=True),
+            Column("status", String, primary_key=True),
+            Column("n", Integer, nullable=False),
+        )
+
+    def for_view(self, view: str) -> list[Table]:
+        return {
+            "detail": [self.detail],
+            "list": [self.list, self.tags],
+            "count": [self.counts],
+            "stats": [self.cells, self.histogram, self.paths, self.results],
+        }[view]
