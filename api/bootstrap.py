@@ -1,0 +1,43 @@
+"""The composition root: builds the store, ledger, projection runner and blob store from
+settings. Tests, the server and the replay tools all get their parts from here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from domain.blobs import BlobStore
+from domain.ledger import Ledger
+from domain.store import EventStore
+from projections.runner import ProjectionRunner
+from api.settings import Settings
+
+
+@dataclass
+class Container:
+    settings: Settings
+    store: EventStore
+    ledger: Ledger
+    runner: ProjectionRunner
+    blobs: BlobStore
+
+    def start(self) -> None:
+        self.ledger.start()
+        self.runner.start()
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.runner.close()
+        self.store.dispose()
+        self.runner.engine.dispose()
+
+
+def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Container:
+    store = EventStore(settings.database_url)
+    store.create_schema()
+    ledger = Ledger(store, clock, cache_size=settings.cache_size)
+    runner = ProjectionRunner.for_url(store, settings.views_url)
+    runner.create_schema()
+    ledger.listeners.append(runner.wake)
+    return Container(settings, store, ledger, runner, BlobStore(settings.blob_dir))

@@ -1,0 +1,58 @@
+"""The `ledger` command: `serve` runs the API and the projection worker on the embedded
+default; `replay ...` holds the analysts' and auditors' tools (see replay/)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from api.app import create_app
+    from api.settings import Settings
+
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    print(
+        f"Session Ledger on http://{args.host}:{args.port}  (events: {settings.database_url}, "
+        f"views: {settings.views_url}; OpenAPI at /docs)",
+        file=sys.stderr,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="Session Ledger: an event-sourced ledger of sessions. "
+        "Configure with LEDGER_DATABASE_URL (default sqlite:///var/ledger.db).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the HTTP API and the projection worker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info")
+    p.add_argument("--access-log", action="store_true", help="log every request")
+    p.set_defaults(func=serve)
+    try:
+        from replay.cli import add_replay_parser
+    except ImportError:  # replay tools not installed in this build
+        pass
+    else:
+        add_replay_parser(sub)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Dependencies shared by the routers: the container, command submission, and
+read-your-writes waiting before a query."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy import Connection
+
+from api.bootstrap import Container
+from domain.commands import Command, CommandResult
+from domain.errors import LedgerError
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+async def execute(container: Container, cmd: Command) -> CommandResult:
+    out = (await asyncio.wrap_future(container.ledger.submit([cmd])))[0]
+    if isinstance(out, LedgerError):
+        raise out
+    return out
+
+
+async def fresh_views(
+    container: ContainerDep,
+    x_min_position: Annotated[int | None, Header()] = None,
+) -> Container:
+    """Wait (bounded) until the views include every write this process acknowledged."""
+    target = max(container.ledger.last_position, x_min_position or 0)
+    runner = container.runner
+    if runner.position < target:
+        runner.wake()
+        await asyncio.to_thread(runner.wait_for, target, container.settings.read_wait)
+    return container
+
+
+FreshDep = Annotated[Container, Depends(fresh_views)]
+
+
+def connect(container: Container) -> Connection:
+    return container.runner.engine.connect()

@@ -1,0 +1,87 @@
+"""The one place domain errors and bad input become HTTP answers (RFC 9457 problem+json).
+
+A dialect whose clients expect another error shape registers a renderer for its prefix;
+the status code still comes from the same table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from domain import errors as e
+
+STATUS: dict[type[e.LedgerError], int] = {
+    e.InvalidCommandError: 422,
+    e.SessionNotFoundError: 404,
+    e.SessionExistsError: 409,
+    e.SessionStoppedError: 409,
+    e.SessionDeletedError: 410,
+    e.IllegalStatusChangeError: 409,
+    e.ConcurrencyError: 409,
+    e.IdempotencyKeyReusedError: 422,
+}
+
+Renderer = Callable[[int, str, str, str | None], Response]
+_renderers: dict[str, Renderer] = {}
+
+
+def register_renderer(prefix: str, renderer: Renderer) -> None:
+    _renderers[prefix] = renderer
+
+
+def status_of(err: e.LedgerError) -> int:
+    for cls in type(err).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def problem(
+    status: int, code: str, detail: str, field: str | None = None, **extra: Any
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://session-ledger.dev/problems/{code}",
+        "title": code.replace("-", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+    }
+    if field:
+        body["field"] = field
+    body.update(extra)
+    return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json")
+
+
+def _render(request: Request, status: int, code: str, detail: str, field: str | None) -> Response:
+    path = request.url.path
+    for prefix, renderer in _renderers.items():
+        if path.startswith(prefix):
+            return renderer(status, code, detail, field)
+    return problem(status, code, detail, field)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(e.LedgerError)
+    async def _ledger_error(request: Request, err: e.LedgerError) -> Response:
+        return _render(request, status_of(err), err.code, err.message, err.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, err: RequestValidationError) -> Response:
+        first = err.errors()[0] if err.errors() else {}
+        loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
+        field = ".".join(loc) or None
+        msg = f"{field}: {first.get('msg', 'invalid')}" if field else first.get("msg", "invalid")
+        return _render(request, 422, "invalid-input", msg, field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
+            err.status_code, "http-error"
+        )
+        return _render(request, err.status_code, code, str(err.detail), None)

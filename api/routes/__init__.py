@@ -1,0 +1,1 @@
+"""The native API's routers, one per resource."""

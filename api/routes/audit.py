@@ -1,0 +1,52 @@
+"""Audit queries under /v1: a session's stream, the global log, and the ledger digest."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import ContainerDep
+from api.render import iso
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from domain.session import EVENT_CLASSES
+from domain.store import StoredEvent
+
+router = APIRouter(prefix="/v1", tags=["audit"])
+
+def event_view(e: StoredEvent) -> dict[str, Any]:
+    d = e.as_dict()
+    d["recorded_at"] = iso(e.recorded_at)
+    return d
+
+@router.get("/sessions/{session_id}/events")
+def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
+    """The session's stream: every event with position, version, time, payload and hash."""
+    events = container.store.load_stream(session_id)
+    if not events:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return {"id": session_id, "events": [event_view(e) for e in events]}
+
+@router.get("/events")
+def global_log(
+    container: ContainerDep,
+    after: int = Query(0, ge=0, description="position to read after"),
+    limit: int = Query(100, ge=1, le=10000),
+    type: Annotated[list[str] | None, Query(description="event types")] = None,
+) -> dict[str, Any]:
+    """The global log in position order; page with `after` = the last position you saw."""
+    for t in type or []:
+        if t not in EVENT_CLASSES:
+
+            raise InvalidCommandError(
+                f"type must be among {', '.join(EVENT_CLASSES)}", field="type"
+            )
+    events = container.store.read(after, limit, type or None)
+    last = events[-1].position if events else after
+    return {"after": after, "next_after": last, "events": [event_view(e) for e in events]}
+
+@router.get("/ledger/digest")
+def digest(container: ContainerDep) -> dict[str, Any]:
+    """The head of the hash chain: save it, and later prove the log only grew."""
+    position, head = container.store.head_digest()
+    return {"position": position, "hash": head.hex()}

@@ -1,0 +1,110 @@
+"""Shared fixtures: a ledger on a fresh SQLite file with a controllable clock, an app
+client, and a real uvicorn server on loopback for tests that drive real clients."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.bootstrap import Container, bootstrap
+from api.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class FakeClock:
+    """A clock the test moves: the domain never reads the wall clock."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        self.now += 0.001  # every reading moves on, as a real clock would
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path}/ledger.db",
+        blob_dir=tmp_path / "blobs",
+        expiry_interval=3600,
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def container(settings: Settings, clock: FakeClock) -> Iterator[Container]:
+    c = bootstrap(settings, clock=clock)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container=container)) as cl:
+        yield cl
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], db: Path) -> None:
+        self.url = url
+        self.proc = proc
+        self.db = db
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """`ledger serve` in its own process on a free loopback port."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        LEDGER_DATABASE_URL=f"sqlite:///{tmp_path}/ledger.db",
+        LEDGER_BLOB_DIR=str(tmp_path / "blobs"),
+    )
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError((tmp_path / "server.log").read_text())
+        time.sleep(0.1)
+    yield LiveServer(url, proc, tmp_path / "ledger.db")
+    proc.terminate()
+    proc.wait(timeout=10)
