@@ -21,7 +21,7 @@ from api.routes import audit, batch, sessions
 from api.settings import Settings
 
 # The seed systems' session APIs, each one module in api/dialects with a `router`.
-DIALECTS: tuple[str, ...] = ()
+DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:

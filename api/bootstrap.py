@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from api.settings import Settings
 from domain.blobs import BlobStore
 from domain.ledger import Ledger
 from domain.store import EventStore
 from projections.runner import ProjectionRunner
-from api.settings import Settings
 
 
 @dataclass

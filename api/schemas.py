@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.state import STATUSES
 
-Status = Literal["queued", "running", "completed", "passed", "failed", "error", "timeout", "cancelled"]
+Status = Literal[
+    "queued", "running", "completed", "passed", "failed", "error", "timeout", "cancelled"
+]
 assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
 
 

@@ -14,12 +14,13 @@ timeout_s, and either `path` (fixed) or `path_template` with `{id}` plus `ids` (
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 _CRLF2 = b"\r\n\r\n"
 
@@ -93,8 +94,7 @@ class _Conn(asyncio.Protocol):
     # -- protocol callbacks --------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self._send()
 
     def data_received(self, data: bytes) -> None:
@@ -196,6 +196,7 @@ class _Runner:
         self.deadline = 0.0
         self.remaining = 0
         self.all_done: asyncio.Future[None] = self.loop.create_future()
+        self.conns: list[_Conn] = []
 
     def conn_done(self) -> None:
         self.remaining -= 1
@@ -220,6 +221,7 @@ class _Runner:
             self.conn_done()
             return
         new = _Conn(self, old.next_request)
+        self.conns.append(new)
         self.loop.create_task(self._connect(new))
 
     async def run(self) -> dict[str, Any]:
@@ -229,16 +231,14 @@ class _Runner:
         self.remaining = n
         t_start = time.perf_counter()
         self.deadline = t_start + duration
-        conns = [_Conn(self, make_request_factory(self.spec, seed=i)) for i in range(n)]
-        for c in conns:
+        self.conns = [_Conn(self, make_request_factory(self.spec, seed=i)) for i in range(n)]
+        for c in list(self.conns):
             self.loop.create_task(self._connect(c))
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(self.all_done), duration + timeout)
-        except TimeoutError:
-            pass
         elapsed = time.perf_counter() - t_start
         # Anything still waiting for a response past deadline + timeout is a timeout.
-        for c in conns:
+        for c in self.conns:
             if c.in_flight and not c.finished:
                 self.stats.timeouts += 1
             c.finished = True
@@ -273,7 +273,7 @@ async def _main_async(spec: dict[str, Any]) -> dict[str, Any]:
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Run the load described by `spec` in this process and return the result dict."""
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
 
         return uvloop.run(_main_async(spec))
     except ImportError:

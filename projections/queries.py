@@ -197,6 +197,8 @@ def stats(conn: Connection, t: ViewTables, q: StatsQuery) -> dict[str, Any]:
         .group_by(*gcols)
     )
     for row in base:
+        if row[-4] is None:  # no group at all: an aggregate over zero cells
+            continue
         n, ended, total, top = int(row[-4]), int(row[-3]), float(row[-2] or 0), row[-1]
         groups[key(row)] = {
             "count": n,

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from domain.session import upcast
 from domain.state import State, evolve, new_state
@@ -60,10 +60,11 @@ class ProjectionRunner:
 
     def read_position(self) -> int:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(self.tables.tracking.c.view, self.tables.tracking.c.position)
-            ).all()
-        have = dict(rows)
+            return self._tracked(conn)
+
+    def _tracked(self, conn: Connection) -> int:
+        t = self.tables.tracking
+        have = dict(conn.execute(select(t.c.view, t.c.position)).all())
         return min(int(have.get(v.name, 0)) for v in self.views)
 
     @property
@@ -79,6 +80,12 @@ class ProjectionRunner:
         t = self.tables
         sids = list(dict.fromkeys(e.stream_id for e in events))
         with self.engine.begin() as conn:
+            stored = self._tracked(conn)
+            if stored != self._position or events[0].position <= stored:
+                # The tables moved under us (a rebuild was swapped in, or another worker
+                # applied these events): resume from what the tables say, apply nothing.
+                self._position = stored
+                return stored
             before: dict[str, State] = {}
             after: dict[str, State] = {}
             for i in range(0, len(sids), 500):
@@ -117,7 +124,7 @@ class ProjectionRunner:
         return last
 
     def run_once(self) -> int:
-        """Apply the next batch; returns how many events were applied."""
+        """Apply the next batch; returns how many events were read."""
         events = self.store.read(self._position, self.batch_size)
         self.apply(events)
         return len(events)

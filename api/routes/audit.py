@@ -14,10 +14,12 @@ from domain.store import StoredEvent
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 
+
 def event_view(e: StoredEvent) -> dict[str, Any]:
     d = e.as_dict()
     d["recorded_at"] = iso(e.recorded_at)
     return d
+
 
 @router.get("/sessions/{session_id}/events")
 def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
@@ -26,6 +28,7 @@ def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
     if not events:
         raise SessionNotFoundError(f"no session {session_id}")
     return {"id": session_id, "events": [event_view(e) for e in events]}
+
 
 @router.get("/events")
 def global_log(
@@ -37,13 +40,13 @@ def global_log(
     """The global log in position order; page with `after` = the last position you saw."""
     for t in type or []:
         if t not in EVENT_CLASSES:
-
             raise InvalidCommandError(
                 f"type must be among {', '.join(EVENT_CLASSES)}", field="type"
             )
     events = container.store.read(after, limit, type or None)
     last = events[-1].position if events else after
     return {"after": after, "next_after": last, "events": [event_view(e) for e in events]}
+
 
 @router.get("/ledger/digest")
 def digest(container: ContainerDep) -> dict[str, Any]:

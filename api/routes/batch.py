@@ -80,9 +80,7 @@ async def batch(request: Request, container: ContainerDep) -> Any:
         if isinstance(o, LedgerError)
     ]
     appended = sum(o.appended for o in outcomes if not isinstance(o, LedgerError))
-    position = max(
-        (o.position for o in outcomes if not isinstance(o, LedgerError)), default=0
-    )
+    position = max((o.position for o in outcomes if not isinstance(o, LedgerError)), default=0)
     return JSONResponse(
         {
             "accepted": len(cmds) - len(rejected),

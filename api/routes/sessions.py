@@ -31,7 +31,9 @@ def _meta(idem: str | None, if_match: str | None) -> dict[str, Any]:
         try:
             meta["expected_version"] = int(if_match.strip('"W/'))
         except ValueError:
-            raise InvalidCommandError("If-Match must be a stream version", field="If-Match") from None
+            raise InvalidCommandError(
+                "If-Match must be a stream version", field="If-Match"
+            ) from None
     return meta
 
 
@@ -56,6 +58,11 @@ def _time(value: float | str | None, field: str) -> float | None:
         raise InvalidCommandError(f"{field} is not a time: {value!r}", field=field) from None
 
 
+def _new_id(idem: str | None) -> str:
+    # A retry with the same Idempotency-Key must name the same session, so derive it.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"idempotency:{idem}") if idem else uuid.uuid4())
+
+
 @router.post("/sessions", status_code=201)
 async def start_session(
     body: s.StartBody, container: ContainerDep, idem: IdemKey = None
@@ -63,7 +70,7 @@ async def start_session(
     """Start a session (its id is yours when you bring one, else generated)."""
     fields = body.model_dump(exclude={"id", "started_at"})
     cmd = c.StartSession(
-        session_id=body.id or str(uuid.uuid4()),
+        session_id=body.id or _new_id(idem),
         started_at=_time(body.started_at, "started_at"),
         idempotency_key=idem,
         by=body.user,
@@ -77,31 +84,44 @@ async def start_session(
 
 @router.post("/sessions/{session_id}/keepalive")
 async def keep_alive(
-    session_id: str, container: ContainerDep, body: s.KeepAliveBody | None = None,
-    idem: IdemKey = None, if_match: IfMatch = None,
+    session_id: str,
+    container: ContainerDep,
+    body: s.KeepAliveBody | None = None,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
 ) -> JSONResponse:
     """Record that the session is alive (visible on `path`, or not visible)."""
     b = body or s.KeepAliveBody()
-    cmd = c.KeepAlive(session_id=session_id, visible=b.visible, path=b.path, **_meta(idem, if_match))
+    cmd = c.KeepAlive(
+        session_id=session_id, visible=b.visible, path=b.path, **_meta(idem, if_match)
+    )
     return answer(await execute(container, cmd))
 
 
 @router.post("/sessions/{session_id}/hide")
 async def hide(
-    session_id: str, container: ContainerDep, body: s.HideBody | None = None,
-    idem: IdemKey = None, if_match: IfMatch = None,
+    session_id: str,
+    container: ContainerDep,
+    body: s.HideBody | None = None,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
 ) -> JSONResponse:
     """Record that the session's view was hidden (stops counting visible time)."""
     b = body or s.HideBody()
     return answer(
-        await execute(container, c.Hide(session_id=session_id, path=b.path, **_meta(idem, if_match)))
+        await execute(
+            container, c.Hide(session_id=session_id, path=b.path, **_meta(idem, if_match))
+        )
     )
 
 
 @router.post("/sessions/{session_id}/status")
 async def change_status(
-    session_id: str, body: s.StatusBody, container: ContainerDep,
-    idem: IdemKey = None, if_match: IfMatch = None,
+    session_id: str,
+    body: s.StatusBody,
+    container: ContainerDep,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
 ) -> JSONResponse:
     """Move the session to another status (legal moves only)."""
     cmd = c.ChangeStatus(
@@ -112,8 +132,11 @@ async def change_status(
 
 @router.post("/sessions/{session_id}/stop")
 async def stop(
-    session_id: str, container: ContainerDep, body: s.StopBody | None = None,
-    idem: IdemKey = None, if_match: IfMatch = None,
+    session_id: str,
+    container: ContainerDep,
+    body: s.StopBody | None = None,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
 ) -> JSONResponse:
     """Stop the session (idempotent: a second stop appends nothing)."""
     b = body or s.StopBody()
@@ -123,8 +146,11 @@ async def stop(
 
 @router.patch("/sessions/{session_id}")
 async def update(
-    session_id: str, body: s.UpdateBody, container: ContainerDep,
-    idem: IdemKey = None, if_match: IfMatch = None,
+    session_id: str,
+    body: s.UpdateBody,
+    container: ContainerDep,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
 ) -> JSONResponse:
     """Change descriptive fields (and optionally the status) in one decision."""
     cmd = c.UpdateDetails(
@@ -208,7 +234,10 @@ async def record_metric(
 ) -> JSONResponse:
     """Record one metric sample (e.g. a test's timings and memory)."""
     cmd = c.RecordMetric(
-        session_id=session_id, item=body.item, context=body.context, values=body.values,
+        session_id=session_id,
+        item=body.item,
+        context=body.context,
+        values=body.values,
         idempotency_key=idem,
     )
     return answer(await execute(container, cmd), 201)
@@ -335,8 +364,12 @@ def get_session(session_id: str, container: FreshDep) -> dict[str, Any]:
 @router.get("/stats")
 def get_stats(
     container: FreshDep,
-    by: Annotated[list[str] | None, Query(description="day|status|project|build|user|type|browser|os")] = None,
-    from_: Annotated[str | None, Query(alias="from", description="first start day, YYYY-MM-DD")] = None,
+    by: Annotated[
+        list[str] | None, Query(description="day|status|project|build|user|type|browser|os")
+    ] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="first start day, YYYY-MM-DD")
+    ] = None,
     to: Annotated[str | None, Query(description="last start day, YYYY-MM-DD")] = None,
     status: Annotated[list[str] | None, Query()] = None,
     project: Annotated[list[str] | None, Query()] = None,
@@ -357,8 +390,13 @@ def get_stats(
     filters = tuple(
         (dim, tuple(vals))
         for dim, vals in (
-            ("status", status), ("project", project), ("build", build), ("user", user),
-            ("type", type), ("browser", browser), ("os", os),
+            ("status", status),
+            ("project", project),
+            ("build", build),
+            ("user", user),
+            ("type", type),
+            ("browser", browser),
+            ("os", os),
         )
         if vals
     )
