@@ -7,6 +7,9 @@ writer, projection worker, expiry sweeper) and closes it on shutdown.
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -24,6 +27,17 @@ from api.settings import Settings
 DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
 
 
+def start_worker_process(settings: Settings) -> subprocess.Popen[bytes]:
+    """`ledger project` as a child process on the same databases."""
+    env = dict(
+        os.environ,
+        LEDGER_DATABASE_URL=settings.database_url,
+        LEDGER_VIEWS_URL=settings.views_url,
+        LEDGER_PARENT_PID=str(os.getpid()),
+    )
+    return subprocess.Popen([sys.executable, "-m", "api.cli", "project"], env=env)
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     settings = settings or (container.settings if container else Settings.from_env())
 
@@ -32,12 +46,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         own = container is None
         c = container or bootstrap(settings)
         c.start()
+        worker = start_worker_process(settings) if settings.projection_worker == "process" else None
         sweeper = ExpirySweeper(c)
         sweeper.start()
         app.state.container = c
         try:
             yield
         finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=10)
             sweeper.close()
             if own:
                 c.close()
@@ -63,7 +81,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return {
             "status": "degraded" if c.runner.last_error else "ok",
             "log_position": c.ledger.last_position,
-            "views_position": c.runner.position,
+            "views_position": c.runner.read_position(),
             "projection_error": c.runner.last_error,
         }
 

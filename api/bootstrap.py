@@ -24,7 +24,8 @@ class Container:
 
     def start(self) -> None:
         self.ledger.start()
-        self.runner.start()
+        if self.settings.projection_worker == "thread":
+            self.runner.start()
 
     def close(self) -> None:
         self.ledger.close()

@@ -14,7 +14,7 @@ def serve(args: argparse.Namespace) -> int:
     from api.app import create_app
     from api.settings import Settings
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(projection_worker=args.worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(
         f"Session Ledger on http://{args.host}:{args.port}  (events: {settings.database_url}, "
@@ -31,6 +31,32 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def project(args: argparse.Namespace) -> int:
+    """Run the projection worker in the foreground until stopped (or the parent exits)."""
+    import os
+    import signal
+
+    from api.bootstrap import bootstrap
+    from api.settings import Settings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    container = bootstrap(Settings.from_env())
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    parent = int(os.environ.get("LEDGER_PARENT_PID", "0"))
+
+    def should_stop() -> bool:
+        return bool(stopping) or (parent > 0 and os.getppid() != parent)
+
+    try:
+        container.runner.run_forever(args.poll_interval, should_stop)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        container.store.dispose()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ledger",
@@ -43,7 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--worker",
+        choices=("process", "thread"),
+        default="process",
+        help="run the projection worker as a child process (default) or a thread",
+    )
     p.set_defaults(func=serve)
+    w = sub.add_parser("project", help="run the projection worker alone (scale-out)")
+    w.add_argument("--poll-interval", type=float, default=0.005, help="seconds between polls")
+    w.set_defaults(func=project)
     try:
         from replay.cli import add_replay_parser
     except ImportError:  # replay tools not installed in this build

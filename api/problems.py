@@ -84,4 +84,7 @@ def install(app: FastAPI) -> None:
         code = {404: "not-found", 405: "method-not-allowed", 401: "unauthorized"}.get(
             err.status_code, "http-error"
         )
-        return _render(request, err.status_code, code, str(err.detail), None)
+        resp = _render(request, err.status_code, code, str(err.detail), None)
+        for name, value in (err.headers or {}).items():
+            resp.headers[name] = value  # e.g. WWW-Authenticate on a 401
+        return resp

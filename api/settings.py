@@ -16,6 +16,18 @@ def _default_views_url(database_url: str) -> str:
     return database_url
 
 
+def parse_tokens(text: str) -> dict[str, str]:
+    """`token=user,token2=user2` -> {token: user} (LEDGER_API_TOKENS)."""
+    out = {}
+    for part in text.split(","):
+        token, sep, user = part.strip().partition("=")
+        if part.strip():
+            if not sep or not token or not user:
+                raise ValueError("LEDGER_API_TOKENS must look like token=user,token2=user2")
+            out[token] = user
+    return out
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///var/ledger.db"
@@ -25,11 +37,17 @@ class Settings:
     expiry_interval: float = 5.0
     read_wait: float = 2.0
     cache_size: int = 20000
+    # "thread": the projection worker runs inside the API process (tests, tools);
+    # "process": `ledger serve` starts `ledger project` beside it, so applying events to
+    # the views never competes with request handling for the GIL.
+    projection_worker: str = "thread"
     api_tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.views_url:
             object.__setattr__(self, "views_url", _default_views_url(self.database_url))
+        if self.projection_worker not in ("thread", "process"):
+            raise ValueError("LEDGER_PROJECTION_WORKER must be thread or process")
         if self.session_timeout <= 0:
             raise ValueError("LEDGER_SESSION_TIMEOUT must be positive")
 
@@ -44,6 +62,8 @@ class Settings:
             "session_timeout": float(env.get("LEDGER_SESSION_TIMEOUT", "900")),
             "expiry_interval": float(env.get("LEDGER_EXPIRY_INTERVAL", "5")),
             "read_wait": float(env.get("LEDGER_READ_WAIT", "2")),
+            "projection_worker": env.get("LEDGER_PROJECTION_WORKER", "thread"),
+            "api_tokens": parse_tokens(env.get("LEDGER_API_TOKENS", "")),
         }
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]

@@ -255,6 +255,10 @@ EVOLVERS: dict[str, Callable[[State, dict[str, Any], float], None]] = {
     "Deleted": _deleted,
 }
 EVENT_TYPES = tuple(EVOLVERS)
+# What a client sends while its session runs; any of them keeps it from expiring.
+SIGNS_OF_LIFE = frozenset(
+    {"KeptAlive", "Hidden", "LogUploaded", "ArtifactAttached", "MetricRecorded", "ResultRecorded"}
+)
 
 
 def evolve(
@@ -267,6 +271,8 @@ def evolve(
         # The stable integer id that Testmo and OpenTera clients see: the global position of
         # the stream's first event, unique in the ledger and the same after any rebuild.
         state["number"] = position
+    if event_type in SIGNS_OF_LIFE and state["ended_at"] is None:
+        state["last_seen_at"] = at
     if event_type not in ("KeptAlive", "Hidden"):
         state["updated_at"] = at
         if payload.get("by"):

@@ -39,6 +39,7 @@ class SessionFilter:
     updated_before: float | None = None
     text: str | None = None
     ids: tuple[str, ...] = ()
+    id_prefix: str | None = None
 
     def is_empty(self) -> bool:
         return self == SessionFilter()
@@ -53,6 +54,9 @@ def _conditions(t: ViewTables, f: SessionFilter) -> list[ColumnElement[bool]]:
         conds.append(c.user.in_(f.user))
     if f.ids:
         conds.append(c.session_id.in_(f.ids))
+    if f.id_prefix:
+        escaped = f.id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conds.append(c.session_id.like(escaped + "%", escape="\\"))
     for col, val in (
         (c.project, f.project),
         (c.build, f.build),

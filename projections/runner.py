@@ -165,6 +165,20 @@ class ProjectionRunner:
     def wake(self, _position: int = 0) -> None:
         self._wake.set()
 
+    def run_forever(self, poll_interval: float, should_stop: Callable[[], bool]) -> None:
+        """The worker loop in the foreground (the `ledger project` process)."""
+        self._position = self.read_position()
+        while not should_stop():
+            try:
+                applied = self.run_once()
+            except Exception:
+                log.exception("projection batch failed at position %s", self._position)
+                self._position = self.read_position()
+                time.sleep(1.0)
+                continue
+            if applied < self.batch_size:
+                time.sleep(poll_interval)
+
     def _run(self, poll_interval: float) -> None:
         backoff = poll_interval
         while not self._stop.is_set():
@@ -187,6 +201,13 @@ class ProjectionRunner:
     def wait_for(self, position: int, timeout: float = 2.0) -> bool:
         """Block until the views include `position` (read-your-writes), up to `timeout`."""
         deadline = time.monotonic() + timeout
+        if self._thread is None:
+            # The worker is another process: watch its committed tracking position.
+            while self.read_position() < position:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.003)
+            return True
         with self._cond:
             while self._position < position:
                 left = deadline - time.monotonic()

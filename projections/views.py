@@ -64,6 +64,8 @@ def summary(s: State) -> dict[str, Any]:
             "updated_at",
             "duration",
             "remarks",
+            "scm_ref",
+            "visible_time",
         )
     } | {"active": is_active_state(s)}
 

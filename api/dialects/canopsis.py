@@ -1,0 +1,186 @@
+"""The Canopsis API v2 session stats (seed 002), translated onto the ledger.
+
+Who calls: the caller is the user. An `x-canopsis-authkey` header (or `authkey` query
+parameter, Canopsis's two spellings) is looked up in `settings.api_tokens` (key -> user); else
+the username of HTTP Basic auth is taken as is (the ledger is no identity provider, so the
+password is not checked: put a real authenticating proxy in front). Neither: 401.
+
+One active Canopsis session per user: `sessionstart` reuses the caller's active session when
+there is one (a second tab or a reload must not split the visible time), else starts a new one
+(source "canopsis", user = caller). keepalive and session-hide act on the caller's active
+session, found in the list view. Silence longer than `settings.session_timeout` makes the
+expiry sweeper append Expired; visible time per path follows domain/state.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import HTTPException
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
+
+from api import problems
+from api.deps import FreshDep, connect, execute
+from api.render import parse_time
+from domain import commands as c
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from projections import queries as qs
+
+PREFIX = "/compat/canopsis/api/v2"
+router = APIRouter(prefix=PREFIX, tags=["compat: Canopsis"])
+
+
+def _render_error(status: int, code: str, detail: str, field: str | None) -> Response:
+    # Canopsis webcore answers errors as {"description": ...}, bad input as 400.
+    return JSONResponse({"description": detail}, status_code=400 if status == 422 else status)
+
+
+problems.register_renderer(PREFIX, _render_error)
+
+
+def caller(request: Request, container: FreshDep) -> str:
+    """The authenticated user (see the module docstring for the rules)."""
+    key = request.headers.get("x-canopsis-authkey") or request.query_params.get("authkey")
+    if key is not None:
+        user = container.settings.api_tokens.get(key)
+        if not user:
+            raise HTTPException(401, "unknown authkey")
+        return user
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(credentials, validate=True).decode().partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            user = ""
+        if user:
+            return user
+    raise HTTPException(401, "authentication required (Basic auth or x-canopsis-authkey)")
+
+
+Caller = Annotated[str, Depends(caller)]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class KeepAliveBody(Body):
+    visible: bool = True
+    path: str | list[str] | None = None
+
+
+class HideBody(Body):
+    path: str | list[str] | None = None
+
+
+def _path(path: str | list[str] | None) -> str | None:
+    # The seed shows the view path as one string "[/view/<id>,view-tab_<id>]"; a list of
+    # its parts is accepted and written the same way.
+    if isinstance(path, list):
+        return "[" + ",".join(path) + "]"
+    return path
+
+
+def _active_session(container: Any, user: str) -> str | None:
+    f = qs.SessionFilter(user=(user,), source="canopsis", active=True)
+    with connect(container) as conn:
+        page = qs.list_sessions(conn, container.runner.tables, f, "started_at", True, 1, 0)
+    return page.items[0]["id"] if page.items else None
+
+
+def _require_active(container: Any, user: str) -> str:
+    sid = _active_session(container, user)
+    if sid is None:
+        raise SessionNotFoundError(f"no active session for {user}; call sessionstart first")
+    return sid
+
+
+@router.post("/sessionstart")
+async def session_start(user: Caller, container: FreshDep) -> dict[str, str]:
+    """Start the caller's session (or keep using the one already active)."""
+    if _active_session(container, user) is None:
+        sid = f"canopsis-{uuid.uuid4()}"
+        await execute(
+            container, c.StartSession(session_id=sid, source="canopsis", user=user, by=user)
+        )
+    return {"description": "Session Start"}
+
+
+@router.post("/keepalive")
+async def keepalive(body: KeepAliveBody, user: Caller, container: FreshDep) -> dict[str, Any]:
+    """The caller is still there, looking (visible) at `path` or not."""
+    sid = _require_active(container, user)
+    path = _path(body.path)
+    await execute(container, c.KeepAlive(session_id=sid, visible=body.visible, path=path, by=user))
+    return {
+        "description": "Session keepalive",
+        "time": int(container.ledger.clock()),
+        "visible": body.visible,
+        "paths": path,
+    }
+
+
+@router.post("/session-hide")
+async def session_hide(user: Caller, container: FreshDep, body: HideBody | None = None) -> Any:
+    """The caller left `path` (the time spent on it is counted up to now)."""
+    sid = _require_active(container, user)
+    path = _path(body.path if body else None)
+    await execute(container, c.Hide(session_id=sid, path=path, by=user))
+    return {"description": "Session hide"}
+
+
+def _time(value: str | None, field: str) -> float | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InvalidCommandError(f"{field} is not a timestamp: {value!r}", field=field) from None
+
+
+def _session_item(doc: dict[str, Any]) -> dict[str, Any]:
+    visible = doc["visible_time"]
+    end = doc["ended_at"] if doc["ended_at"] is not None else doc["last_seen_at"]
+    return {
+        "id": doc["id"],
+        "username": doc["user"],
+        "active": doc["ended_at"] is None,
+        "start": doc["started_at"],
+        "last_ping": doc["last_seen_at"],
+        "stop": doc["ended_at"],
+        "expired": doc["end_reason"] == "expired",
+        "duration": round(max(0.0, end - doc["started_at"]), 6),
+        "visible_duration": round(sum(visible.values()), 6),
+        "paths": visible,
+    }
+
+
+@router.get("/sessions")
+def list_sessions(
+    user: Caller,
+    container: FreshDep,
+    usernames_brackets: Annotated[list[str] | None, Query(alias="usernames[]")] = None,
+    usernames: Annotated[list[str] | None, Query()] = None,
+    active: bool | None = None,
+    started_after: str | None = None,
+    stopped_before: str | None = None,
+    limit: int = Query(1000, ge=1, le=10000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """Canopsis sessions, newest first, with the time spent visible on each path."""
+    f = qs.SessionFilter(
+        user=tuple((usernames_brackets or []) + (usernames or [])),
+        source="canopsis",
+        active=active,
+        started_after=_time(started_after, "started_after"),
+        stopped_before=_time(stopped_before, "stopped_before"),
+    )
+    t = container.runner.tables
+    with connect(container) as conn:
+        page = qs.list_sessions(conn, t, f, "started_at", True, limit, offset)
+        docs = [qs.get_detail(conn, t, i["id"]) for i in page.items]
+    data = [_session_item(d) for d in docs if d is not None]
+    return {"total": page.total, "data": data, "success": True}

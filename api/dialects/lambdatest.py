@@ -1,0 +1,340 @@
+"""The LambdaTest session API (seed document in shared/seeds), translated onto the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import ContainerDep, FreshDep, connect, execute
+from api.problems import register_renderer
+from api.render import iso
+from domain import commands as c
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from domain.state import STATUSES
+from projections import queries as qs
+
+PREFIX = "/compat/lambdatest/automation/api/v1"
+router = APIRouter(prefix=PREFIX, tags=["compat: LambdaTest"])
+
+STATUS_KEY = re.compile(r"status(\[\d*\])?")
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
+# The seed's sort keys (and the real client's variants) onto the ledger's sort columns.
+SORT_KEYS = {
+    "start_time": "started_at", "start_timestamp": "started_at", "create_timestamp": "started_at",
+    "end_time": "ended_at", "end_timestamp": "ended_at", "duration": "duration", "name": "name",
+}  # fmt: skip
+LOGS = {"command": "command", "selenium": "selenium", "network": "network", "console": "console",
+        "network.har": "har", "full-har": "har"}  # fmt: skip
+LOG_URL_FIELDS = ("console", "network", "command", "selenium")
+
+
+def _render_error(status: int, code: str, detail: str, field: str | None) -> Response:
+    # The seed documents 400 for bad input and 404 for a missing session: a deleted
+    # session is not found, and invalid input is a bad request.
+    status = {422: 400, 410: 404}.get(status, status)
+    return JSONResponse({"status": "fail", "message": detail, "code": code}, status_code=status)
+
+
+register_renderer(PREFIX, _render_error)
+
+
+def _actor(request: Request) -> str | None:
+    """The Basic-auth username the clients send (nothing is authenticated here)."""
+    auth = request.headers.get("authorization", "")
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        user = base64.b64decode(auth[6:], validate=True).decode().partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return user or None
+
+
+def _detail(container: Any, session_id: str) -> dict[str, Any]:
+    with connect(container) as conn:
+        doc = qs.get_detail(conn, container.runner.tables, session_id)
+    if doc is None:
+        raise SessionNotFoundError(f"Session {session_id} not found")
+    return doc
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    """A ledger session as the seed's list item."""
+    attrs = doc.get("attributes") or {}
+    duration = doc.get("duration")
+    return {
+        "session_id": doc["id"],
+        "build_id": doc.get("build"),
+        "name": doc.get("name"),
+        "status": doc["status"],
+        "status_ind": doc["status"],
+        "username": doc.get("user"),
+        **{
+            k: attrs.get(k)
+            for k in ("browser", "browser_version", "os", "os_version", "resolution")
+        },
+        "start_timestamp": iso(doc.get("started_at")),
+        "end_timestamp": iso(doc.get("ended_at")),
+        "duration": None if duration is None else int(duration),
+        "remarks": doc.get("remarks"),
+    }
+
+
+def _day(value: str | None, field: str, end: bool) -> float | None:
+    if not value:
+        return None
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidCommandError(
+            f"{field} must be YYYY-MM-DD, not {value!r}", field=field
+        ) from None
+    # The list filters are strict; the seed's day bounds are inclusive.
+    if end:
+        return datetime.combine(d + timedelta(days=1), time(), tzinfo=UTC).timestamp()
+    return datetime.combine(d, time(), tzinfo=UTC).timestamp() - 1e-6
+
+
+def _sort(value: str | None) -> tuple[str, bool]:
+    """`asc.start_time`, `desc.duration` (several keys: the first decides; number breaks ties)."""
+    if not value:
+        return "started_at", True
+    first = value.split(",")[0].strip()
+    direction, _, key = first.partition(".")
+    if direction not in ("asc", "desc") or key not in SORT_KEYS:
+        raise InvalidCommandError(
+            f"sort must be asc.<key> or desc.<key> with key in {', '.join(SORT_KEYS)}", field="sort"
+        )
+    return SORT_KEYS[key], direction == "desc"
+
+
+@router.get("/sessions")
+def list_sessions(
+    request: Request,
+    container: FreshDep,
+    build_id: str | None = None,
+    username: str | None = None,
+    status: str | None = Query(None, description="comma-separated statuses"),
+    fromdate: str | None = None,
+    todate: str | None = None,
+    sort: str | None = Query(None, description="asc.start_time, desc.duration, ..."),
+    offset: int = Query(0, ge=0),
+    limit: int = Query(10, ge=1, le=1000),
+) -> dict[str, Any]:
+    """Fetch list of all sessions."""
+    # Comma lists (documented); arrays arrive as status[0]=.. (v1) or status[]=.. (v2).
+    values = [v for k, v in request.query_params.multi_items() if STATUS_KEY.fullmatch(k)]
+    statuses = tuple(dict.fromkeys(s.strip() for v in values for s in v.split(",") if s.strip()))
+    f = qs.SessionFilter(
+        build=build_id,
+        user=(username,) if username else (),
+        status=statuses,
+        started_after=_day(fromdate, "fromdate", end=False),
+        started_before=_day(todate, "todate", end=True),
+    )
+    key, descending = _sort(sort)
+    with connect(container) as conn:
+        page = qs.list_sessions(conn, container.runner.tables, f, key, descending, limit, offset)
+    meta = {"limit": limit, "offset": offset, "total": page.total}
+    return {
+        "meta": meta,
+        "Meta": {"result_set": {"count": len(page.items), **meta}},  # as the live API adds
+        "data": [summary(i) for i in page.items],
+        "message": "Retrieve session list was successful",
+        "status": "success",
+    }
+
+
+@router.get("/sessions/{session_id}", name="lt_session")
+def get_session(session_id: str, request: Request, container: FreshDep) -> dict[str, Any]:
+    """Session specific information, with log and video URLs on this server."""
+    data = summary(_detail(container, session_id))
+    data["video_url"] = str(request.url_for("lt_video", session_id=session_id))
+    for kind in LOG_URL_FIELDS:
+        data[f"{kind}_logs_url"] = str(request.url_for("lt_log", session_id=session_id, kind=kind))
+    data["screenshot_url"] = str(request.url_for("lt_screenshots", session_id=session_id))
+    return {"data": data, "message": "Retrieve session was successful", "status": "success"}
+
+
+@router.delete("/sessions/{session_id}")
+async def delete_session(
+    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+) -> dict[str, Any]:
+    """Delete test session (a tombstone: the stream stays for audit)."""
+    cmd = c.DeleteSession(session_id=session_id, by=_actor(request), idempotency_key=idem)
+    await execute(container, cmd)
+    return {"success": True, "message": "Session deleted successfully", "status": "success"}
+
+
+async def _patch_body(request: Request) -> dict[str, Any]:
+    """The JSON body; the v2 client posts its JSON string as x-www-form-urlencoded."""
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidCommandError("the body is empty: send name, status or remarks", field="body")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if "form-urlencoded" not in request.headers.get("content-type", ""):
+            raise InvalidCommandError("the body is not JSON", field="body") from None
+        obj = dict(parse_qsl(raw.decode(errors="replace"), keep_blank_values=True))
+    if not isinstance(obj, dict):
+        raise InvalidCommandError("the body must be a JSON object", field="body")
+    unknown = set(obj) - {"name", "status", "status_ind", "remarks"}
+    if unknown:
+        raise InvalidCommandError(f"unknown field(s) {', '.join(sorted(unknown))}", field="body")
+    for k, v in obj.items():
+        if v is not None and not isinstance(v, str):
+            raise InvalidCommandError(f"{k} must be a string", field=k)
+    return obj
+
+
+@router.patch("/sessions/{session_id}")
+async def update_session(
+    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+) -> dict[str, Any]:
+    """Update test session details: name, status (or status_ind), remarks."""
+    body = await _patch_body(request)
+    status = body.get("status") or body.get("status_ind")
+    if status is not None and status not in STATUSES:
+        raise InvalidCommandError(f"status must be one of {', '.join(STATUSES)}", field="status")
+    changes = {k: body[k] for k in ("name", "remarks") if body.get(k) is not None}
+    if not changes and status is None:
+        raise InvalidCommandError("send name, status (or status_ind) or remarks", field="body")
+    cmd = c.UpdateDetails(
+        session_id=session_id, changes=changes, status=status, by=_actor(request),
+        idempotency_key=idem,
+    )  # fmt: skip
+    result = await execute(container, cmd)
+    runner = container.runner
+    await asyncio.to_thread(runner.wait_for, result.position, container.settings.read_wait)
+    doc = _detail(container, session_id)
+    data = {k: doc.get(k) for k in ("name", "status", "remarks")}
+    return {"success": True, "message": "Session updated successfully", "status": "success",
+            "data": {"session_id": session_id, **data}}  # fmt: skip
+
+
+@router.put("/sessions/{session_id}/stop")
+async def stop_session(
+    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+) -> dict[str, Any]:
+    """Stop session by sessionID (a second stop appends nothing)."""
+    cmd = c.StopSession(session_id=session_id, by=_actor(request), idempotency_key=idem)
+    await execute(container, cmd)
+    return {"success": True, "message": "Session stopped successfully", "status": "success"}
+
+
+def _artifact_url(request: Request, session_id: str, index: int, art: dict[str, Any]) -> str:
+    if art.get("url"):
+        return str(art["url"])
+    return str(request.url_for("lt_artifact", session_id=session_id, index=str(index)))
+
+
+@router.get("/sessions/{session_id}/screenshots", name="lt_screenshots")
+def screenshots(session_id: str, request: Request, container: FreshDep) -> dict[str, Any]:
+    """All step by step screenshots (the session's screenshot artifacts, in order)."""
+    arts = _detail(container, session_id)["artifacts"]
+    shots = [(i, a) for i, a in enumerate(arts) if a["kind"] == "screenshot"]
+    return {
+        "data": [
+            {"id": f"screenshot_{n}", "timestamp": iso(a["at"]), "title": a.get("title"),
+             "url": _artifact_url(request, session_id, i, a)}
+            for n, (i, a) in enumerate(shots, 1)
+        ]
+    }  # fmt: skip
+
+
+@router.get("/sessions/{session_id}/video", name="lt_video")
+def video(session_id: str, request: Request, container: FreshDep) -> dict[str, Any]:
+    """The recorded video (the latest video artifact)."""
+    arts = list(enumerate(_detail(container, session_id)["artifacts"]))
+    vids = [(i, a) for i, a in arts if a["kind"] == "video"]
+    if not vids:
+        raise SessionNotFoundError(f"Session {session_id} has no video")
+    i, art = vids[-1]
+    return {"status": "success", "data": {"video_url": _artifact_url(request, session_id, i, art)}}
+
+
+@router.get("/sessions/{session_id}/artifacts/{index}", name="lt_artifact")
+def artifact(session_id: str, index: int, container: FreshDep) -> Response:
+    """The stored content of a screenshot or video uploaded without a URL."""
+    arts = _detail(container, session_id)["artifacts"]
+    if not 0 <= index < len(arts) or not arts[index].get("sha256"):
+        raise SessionNotFoundError(f"Session {session_id} has no stored artifact {index}")
+    art = arts[index]
+    return Response(
+        container.blobs.get(art["sha256"]),
+        media_type=art.get("content_type") or "application/octet-stream",
+    )
+
+
+@router.get("/sessions/{session_id}/log/{kind}", name="lt_log")
+def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
+    """Command, selenium, network, console logs and HAR: the latest upload of that kind.
+
+    JSON content is answered as stored (wrapped in `data` unless it is already an object);
+    text is answered as `{"data": "<text>"}`, since the clients parse every answer as JSON.
+    """
+    if kind not in LOGS:
+        raise SessionNotFoundError(f"no log {kind!r}; one of {', '.join(LOGS)}")
+    logs = [lg for lg in _detail(container, session_id)["logs"] if lg["kind"] == LOGS[kind]]
+    if not logs:
+        raise SessionNotFoundError(f"Session {session_id} has no {kind} log")
+    content = container.blobs.get(logs[-1]["sha256"])
+    try:
+        parsed = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return JSONResponse({"data": content.decode(errors="replace")})
+    if isinstance(parsed, dict):
+        return Response(content, media_type="application/json")
+    return JSONResponse({"data": parsed})
+
+
+async def _upload(
+    request: Request, container: Any, session_id: str, kind: str, idem: str | None
+) -> None:
+    """Store the body (or a multipart form's file) by sha256, then record UploadLog."""
+    ctype = request.headers.get("content-type", "application/octet-stream")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        files = [v for v in form.values() if not isinstance(v, str)]
+        if not files:
+            raise InvalidCommandError("the form has no file", field="file")
+        data = await files[0].read()
+        ctype = files[0].content_type or "application/octet-stream"
+    else:
+        data = await request.body()
+    if not data:
+        raise InvalidCommandError("the body is empty: send the log content", field="body")
+    sha, size = container.blobs.put(data)
+    cmd = c.UploadLog(
+        session_id=session_id, kind=kind, content_type=ctype, size=size, sha256=sha,
+        by=_actor(request), idempotency_key=idem,
+    )  # fmt: skip
+    await execute(container, cmd)
+
+
+@router.post("/sessions/{session_id}/terminal-logs")
+async def terminal_logs(
+    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+) -> dict[str, Any]:
+    """Upload terminal logs (stored as the session's `terminal` log)."""
+    await _upload(request, container, session_id, "terminal", idem)
+    return {"success": True, "message": "Terminal logs uploaded successfully", "status": "success"}
+
+
+@router.post("/sessions/{session_id}/exceptions")
+async def exceptions(
+    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+) -> dict[str, Any]:
+    """Upload assertion logs (stored as the session's `exceptions` log)."""
+    await _upload(request, container, session_id, "exceptions", idem)
+    return {"success": True, "message": "Assertion logs uploaded successfully", "status": "success"}

@@ -1,0 +1,145 @@
+"""OpenTera reads: sessions by integer id, uuid, member or filters, from the views."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import HTTPException
+
+from api.bootstrap import Container
+from api.deps import connect
+from api.dialects.opentera_shape import STATUS_OUT, time_in
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from projections import queries as qs
+
+PAGE = 500
+DAY = 86400.0
+
+
+def detail(container: Container, session_id: str) -> dict[str, Any] | None:
+    with connect(container) as conn:
+        return qs.get_detail(conn, container.runner.tables, session_id)
+
+
+def by_number(container: Container, number: int) -> dict[str, Any] | None:
+    with connect(container) as conn:
+        t = container.runner.tables
+        sid = qs.id_for_number(conn, t, number)
+        return None if sid is None else qs.get_detail(conn, t, sid)
+
+
+def require_number(container: Container, number: int) -> dict[str, Any]:
+    doc = by_number(container, number)
+    if doc is None:
+        raise SessionNotFoundError(f"no session {number}", field="id_session")
+    return doc
+
+
+async def fresh_detail(container: Container, session_id: str, position: int) -> dict[str, Any]:
+    """The session as the views show it once they include `position` (read-your-writes)."""
+    container.runner.wake()
+    await asyncio.to_thread(container.runner.wait_for, position, container.settings.read_wait)
+    doc = await asyncio.to_thread(detail, container, session_id)
+    if doc is None:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return doc
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What an OpenTera GET asks for: one selector, then status/date filters and a page."""
+
+    id_session: int | None = None
+    session_uuid: str | None = None
+    member: tuple[str, str] | None = None  # (participants|users|devices, value)
+    status: int | None = None
+    start_date: str | None = None
+    end_date: str | None = None
+    limit: int | None = None
+    offset: int = 0
+
+
+def _filter(sel: Selection) -> qs.SessionFilter:
+    if sel.status is not None and sel.status not in range(5):
+        raise InvalidCommandError("status must be 0, 1, 2, 3 or 4", field="status")
+    statuses = tuple(s for s, n in STATUS_OUT.items() if n == sel.status)
+    start = time_in(sel.start_date, "start_date")
+    end = time_in(sel.end_date, "end_date")
+    if end is not None:
+        # Both bounds are inclusive; a bare end date includes that whole day.
+        end += DAY if len((sel.end_date or "").strip()) == 10 else 1e-6
+    return qs.SessionFilter(
+        status=statuses,
+        started_after=None if start is None else start - 1e-6,
+        started_before=end,
+    )
+
+
+def _matches(doc: dict[str, Any], f: qs.SessionFilter) -> bool:
+    started = doc["started_at"]
+    return (
+        (not f.status or doc["status"] in f.status)
+        and (f.started_after is None or (started is not None and started > f.started_after))
+        and (f.started_before is None or (started is not None and started < f.started_before))
+    )
+
+
+def _all_ids(container: Container, f: qs.SessionFilter) -> Iterator[str]:
+    offset = 0
+    while True:
+        with connect(container) as conn:
+            page = qs.list_sessions(
+                conn, container.runner.tables, f, "started_at", True, PAGE, offset
+            )
+        for item in page.items:
+            yield item["id"]
+        offset += PAGE
+        if offset >= page.total:
+            return
+
+
+def scan(
+    container: Container, f: qs.SessionFilter, keep: Callable[[dict[str, Any]], bool]
+) -> Iterator[dict[str, Any]]:
+    # The views index no members or creators, so those are matched on the detail documents.
+    for sid in _all_ids(container, f):
+        doc = detail(container, sid)
+        if doc is not None and keep(doc):
+            yield doc
+
+
+def member_sessions(
+    container: Container, plural: str, value: str, f: qs.SessionFilter
+) -> Iterator[dict[str, Any]]:
+    return scan(container, f, lambda d: value in d[plural])
+
+
+def find(container: Container, sel: Selection) -> list[dict[str, Any]]:
+    f = _filter(sel)
+    end = None if sel.limit is None else sel.offset + sel.limit
+    if sel.id_session is not None or sel.session_uuid is not None:
+        if sel.id_session is not None:
+            doc = by_number(container, sel.id_session)
+        else:
+            doc = detail(container, sel.session_uuid or "")
+        found = [doc] if doc is not None and _matches(doc, f) else []
+        return found[sel.offset : end]
+    if sel.member is not None:
+        return list(member_sessions(container, *sel.member, f))[sel.offset : end]
+    limit = sel.limit if sel.limit is not None else PAGE
+    if sel.limit is None:
+        ids = list(_all_ids(container, f))[sel.offset :]
+    else:
+        with connect(container) as conn:
+            page = qs.list_sessions(
+                conn, container.runner.tables, f, "started_at", True, limit, sel.offset
+            )
+        ids = [i["id"] for i in page.items]
+    return [d for d in (detail(container, i) for i in ids) if d is not None]
+
+
+def missing(what: str) -> HTTPException:
+    return HTTPException(400, what)

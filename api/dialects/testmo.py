@@ -1,0 +1,234 @@
+"""The Testmo session API (seed document in shared/seeds), translated onto the ledger.
+
+Ids: a Testmo session id is the ledger session's `number` (stable, unique in the ledger);
+`project_id` is the session's `project` (compared as a string with the path parameter).
+
+Result counts come from the session's RecordResult events (`result_counts`). The status
+names map onto Testmo's status slots like Testmo's default statuses (also served as the
+`statuses` expand): passed=status1 (success), failed=status2 (failure), retest=status3
+(not final), blocked=status4, skipped=status5, and `status1`..`status24` name a slot
+directly; `untested` counts as untested. completed_count counts results in final slots
+(all but untested and retest); total_count counts every result, whatever its name.
+
+Users: Testmo user ids are integers. created_by/updated_by/closed_by are the ledger's actor
+when it is an integer string (e.g. "2"), else null; the `users` expand lists those ids.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import FreshDep, connect
+from api.problems import register_renderer
+from api.render import iso, parse_time
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from projections import queries as qs
+
+PREFIX = "/compat/testmo/api/v1"
+router = APIRouter(prefix=PREFIX, tags=["compat: Testmo"])
+
+EXPANDS = ("configs", "field_values", "issues", "milestones", "states", "statuses", "templates",
+           "users")  # fmt: skip
+SORTS = {"sessions:id": "number", "sessions:name": "name", "sessions:created_at": "started_at",
+         "sessions:started_at": "started_at", "sessions:updated_at": "updated_at",
+         "sessions:closed_at": "ended_at"}  # fmt: skip
+# (slot, name, is_passed, is_failed, is_final): Testmo's default statuses.
+SLOTS = [(1, "Passed", True, False, True), (2, "Failed", False, True, True),
+         (3, "Retest", False, False, False), (4, "Blocked", False, False, True),
+         (5, "Skipped", False, False, True)]  # fmt: skip
+SLOT_OF = {name.lower(): slot for slot, name, *_ in SLOTS} | {f"status{n}": n for n in range(1, 25)}
+NOT_FINAL = {3}
+# Filters on things the ledger never records: any value matches no session.
+ABSENT_FILTERS = ("assignee_id", "config_id", "milestone_id", "state_id", "template_id")
+
+
+def _render_error(status: int, code: str, detail: str, field: str | None) -> Response:
+    errors = {field: [detail]} if field else {}
+    return JSONResponse({"message": detail, "errors": errors}, status_code=status)
+
+
+register_renderer(PREFIX, _render_error)
+
+
+def _user_id(actor: str | None) -> int | None:
+    return int(actor) if actor and actor.isdigit() else None
+
+
+def counts(result_counts: dict[str, int]) -> dict[str, int]:
+    slots = dict.fromkeys(range(1, 25), 0)
+    for name, n in result_counts.items():
+        slot = SLOT_OF.get(name.lower())
+        if slot is not None:
+            slots[slot] += n
+    out = {"untested_count": result_counts.get("untested", 0)}
+    out |= {f"status{s}_count": n for s, n in slots.items()}
+    out["success_count"] = slots[1]
+    out["failure_count"] = slots[2]
+    out["completed_count"] = sum(n for s, n in slots.items() if s not in NOT_FINAL)
+    out["total_count"] = sum(result_counts.values())
+    return out
+
+
+def row(doc: dict[str, Any]) -> dict[str, Any]:
+    """A ledger session (detail document) as a Testmo session."""
+    project = doc.get("project")
+    # Only the start and keepalives happened: Testmo shows a never-updated session as null.
+    untouched = doc["version"] <= 1 + doc.get("keepalives", 0)
+    return {
+        "id": doc["number"],
+        "project_id": int(project) if project and project.isdigit() else project,
+        "template_id": None, "config_id": None, "milestone_id": None, "state_id": None,
+        "assignee_id": None, "estimate": None, "forecast": None, "elapsed": None,
+        "name": doc.get("name"),
+        "is_started": True,
+        "is_closed": doc["ended_at"] is not None,
+        "issues": [],
+        "tags": [f"{k}:{v}" if v else k for k, v in sorted((doc.get("tags") or {}).items())],
+        **counts(doc.get("result_counts") or {}),
+        "started_at": iso(doc.get("started_at")),
+        "created_at": iso(doc.get("started_at")),
+        "created_by": _user_id(doc.get("created_by")),
+        "updated_at": None if untouched else iso(doc.get("updated_at")),
+        "updated_by": None if untouched else _user_id(doc.get("updated_by")),
+        "closed_at": iso(doc.get("ended_at")),
+        "closed_by": _user_id(doc.get("closed_by")),
+    }  # fmt: skip
+
+
+def _expands(request: Request) -> list[str]:
+    """`expands=a,b` and repeated `expands=a&expands=b` both work."""
+    names = [
+        n.strip()
+        for v in request.query_params.getlist("expands")
+        for n in v.split(",")
+        if n.strip()
+    ]
+    bad = [n for n in names if n not in EXPANDS]
+    if bad:
+        raise InvalidCommandError(
+            f"unknown expands {', '.join(bad)}; one of {', '.join(EXPANDS)}", field="expands"
+        )
+    return list(dict.fromkeys(names))
+
+
+def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == "users":
+            ids = {r[k] for r in rows for k in ("created_by", "updated_by", "closed_by")}
+            out["users"] = [{"id": i, "name": str(i)} for i in sorted(i for i in ids if i)]
+        elif name == "statuses":
+            out["statuses"] = [
+                {
+                    "id": s, "name": n, "system_name": n.lower(), "color": None,
+                    "aliases": [n.lower(), f"status{s}"],  # the result names counted here
+                    "is_untested": False, "is_passed": p, "is_failed": f, "is_final": fin,
+                }
+                for s, n, p, f, fin in SLOTS
+            ]  # fmt: skip
+        else:
+            out[name] = []  # the ledger does not manage configs, milestones, templates...
+    return out
+
+
+def _time(value: str | None, field: str) -> float | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InvalidCommandError(f"{field} must be an ISO 8601 time", field=field) from None
+
+
+def _ids(value: str | None, field: str) -> tuple[str, ...]:
+    items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
+    if not all(v.isdigit() for v in items):
+        raise InvalidCommandError(f"{field} must be comma-separated integer ids", field=field)
+    return items
+
+
+def _closed(value: str | None) -> bool | None:
+    if value is None or value == "":
+        return None
+    if value.lower() in ("1", "true"):
+        return True
+    if value.lower() in ("0", "false"):
+        return False
+    raise InvalidCommandError("is_closed must be 0, 1, true or false", field="is_closed")
+
+
+@router.get("/projects/{project_id}/sessions")
+def list_sessions(
+    project_id: str,
+    request: Request,
+    container: FreshDep,
+    page: int = Query(1, ge=1),
+    per_page: int = Query(100, ge=1, le=100),
+    is_closed: str | None = None,
+    sort: str | None = Query(None, description=", ".join(SORTS)),
+    order: str = Query("desc", pattern="^(asc|desc)$"),
+    created_after: str | None = None,
+    created_before: str | None = None,
+    closed_after: str | None = None,
+    closed_before: str | None = None,
+    created_by: str | None = None,
+    tags: Annotated[str | None, Query(description="comma-separated; all must match")] = None,
+) -> dict[str, Any]:
+    """Returns all sessions for a project, one page at a time."""
+    names = _expands(request)
+    if sort is not None and sort not in SORTS:
+        raise InvalidCommandError(f"sort must be one of {', '.join(SORTS)}", field="sort")
+    closed = _closed(is_closed)
+    absent = [f for f in ABSENT_FILTERS if _ids(request.query_params.get(f), f)]
+    tag_pairs = tuple(
+        (k, v) for k, _, v in (t.strip().partition(":") for t in (tags or "").split(",")) if k
+    )
+    f = qs.SessionFilter(
+        project=project_id,
+        active=None if closed is None else not closed,
+        started_after=_time(created_after, "created_after"),
+        started_before=_time(created_before, "created_before"),
+        stopped_after=_time(closed_after, "closed_after"),
+        stopped_before=_time(closed_before, "closed_before"),
+        user=_ids(created_by, "created_by"),
+        tags=tag_pairs,
+    )
+    rows: list[dict[str, Any]] = []
+    total = 0
+    if not absent:
+        t = container.runner.tables
+        with connect(container) as conn:
+            found = qs.list_sessions(
+                conn, t, f, SORTS.get(sort or "", "number"), order == "desc", per_page,
+                (page - 1) * per_page,
+            )  # fmt: skip
+            docs = [qs.get_detail(conn, t, item["id"]) for item in found.items]
+        total = found.total
+        rows = [row(d) for d in docs if d is not None]
+    last = max(1, math.ceil(total / per_page))
+    return {
+        "page": page,
+        "prev_page": page - 1 if page > 1 else None,
+        "next_page": page + 1 if page < last else None,
+        "last_page": last,
+        "per_page": per_page,
+        "total": total,
+        "result": rows,
+        "expands": expand(names, rows),
+    }
+
+
+@router.get("/sessions/{session_id}")
+def get_session(session_id: int, request: Request, container: FreshDep) -> dict[str, Any]:
+    """Returns a single session (its id is the ledger session's number)."""
+    names = _expands(request)
+    t = container.runner.tables
+    with connect(container) as conn:
+        sid = qs.id_for_number(conn, t, session_id)
+        doc = qs.get_detail(conn, t, sid) if sid is not None else None
+    if doc is None:
+        raise SessionNotFoundError(f"Session {session_id} not found")
+    result = row(doc)
+    return {"result": result, "expands": expand(names, [result])}

@@ -1,0 +1,138 @@
+"""The real pytest-monitor 1.6.6 client, in its own venv, reporting to a live ledger server.
+
+pytest-monitor breaks on pytest 9, so it gets a venv of its own (pinned versions, cached under
+var/monitor-venv/<key>). Its --remote-server flag needs the scheme and the whole prefix, with
+no trailing slash: http://127.0.0.1:PORT/compat/monitor/api/v1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = Path(__file__).with_name("monitor_sample") / "test_sample.py"
+PINS = (
+    "pytest-monitor==1.6.6",
+    "pytest==8.4.2",
+    "requests==2.34.2",
+    "psutil==7.2.2",
+    "memory-profiler==0.61.0",
+)
+SAMPLE_TESTS = ("test_sum", "test_sort", "test_add[1, 2]", "test_add[3, 4]")
+
+pytestmark = [pytest.mark.client, pytest.mark.integration]
+
+
+@pytest.fixture(scope="session")
+def monitor_venv() -> Path:
+    """A venv with the pinned client, built once and reused while the pins do not change."""
+    key = hashlib.sha256(f"{sys.version_info[:2]} {' '.join(PINS)}".encode()).hexdigest()[:12]
+    venv = ROOT / "var" / "monitor-venv" / key
+    if (venv / ".complete").exists():
+        return venv
+    # Built in place (a venv cannot be moved); the marker is written only once it works.
+    shutil.rmtree(venv, ignore_errors=True)
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    steps = (
+        [sys.executable, "-m", "venv", str(venv)],
+        [
+            str(venv / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            *PINS,
+        ],
+    )
+    for cmd in steps:
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            pytest.skip(f"cannot build the pytest-monitor venv: {exc}")
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+            pytest.skip(f"cannot build the pytest-monitor venv (no network/pip?): {tail}")
+    (venv / ".complete").write_text("\n".join(PINS))
+    return venv
+
+
+def run_monitor(venv: Path, server_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    # The sample runs from a copy with its own pytest.ini, so this project's conftest and
+    # settings stay out of the client's pytest; no CI variables, so the tags are just ours.
+    workdir.mkdir(exist_ok=True)
+    shutil.copy(SAMPLE, workdir / SAMPLE.name)
+    (workdir / "pytest.ini").write_text("[pytest]\n")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir)}
+    cmd = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--remote-server",
+        f"{server_url}/compat/monitor/api/v1",
+        "--no-db",
+        "--tag",
+        "k=v",
+    ]
+    done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Deactivating" not in done.stdout + done.stderr  # the client gave up on the server
+    return done
+
+
+def get(url: str) -> Any:
+    r = httpx.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
+    monitor_venv: Path, live_server: Any, tmp_path: Path
+) -> None:
+    pm = f"{live_server.url}/compat/monitor/api/v1"
+    run_monitor(monitor_venv, live_server.url, tmp_path / "run1")
+
+    sessions = get(f"{pm}/sessions/")["sessions"]
+    assert len(sessions) == 1
+    session_h = sessions[0]["session_h"]
+    assert sessions[0]["tags"] == [{"key": "k", "value": "v"}]
+    contexts = get(f"{pm}/contexts/")["contexts"]
+    assert len(contexts) == 1
+    context_h = contexts[0]["h"]
+    assert get(f"{pm}/contexts/{context_h}")["contexts"] == contexts
+
+    metrics = get(f"{pm}/sessions/{session_h}/metrics/")["metrics"]
+    assert sorted(m["item_variant"] for m in metrics) == sorted(SAMPLE_TESTS)
+    assert {(m["session_h"], m["context_h"], m["kind"]) for m in metrics} == {
+        (session_h, context_h, "function")
+    }
+    assert all(m["total_time"] > 0 and m["item_path"] == "test_sample" for m in metrics)
+    assert get(f"{pm}/sessions/{session_h}/metrics/count/") == {"count": len(SAMPLE_TESTS)}
+
+    native = get(f"{live_server.url}/v1/sessions/{session_h}")
+    assert (native["source"], native["tags"], native["metrics"]) == (
+        "monitor",
+        {"k": "v"},
+        len(SAMPLE_TESTS),
+    )
+
+    # A second run on the same machine finds its context by hash and posts no new one.
+    run_monitor(monitor_venv, live_server.url, tmp_path / "run2")
+    assert get(f"{pm}/sessions/count/") == {"count": 2}
+    assert get(f"{pm}/contexts/count/") == {"count": 1}
+    second = next(
+        s["session_h"] for s in get(f"{pm}/sessions/")["sessions"] if s["session_h"] != session_h
+    )
+    again = get(f"{pm}/sessions/{second}/metrics/")["metrics"]
+    assert len(again) == len(SAMPLE_TESTS) and {m["context_h"] for m in again} == {context_h}

@@ -1,0 +1,294 @@
+"""The LambdaTest dialect: list/detail/update/stop/delete, artifacts and logs, errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+
+LT = "/compat/lambdatest/automation/api/v1"
+
+
+def start(client: TestClient, sid: str, **fields: Any) -> dict[str, Any]:
+    body = {
+        "id": sid,
+        "source": "lambdatest",
+        "name": f"test {sid}",
+        "build": "b1",
+        "attributes": {
+            "browser": "Chrome",
+            "browser_version": "120.0",
+            "os": "Windows",
+            "os_version": "11",
+            "resolution": "1920x1080",
+        },
+        **fields,
+    }
+    r = client.post("/v1/sessions", json=body)
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def log_size(client: TestClient) -> int:
+    return len(client.get("/v1/events", params={"limit": 10000}).json()["events"])
+
+
+def event_types(client: TestClient, sid: str) -> list[str]:
+    return [e["type"] for e in client.get(f"/v1/sessions/{sid}/events").json()["events"]]
+
+
+@pytest.fixture
+def three(client: TestClient) -> TestClient:
+    start(client, "s1", started_at="2024-05-01T10:00:00Z")
+    start(client, "s2", started_at="2024-05-02T10:00:00Z", build="b2")
+    start(client, "s3", started_at="2024-05-03T10:00:00Z")
+    client.post("/v1/sessions/s1/stop")
+    return client
+
+
+def test_list_maps_fields_and_meta(three: TestClient) -> None:
+    r = three.get(f"{LT}/sessions")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["meta"] == {"limit": 10, "offset": 0, "total": 3}
+    assert [s["session_id"] for s in body["data"]] == ["s3", "s2", "s1"]  # newest first
+    s2 = body["data"][1]
+    assert s2["duration"] is None and s2["build_id"] == "b2"
+    assert (s2["browser"], s2["browser_version"], s2["os"], s2["os_version"], s2["resolution"]) == (
+        "Chrome",
+        "120.0",
+        "Windows",
+        "11",
+        "1920x1080",
+    )
+    assert s2["start_timestamp"] == "2024-05-02T10:00:00.000Z"
+    assert s2["end_timestamp"] is None and s2["status"] == "running"
+    s1 = body["data"][2]
+    assert s1["status"] == "completed" and isinstance(s1["duration"], int)
+    assert s1["end_timestamp"] is not None
+
+
+def test_list_filters(three: TestClient) -> None:
+    def ids(**params: Any) -> list[str]:
+        r = three.get(f"{LT}/sessions", params=params)
+        assert r.status_code == 200, r.text
+        return [s["session_id"] for s in r.json()["data"]]
+
+    assert ids(build_id="b1") == ["s3", "s1"]
+    assert ids(status="completed") == ["s1"]
+    assert ids(status="completed,running", sort="asc.start_time") == ["s1", "s2", "s3"]
+    assert ids(fromdate="2024-05-02", todate="2024-05-02") == ["s2"]  # both days inclusive
+    assert ids(fromdate="2024-05-02") == ["s3", "s2"]
+    assert ids(sort="desc.duration") == ["s1", "s3", "s2"]  # no duration yet: last
+    # arrays as the clients encode them
+    assert ids(**{"status[]": ["completed"]}) == ["s1"]
+
+
+def test_pages_do_not_drift(client: TestClient) -> None:
+    for i in range(7):  # identical start times: the tiebreak decides
+        start(client, f"p{i}", started_at="2024-05-01T00:00:00Z")
+    seen: list[str] = []
+    for offset in range(0, 7, 3):
+        r = client.get(f"{LT}/sessions", params={"limit": 3, "offset": offset})
+        assert r.json()["meta"] == {"limit": 3, "offset": offset, "total": 7}
+        seen += [s["session_id"] for s in r.json()["data"]]
+    assert sorted(seen) == [f"p{i}" for i in range(7)] and len(set(seen)) == 7
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"sort": "sideways.name"},
+        {"sort": "asc.nope"},
+        {"fromdate": "05/01/2024"},
+        {"limit": "0"},
+        {"offset": "-1"},
+    ],
+)
+def test_bad_list_input_is_400(client: TestClient, params: dict[str, str]) -> None:
+    r = client.get(f"{LT}/sessions", params=params)
+    assert r.status_code == 400
+    assert r.json()["status"] == "fail" and r.json()["message"]
+
+
+def test_detail_urls_point_back_here(client: TestClient) -> None:
+    start(client, "d1")
+    client.post(
+        "/v1/sessions/d1/logs/command",
+        content=b'[{"command":"navigate"}]',
+        headers={"content-type": "application/json"},
+    )
+    r = client.get(f"{LT}/sessions/d1")
+    assert r.status_code == 200
+    data = r.json()["data"]
+    assert data["session_id"] == "d1" and data["name"] == "test d1"
+    base = f"http://testserver{LT}/sessions/d1"
+    assert data["video_url"] == f"{base}/video"
+    for kind in ("console", "network", "command", "selenium"):
+        assert data[f"{kind}_logs_url"] == f"{base}/log/{kind}"
+    followed = client.get(data["command_logs_url"])
+    assert followed.json() == {"data": [{"command": "navigate"}]}
+
+
+def test_missing_session_is_404_in_lambdatest_shape(client: TestClient) -> None:
+    r = client.get(f"{LT}/sessions/nope")
+    assert r.status_code == 404
+    assert r.json()["status"] == "fail" and "nope" in r.json()["message"]
+
+
+def test_patch_json_and_form_labelled_json(client: TestClient) -> None:
+    start(client, "u1")
+    r = client.patch(f"{LT}/sessions/u1", json={"name": "renamed", "remarks": "flaky"})
+    assert r.status_code == 200
+    assert r.json()["data"] == {
+        "session_id": "u1",
+        "name": "renamed",
+        "status": "running",
+        "remarks": "flaky",
+    }
+    # the axios client sends the JSON text labelled as a form
+    r = client.patch(
+        f"{LT}/sessions/u1",
+        content=b'{"status_ind":"failed"}',
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.json()["data"]["status"] == "failed"
+    # a true form body works too
+    r = client.patch(
+        f"{LT}/sessions/u1",
+        content=b"status=passed",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 200 and r.json()["data"]["status"] == "passed"
+    native = client.get("/v1/sessions/u1").json()
+    assert (native["name"], native["remarks"], native["status"]) == ("renamed", "flaky", "passed")
+    assert event_types(client, "u1") == [
+        "Started",
+        "DetailsUpdated",
+        "StatusChanged",
+        "StatusChanged",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status"),
+    [
+        (b'{"colour":"red"}', "application/json", 400),
+        (b'{"status":"exploded"}', "application/json", 400),
+        (b'{"name": 3}', "application/json", 400),
+        (b"not json", "application/json", 400),
+        (b"", "application/json", 400),
+        (b"[1]", "application/json", 400),
+        (b"{}", "application/json", 400),
+        (b'{"status":"queued"}', "application/json", 409),  # running -> queued is illegal
+    ],
+)
+def test_bad_patch_appends_nothing(
+    client: TestClient, body: bytes, ctype: str, status: int
+) -> None:
+    start(client, "b1")
+    before = log_size(client)
+    r = client.patch(f"{LT}/sessions/b1", content=body, headers={"content-type": ctype})
+    assert r.status_code == status, r.text
+    assert r.json()["status"] == "fail"
+    assert log_size(client) == before
+
+
+def test_writes_to_missing_session_are_404_and_append_nothing(client: TestClient) -> None:
+    start(client, "x")
+    before = log_size(client)
+    for method, path, kw in [
+        ("PATCH", "/sessions/ghost", {"json": {"name": "n"}}),
+        ("PUT", "/sessions/ghost/stop", {}),
+        ("DELETE", "/sessions/ghost", {}),
+        ("POST", "/sessions/ghost/terminal-logs", {"content": b"log"}),
+        ("POST", "/sessions/ghost/exceptions", {"content": b'["boom"]'}),
+    ]:
+        r = client.request(method, LT + path, **kw)
+        assert r.status_code == 404, (method, path, r.text)
+    assert log_size(client) == before
+
+
+def test_stop_then_delete(client: TestClient) -> None:
+    start(client, "k1")
+    r = client.put(f"{LT}/sessions/k1/stop")
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert client.put(f"{LT}/sessions/k1/stop").status_code == 200  # idempotent
+    detail = client.get(f"{LT}/sessions/k1").json()["data"]
+    assert detail["status"] == "completed" and detail["end_timestamp"]
+    r = client.delete(f"{LT}/sessions/k1")
+    assert r.status_code == 200 and r.json() == {
+        "success": True,
+        "message": "Session deleted successfully",
+        "status": "success",
+    }
+    assert client.get(f"{LT}/sessions/k1").status_code == 404
+    assert client.patch(f"{LT}/sessions/k1", json={"name": "z"}).status_code == 404
+    assert event_types(client, "k1") == ["Started", "Stopped", "Deleted"]
+
+
+def test_screenshots_and_video_from_artifacts(client: TestClient) -> None:
+    start(client, "a1")
+    assert client.get(f"{LT}/sessions/a1/video").status_code == 404
+    client.post(
+        "/v1/sessions/a1/artifacts",
+        json={"kind": "screenshot", "title": "home", "url": "https://cdn.example/1.png"},
+    )
+    client.post(
+        "/v1/sessions/a1/artifacts",
+        json={
+            "kind": "screenshot",
+            "title": "login",
+            "content_base64": "iVBORw==",
+            "content_type": "image/png",
+        },
+    )
+    client.post("/v1/sessions/a1/artifacts", json={"kind": "video", "url": "https://cdn/v.mp4"})
+    shots = client.get(f"{LT}/sessions/a1/screenshots").json()["data"]
+    assert [(s["id"], s["title"]) for s in shots] == [
+        ("screenshot_1", "home"),
+        ("screenshot_2", "login"),
+    ]
+    assert shots[0]["url"] == "https://cdn.example/1.png" and shots[0]["timestamp"]
+    stored = client.get(shots[1]["url"])
+    assert stored.content == b"\x89PNG" and stored.headers["content-type"] == "image/png"
+    video = client.get(f"{LT}/sessions/a1/video").json()
+    assert video == {"status": "success", "data": {"video_url": "https://cdn/v.mp4"}}
+
+
+def test_logs_of_each_kind(client: TestClient) -> None:
+    start(client, "l1")
+    har = {"log": {"version": "1.2", "entries": []}}
+    uploads = {
+        "selenium": b"INFO started\n",
+        "network": b'[{"url":"https://a"}]',
+        "console": b'{"data":[{"level":"warn"}]}',
+        "har": orjson.dumps(har),
+    }
+    for kind, content in uploads.items():
+        assert client.post(f"/v1/sessions/l1/logs/{kind}", content=content).status_code == 201
+    get = lambda k: client.get(f"{LT}/sessions/l1/log/{k}")  # noqa: E731
+    assert get("selenium").json() == {"data": "INFO started\n"}
+    assert get("network").json() == {"data": [{"url": "https://a"}]}
+    assert get("console").json() == {"data": [{"level": "warn"}]}
+    assert get("network.har").json() == har and get("full-har").json() == har
+    assert get("command").status_code == 404  # none uploaded
+    assert get("bogus").status_code == 404
+
+
+def test_upload_terminal_and_assertion_logs(client: TestClient) -> None:
+    start(client, "t1")
+    r = client.post(f"{LT}/sessions/t1/terminal-logs", content=b"$ npm test\nok\n")
+    assert r.status_code == 200 and r.json()["success"] is True
+    r = client.post(
+        f"{LT}/sessions/t1/exceptions", files={"file": ("a.json", b'["boom"]', "application/json")}
+    )
+    assert r.status_code == 200, r.text
+    assert client.get("/v1/sessions/t1/logs/terminal").content == b"$ npm test\nok\n"
+    assert client.get("/v1/sessions/t1/logs/exceptions").content == b'["boom"]'
+    assert event_types(client, "t1") == ["Started", "LogUploaded", "LogUploaded"]
+    before = log_size(client)
+    assert client.post(f"{LT}/sessions/t1/terminal-logs", content=b"").status_code == 400
+    assert log_size(client) == before
