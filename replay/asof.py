@@ -1,0 +1,120 @@
+"""Views and sessions as they stood at a past point of the log, computed by replaying it
+through the same projection classes and fold the live system uses."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, event
+
+from api.render import session_view
+from domain.ledger import fold
+from domain.state import State
+from domain.store import EventStore, make_engine
+from projections import queries
+from projections.runner import ProjectionRunner
+from projections.tables import ViewTables
+from replay.progress import Progress
+from replay.source import Point, ReplayError, tracked_position
+
+STATS_DIMS = queries.GROUP_FIELDS
+
+
+def scratch_engine(path: str) -> Engine:
+    """A views database nobody else reads: durability would only cost time."""
+    engine = make_engine(f"sqlite:///{path}", immediate=True)
+
+    @event.listens_for(engine, "connect")
+    def _fast(dbapi_conn: Any, _rec: Any) -> None:
+        dbapi_conn.execute("PRAGMA synchronous=OFF")
+
+    return engine
+
+
+@contextmanager
+def replayed_views(
+    store: EventStore, until: int, progress: Callable[[int], None] | None = None
+) -> Iterator[tuple[Engine, ViewTables]]:
+    """Fresh views in a temporary SQLite file, caught up to position `until` (inclusive)."""
+    with tempfile.TemporaryDirectory(prefix="ledger-replay-") as tmp:
+        engine = scratch_engine(f"{tmp}/views.db")
+        try:
+            runner = ProjectionRunner(store, engine)
+            runner.create_schema()
+            if until > 0:
+                bar = Progress(0, until, "replay") if progress is None else None
+                runner.catch_up(until=until, progress=progress or bar)
+                if bar is not None:
+                    bar.close()
+            yield engine, runner.tables
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def views_at(
+    store: EventStore, live: tuple[Engine, ViewTables] | None, point: Point
+) -> Iterator[tuple[Connection, ViewTables]]:
+    """A connection on views standing exactly at `point`: the live views when their snapshot
+    is there (one read transaction, so the worker cannot move them meanwhile), else a replay."""
+    if live is not None:
+        engine, tables = live
+        with engine.connect() as conn:
+            conn.begin()
+            if tracked_position(conn, tables) == point.position:
+                yield conn, tables
+                return
+    with replayed_views(store, point.position) as (engine, tables), engine.connect() as conn:
+        yield conn, tables
+
+
+def stats_query(
+    by: list[str] | None,
+    from_day: str | None = None,
+    to_day: str | None = None,
+    where: list[str] | None = None,
+) -> queries.StatsQuery:
+    """The stats query from CLI words: `--by a,b`, `--from/--to` days, `--where dim=value`."""
+    group_by = tuple(g for part in (by or []) for g in part.split(",") if g)
+    for g in group_by:
+        if g not in STATS_DIMS:
+            raise ReplayError(f"--by must be among {', '.join(STATS_DIMS)}, not {g!r}")
+    filters: dict[str, list[str]] = {}
+    for item in where or []:
+        dim, sep, value = item.partition("=")
+        if not sep or dim not in STATS_DIMS:
+            raise ReplayError(f"--where takes DIM=VALUE with DIM among {', '.join(STATS_DIMS)}")
+        filters.setdefault(dim, []).append(value)
+    return queries.StatsQuery(
+        group_by=group_by,
+        from_day=from_day,
+        to_day=to_day,
+        filters=tuple((d, tuple(v)) for d, v in filters.items()),
+    )
+
+
+def stats_as_of(store: EventStore, point: Point, query: queries.StatsQuery) -> dict[str, Any]:
+    """The stats view as it stood at `point`: the live view's numbers at that moment."""
+    with replayed_views(store, point.position) as (engine, tables), engine.connect() as conn:
+        return queries.stats(conn, tables, query)
+
+
+def session_state(
+    store: EventStore,
+    session_id: str,
+    point: Point | None = None,
+    version: int | None = None,
+) -> State | None:
+    """One session folded from its own stream, up to a version or a log position."""
+    events = store.load_stream(session_id, until_version=version)
+    if point is not None:
+        events = [e for e in events if e.position <= point.position]
+    return fold(events, session_id)
+
+
+def session_document(state: State) -> dict[str, Any]:
+    """The native API's session document, keeping the tombstone flag (auditors see it)."""
+    return {**session_view(state), "deleted": state["deleted"]}

@@ -1,0 +1,161 @@
+"""The `ledger replay` subcommand tree (argparse); api/cli.py mounts it with
+`add_replay_parser(subparsers)`. Handlers live in replay/commands.py."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from projections.tables import VIEW_NAMES
+from replay import commands as c
+from replay.asof import STATS_DIMS
+from replay.export import FORMATS
+
+AS_OF = (
+    "a log position (digits, e.g. 1234) or a time (ISO-8601 such as 2024-05-01T12:00:00Z, a "
+    "date, or epoch seconds with a decimal point such as 1700000000.0); default: now"
+)
+DESCRIPTION = """Replay and audit tools. Analysts: stats and sessions as of any past point,
+exports, their own projections, an HTML report. Auditors: streams, the global log, the
+digest, full verification of the hash chain, and per-session evidence bundles.
+Configure with LEDGER_DATABASE_URL (and LEDGER_VIEWS_URL, LEDGER_BLOB_DIR). Every tool reads
+the log read-only and can run beside a live server; only `rebuild` writes, to the views."""
+EXAMPLES = """examples:
+  ledger replay verify                          # exit 0 and the head digest when intact
+  ledger replay digest > digest.txt; ledger replay verify --from-digest "$(cat digest.txt)"
+  ledger replay stats --as-of 2024-05-01T12:00:00Z --by day,status
+  ledger replay stats --as-of 1234 --by browser --format csv
+  ledger replay session SESSION_ID --version 3
+  ledger replay log --after 1000 --limit 50 --type Stopped --json
+  ledger replay export --what sessions --format parquet --out sessions.parquet
+  ledger replay run examples/my_projection.py --until 2024-05-01
+  ledger replay bundle SESSION_ID --out s.jsonl && python3 examples/verify_bundle.py s.jsonl
+  ledger replay rebuild; ledger replay report --out report.html
+"""
+
+
+def _add(sub: Any, name: str, handler: c.Handler, help_: str, desc: str | None = None) -> Any:
+    p = sub.add_parser(name, help=help_, description=desc or help_)
+    p.set_defaults(func=handler)
+    return p
+
+
+def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
+    replay = subparsers.add_parser(
+        "replay",
+        help="analysts' and auditors' tools over the event log (stats as of, verify, export...)",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = replay.add_subparsers(dest="replay_command", required=True, metavar="TOOL")
+
+    p = _add(
+        sub,
+        "verify",
+        c.cmd_verify,
+        "recompute the hash chain, stream versions and blobs",
+        "Recompute every link of the hash chain, each stream's versions (1..n in position "
+        "order) and every referenced blob's sha256. Exit 0 and print the head digest when "
+        "intact; exit 1 naming the first bad position of each kind of problem.",
+    )
+    p.add_argument(
+        "--from-digest",
+        metavar="POSITION:HASH",
+        help="also check that this earlier digest is a prefix of today's log",
+    )
+    p.add_argument("--no-blobs", action="store_true", help="skip checking blob files")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = _add(sub, "digest", c.cmd_digest, "print the head digest POSITION:HASH (save it)")
+    p.add_argument("--json", action="store_true")
+
+    p = _add(sub, "stream", c.cmd_stream, "every event of one session's stream")
+    p.add_argument("id", help="session id")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = _add(sub, "log", c.cmd_log, "the global log in position order")
+    p.add_argument("--after", type=int, default=0, metavar="N", help="start after position N")
+    p.add_argument("--limit", type=int, metavar="K", help="at most K events (default: all)")
+    p.add_argument("--type", action="append", metavar="T", help="only this event type (repeat)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = _add(
+        sub,
+        "stats",
+        c.cmd_stats,
+        "the stats view as it stood at any past point",
+        "The stats view as it stood at a past point, computed by replaying the log "
+        "through the live projection classes into a temporary database.",
+    )
+    p.add_argument("--as-of", metavar="T", help=AS_OF)
+    p.add_argument("--from", dest="from_day", metavar="DAY", help="first start day YYYY-MM-DD")
+    p.add_argument("--to", dest="to_day", metavar="DAY", help="last start day YYYY-MM-DD")
+    p.add_argument(
+        "--by",
+        action="append",
+        metavar="DIM",
+        help=f"group by {'|'.join(STATS_DIMS)} (repeat or comma-separate)",
+    )
+    p.add_argument("--where", action="append", metavar="DIM=VALUE", help="filter (repeat)")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+    p = _add(sub, "session", c.cmd_session, "one session's state at a past point or version")
+    p.add_argument("id", help="session id")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--as-of", metavar="T", help=AS_OF)
+    g.add_argument("--version", type=int, metavar="N", help="fold versions 1..N of its stream")
+
+    p = _add(
+        sub,
+        "rebuild",
+        c.cmd_rebuild,
+        "rebuild the views from zero and swap them in",
+        "Rebuild views from zero into fresh tables beside the live ones, then swap them "
+        "in atomically (a running server keeps serving the old views until the swap). A "
+        "progress bar shows on a terminal.",
+    )
+    p.add_argument("--view", choices=VIEW_NAMES, help="swap in only this view's tables")
+
+    p = _add(sub, "export", c.cmd_export, "events or the session list as NDJSON, CSV or Parquet")
+    p.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="ndjson",
+        help="parquet needs pip install 'session-ledger[parquet]'",
+    )
+    p.add_argument("--what", choices=("events", "sessions"), default="events")
+    p.add_argument(
+        "--from-position", type=int, default=1, metavar="N", help="events from position N on"
+    )
+    p.add_argument("--until", metavar="T", help="up to this point; " + AS_OF)
+    p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+
+    p = _add(
+        sub,
+        "run",
+        c.cmd_run,
+        "fold the whole log through your own projection module",
+        "Fold the log through FILE.py, which defines initial(), apply(state, event) and "
+        "optionally result(state); see examples/my_projection.py. Prints JSON.",
+    )
+    p.add_argument("file", help="a Python file defining initial() and apply(state, event)")
+    p.add_argument("--until", metavar="T", help="stop at this point; " + AS_OF)
+    p.add_argument("--out", metavar="FILE", help="write the JSON result here")
+
+    p = _add(
+        sub,
+        "bundle",
+        c.cmd_bundle,
+        "an evidence bundle for one session (JSON lines)",
+        "Write one session's events with the exact hashed bytes, each predecessor hash "
+        "and the ledger digest; check it with examples/verify_bundle.py.",
+    )
+    p.add_argument("id", help="session id")
+    p.add_argument("--out", required=True, metavar="FILE")
+
+    p = _add(sub, "report", c.cmd_report, "a self-contained HTML report with charts")
+    p.add_argument("--out", default="report.html", metavar="FILE")
+    p.add_argument("--as-of", metavar="T", help=AS_OF)
+    p.add_argument("--title", default="Session Ledger report")
+    return replay

@@ -1,0 +1,239 @@
+"""The handlers behind `ledger replay ...`: each opens the log read-only (WAL readers never
+block a running server), calls one function of the replay package and prints its answer."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from api.render import iso
+from api.settings import Settings
+from domain.store import make_engine
+from replay import asof, audit, bundle, custom, export, rebuild, report, verify
+from replay.source import Point, ReplayError, live_views, open_blobs, open_store, resolve_point
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _dumps(doc: Any) -> str:
+    return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+
+
+def tool(fn: Callable[[argparse.Namespace, Settings], int]) -> Handler:
+    """Settings from the environment; a ReplayError is a clear message and exit code 2."""
+
+    @functools.wraps(fn)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return fn(args, Settings.from_env())
+        except ReplayError as exc:
+            print(f"ledger replay {args.replay_command}: error: {exc}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+def _as_of(point: Point) -> dict[str, Any]:
+    return {"position": point.position, "time": iso(point.time)}
+
+
+@tool
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        digest = verify.parse_digest(args.from_digest) if args.from_digest else None
+    except ValueError as exc:
+        raise ReplayError(str(exc)) from exc
+    store = open_store(settings)
+    try:
+        verdict = verify.verify(store, None if args.no_blobs else open_blobs(settings), digest)
+    finally:
+        store.dispose()
+    print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
+    return 0 if verdict.ok else 1
+
+
+@tool
+def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        d = audit.digest_record(store)
+    finally:
+        store.dispose()
+    print(_dumps(d) if args.json else d["digest"])
+    return 0
+
+
+@tool
+def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        audit.write_events(audit.stream_events(store, args.id), sys.stdout, args.json)
+    finally:
+        store.dispose()
+    return 0
+
+
+@tool
+def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        events = audit.log_events(store, args.after, args.limit, args.type)
+        audit.write_events(events, sys.stdout, args.json)
+    finally:
+        store.dispose()
+    return 0
+
+
+def _stats_table(doc: dict[str, Any], fmt: str) -> str:
+    dims = doc["group_by"]
+    head = [*dims, "sessions", "ended", "mean_s", "p50_s", "p95_s", "max_s"]
+    rows = [
+        [*(g["key"][d] for d in dims), g["count"], g["ended"]]
+        + [g["duration"][k] for k in ("mean", "p50", "p95", "max")]
+        for g in doc["groups"]
+    ]
+    if fmt == "csv":
+        out: list[str] = []
+        w = csv.writer(_Lines(out), lineterminator="")
+        w.writerow(head)
+        for r in rows:
+            w.writerow(["" if v is None else v for v in r])
+        return "\n".join(out)
+    cells = [head] + [
+        [
+            "-"
+            if v is None
+            else (f"{v:,.3f}".rstrip("0").rstrip(".") if isinstance(v, float) else str(v))
+            for v in r
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(r[i])) for r in cells) for i in range(len(head))]
+    lines = ["  ".join(str(v).rjust(widths[i]) for i, v in enumerate(r)) for r in cells]
+    a = doc["as_of"]
+    when = f", time {a['time']}" if a["time"] else ""
+    lines.append(f"active now: {doc['active_now']}   (as of log position {a['position']}{when})")
+    return "\n".join(lines)
+
+
+class _Lines:
+    def __init__(self, out: list[str]) -> None:
+        self.out = out
+
+    def write(self, s: str) -> None:
+        self.out.append(s)
+
+
+@tool
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    query = asof.stats_query(args.by, args.from_day, args.to_day, args.where)
+    store = open_store(settings)
+    try:
+        point = resolve_point(store, args.as_of)
+        doc = {"as_of": _as_of(point), **asof.stats_as_of(store, point, query)}
+    finally:
+        store.dispose()
+    print(_dumps(doc) if args.format == "json" else _stats_table(doc, args.format))
+    return 0
+
+
+@tool
+def cmd_session(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        point = None if args.version is not None else resolve_point(store, args.as_of)
+        state = asof.session_state(store, args.id, point, args.version)
+    finally:
+        store.dispose()
+    if state is None:
+        at = f" at {point.describe()}" if point is not None else ""
+        raise ReplayError(f"no session {args.id}{at}")
+    print(_dumps(asof.session_document(state)))
+    return 0
+
+
+@tool
+def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    engine = make_engine(settings.views_url, immediate=True)
+    try:
+        done = rebuild.rebuild(store, engine, args.view)
+    finally:
+        engine.dispose()
+        store.dispose()
+    print(
+        f"rebuilt {', '.join(done.views)} at log position {done.position}; "
+        f"swapped in {', '.join(done.tables)}"
+    )
+    return 0
+
+
+@tool
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        until = resolve_point(store, args.until)
+        n = export.export(
+            store,
+            live_views(settings),
+            args.what,
+            args.format,
+            until,
+            args.from_position,
+            args.out,
+        )
+    finally:
+        store.dispose()
+    if args.out:
+        print(f"wrote {n} {args.what} to {args.out}", file=sys.stderr)
+    return 0
+
+
+@tool
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    module = custom.load_projection(args.file)
+    store = open_store(settings)
+    try:
+        result = custom.run_projection(store, module, resolve_point(store, args.until))
+    finally:
+        store.dispose()
+    text = _dumps(result)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    else:
+        print(text)
+    return 0
+
+
+@tool
+def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        with open(args.out, "wb") as f:
+            n = bundle.write_bundle(store, args.id, f)
+    finally:
+        store.dispose()
+    print(f"wrote {n} events of {args.id} to {args.out}; check with examples/verify_bundle.py")
+    return 0
+
+
+@tool
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    store = open_store(settings)
+    try:
+        point = resolve_point(store, args.as_of)
+        with asof.views_at(store, live_views(settings), point) as (conn, tables):
+            page = report.render_report(conn, tables, point, args.title)
+    finally:
+        store.dispose()
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write(page)
+    print(f"wrote {args.out} (as of log position {point.position})")
+    return 0

@@ -1,0 +1,197 @@
+"""`ledger replay report`: one self-contained HTML page (inline CSS and SVG, no external
+assets) with the main stats and charts, read from the views as of a point of the log."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from html import escape
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from api.render import iso
+from domain.state import STATUSES
+from projections import queries
+from projections.tables import ViewTables
+from projections.views import bucket_value
+from replay.source import Point
+
+COLORS = {
+    "queued": "#9aa5b1",
+    "running": "#3b82f6",
+    "completed": "#14b8a6",
+    "passed": "#22c55e",
+    "failed": "#ef4444",
+    "error": "#b91c1c",
+    "timeout": "#f59e0b",
+    "cancelled": "#6b7280",
+}
+DURATION_BINS = (
+    (1, "<1s"),
+    (5, "1-5s"),
+    (15, "5-15s"),
+    (60, "15s-1m"),
+    (300, "1-5m"),
+    (900, "5-15m"),
+    (3600, "15m-1h"),
+    (14400, "1-4h"),
+    (float("inf"), ">4h"),
+)
+CSS = """
+body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2933;background:#fff}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
+.muted{color:#616e7c}.cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:16px}
+.card{border:1px solid #d9e2ec;border-radius:8px;padding:10px 14px;min-width:110px}
+.card b{display:block;font-size:22px}table{border-collapse:collapse}
+td,th{padding:3px 10px;border-bottom:1px solid #e4e7eb;text-align:right}
+th:first-child,td:first-child{text-align:left}.legend span{margin-right:12px}
+.sw{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+"""
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "-"
+    if s < 60:
+        return f"{s:.1f}s"
+    if s < 3600:
+        return f"{s / 60:.1f}m"
+    return f"{s / 3600:.1f}h"
+
+
+def _ticks(top: float) -> list[float]:
+    step = max(1.0, float(10 ** max(0, len(str(int(top))) - 1)))
+    while top / step > 5:
+        step *= 2
+    return [i * step for i in range(int(top // step) + 1)]
+
+
+def day_status_chart(rows: dict[str, dict[str, int]]) -> str:
+    """Stacked bars: sessions started per day, split by status."""
+    days = sorted(rows)
+    if not days:
+        return '<p class="muted">No sessions.</p>'
+    w, h, left, bottom = 1000, 260, 40, 40
+    top = max(sum(v.values()) for v in rows.values()) or 1
+    bw = (w - left - 10) / len(days)
+    parts = [f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img">']
+    for t in _ticks(top):
+        y = h - bottom - (h - bottom - 10) * t / top
+        parts.append(f'<line x1="{left}" x2="{w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
+        parts.append(
+            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{t:g}</text>'
+        )
+    every = max(1, len(days) // 12)
+    for i, day in enumerate(days):
+        x, y0 = left + i * bw, float(h - bottom)
+        width = max(min(bw - 2, 60.0), 1.0)
+        for status in STATUSES:
+            n = rows[day].get(status, 0)
+            if n:
+                bh = (h - bottom - 10) * n / top
+                y0 -= bh
+                parts.append(
+                    f'<rect x="{x + (bw - width) / 2:.1f}" y="{y0:.1f}" width="{width:.1f}" '
+                    f'height="{bh:.1f}" fill="{COLORS[status]}"><title>{escape(day)} '
+                    f"{status}: {n}</title></rect>"
+                )
+        if i % every == 0:
+            parts.append(
+                f'<text x="{x + bw / 2:.1f}" y="{h - bottom + 16}" font-size="11" '
+                f'text-anchor="middle">{escape(day or "unstarted")}</text>'
+            )
+    parts.append("</svg>")
+    legend = "".join(
+        f'<span><i class="sw" style="background:{COLORS[s]}"></i>{s}</span>' for s in STATUSES
+    )
+    return "".join(parts) + f'<div class="legend">{legend}</div>'
+
+
+def bar_chart(items: list[tuple[str, float]], label: Any = str, color: str = "#3b82f6") -> str:
+    """Horizontal bars, one per (name, value)."""
+    if not items or not any(v for _, v in items):
+        return '<p class="muted">Nothing recorded.</p>'
+    w, row, left = 1000, 24, 220
+    h = row * len(items) + 10
+    top = max(v for _, v in items) or 1
+    parts = [f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img">']
+    for i, (name, v) in enumerate(items):
+        y = 5 + i * row
+        bw = (w - left - 120) * v / top
+        parts.append(
+            f'<text x="{left - 8}" y="{y + 16}" font-size="12" text-anchor="end">'
+            f"{escape(name[:32] or '(no path)')}</text>"
+        )
+        if v > 0:
+            parts.append(
+                f'<rect x="{left}" y="{y + 3}" width="{max(bw, 1):.1f}" height="{row - 6}" '
+                f'fill="{color}" rx="2"/>'
+            )
+        parts.append(
+            f'<text x="{left + bw + 6:.1f}" y="{y + 16}" font-size="12">{escape(label(v))}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def duration_bins(conn: Connection, t: ViewTables) -> list[tuple[str, float]]:
+    """Ended sessions per duration range, from the stats view's duration histogram."""
+    rows = conn.execute(
+        select(t.histogram.c.bucket, func.sum(t.histogram.c.n))
+        .select_from(t.cells.join(t.histogram, t.histogram.c.cell_id == t.cells.c.cell_id))
+        .where(t.cells.c.n > 0)
+        .group_by(t.histogram.c.bucket)
+    )
+    counts: dict[str, float] = {label: 0 for _, label in DURATION_BINS}
+    for bucket, n in rows:
+        v = bucket_value(int(bucket))
+        label = next(lb for edge, lb in DURATION_BINS if v <= edge)
+        counts[label] += int(n or 0)
+    return list(counts.items())
+
+
+def render_report(conn: Connection, t: ViewTables, point: Point, title: str) -> str:
+    overall = queries.stats(conn, t, queries.StatsQuery())
+    total = overall["groups"][0] if overall["groups"] else None
+    by_status = queries.stats(conn, t, queries.StatsQuery(group_by=("status",)))["groups"]
+    per_day: dict[str, dict[str, int]] = defaultdict(dict)
+    for g in queries.stats(conn, t, queries.StatsQuery(group_by=("day", "status")))["groups"]:
+        per_day[g["key"]["day"]][g["key"]["status"]] = g["count"]
+    d = total["duration"] if total else {}
+    cards = [
+        ("sessions", str(total["count"] if total else 0)),
+        ("active now", str(overall["active_now"])),
+        ("ended", str(total["ended"] if total else 0)),
+        ("mean duration", _fmt_seconds(d.get("mean"))),
+        ("p50", _fmt_seconds(d.get("p50"))),
+        ("p95", _fmt_seconds(d.get("p95"))),
+        ("max", _fmt_seconds(d.get("max"))),
+    ]
+    paths = sorted((total or {}).get("visible_time", {}).items(), key=lambda kv: -kv[1])[:12]
+    status_rows = "".join(
+        f'<tr><td><i class="sw" style="background:{COLORS.get(g["key"]["status"], "#000")}">'
+        f"</i>{escape(g['key']['status'])}</td><td>{g['count']}</td><td>{g['ended']}</td>"
+        f"<td>{_fmt_seconds(g['duration']['mean'])}</td>"
+        f"<td>{_fmt_seconds(g['duration']['p95'])}</td></tr>"
+        for g in by_status
+    )
+    results = (total or {}).get("results", {})
+    when = f" at {iso(point.time)}" if point.time is not None else ""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{CSS}</style></head><body>
+<h1>{escape(title)}</h1>
+<div class="muted">As of log position {point.position}{escape(when)}.</div>
+<div class="cards">{
+        "".join(f"<div class='card'><b>{v}</b>{escape(k)}</div>" for k, v in cards)
+    }</div>
+<h2>Sessions per day by status</h2>{day_status_chart(per_day)}
+<h2>Duration distribution (ended sessions)</h2>{
+        bar_chart(duration_bins(conn, t), lambda v: f"{v:g}", "#14b8a6")
+    }
+<h2>Top paths by visible time</h2>{bar_chart(paths, _fmt_seconds, "#8b5cf6")}
+<h2>By status</h2><table><tr><th>status</th><th>sessions</th><th>ended</th>
+<th>mean</th><th>p95</th></tr>{status_rows}</table>
+<h2>Results</h2><p>{", ".join(f"{escape(k)}: {v}" for k, v in results.items()) or "none"}</p>
+</body></html>
+"""

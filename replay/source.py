@@ -1,0 +1,120 @@
+"""Where replay reads from: read-only connections to the event log and the live views, and
+turning `--as-of` / `--until` arguments into log positions."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+
+from api.render import iso, parse_time
+from api.settings import Settings
+from domain.blobs import BlobStore
+from domain.store import EventStore, make_engine, sqlite_path
+from projections.tables import ViewTables
+from projections.views import all_views
+
+
+class ReplayError(Exception):
+    """A user-facing problem (bad argument, missing database): printed, exit code 2."""
+
+
+def readonly_engine(url: str) -> Engine:
+    """A reader that can never write: SQLite `mode=ro` + `query_only`. In WAL mode it runs
+    beside a live server's writer without blocking it (and without being blocked)."""
+    path = sqlite_path(url)
+    if path is None:
+        return make_engine(url)
+    if not path.exists():
+        raise ReplayError(f"no database at {path} (set LEDGER_DATABASE_URL)")
+    uri = f"file:{path.resolve()}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30)
+        conn.isolation_level = None
+        conn.execute("PRAGMA query_only=1")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    engine = create_engine("sqlite://", creator=connect)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN")  # one snapshot per transaction
+
+    return engine
+
+
+def open_store(settings: Settings) -> EventStore:
+    """The event store with a read-only read engine; replay never appends."""
+    path = sqlite_path(settings.database_url)
+    if path is not None and not path.exists():
+        raise ReplayError(f"no ledger database at {path} (set LEDGER_DATABASE_URL)")
+    store = EventStore(settings.database_url)
+    if store.is_sqlite:
+        store.read_engine.dispose()
+        store.read_engine = readonly_engine(settings.database_url)
+    return store
+
+
+def open_blobs(settings: Settings) -> BlobStore:
+    return BlobStore(settings.blob_dir)
+
+
+@dataclass(frozen=True)
+class Point:
+    """A point in the log: everything up to and including `position`."""
+
+    position: int
+    time: float | None  # the time asked for, when it was a time
+
+    def describe(self) -> str:
+        when = f" (time {iso(self.time)})" if self.time is not None else ""
+        return f"position {self.position}{when}"
+
+
+_POSITION = re.compile(r"^\d+$")
+
+
+def resolve_point(store: EventStore, value: str | None) -> Point:
+    """`None` is the head; digits are a log position; anything else is a time (ISO-8601, a
+    date, or epoch seconds with a decimal point such as 1700000000.0)."""
+    head = store.head_digest()[0]
+    if value is None or value == "" or value == "now":
+        return Point(head, None)
+    if _POSITION.match(value.strip()):
+        pos = int(value)
+        if pos > head:
+            raise ReplayError(f"position {pos} is past the log head ({head})")
+        return Point(pos, None)
+    try:
+        t = parse_time(value)
+    except ValueError:
+        t = None
+    if t is None:
+        raise ReplayError(f"not a position or time: {value!r}")
+    return Point(store.position_at(t), t)
+
+
+def live_views(settings: Settings) -> tuple[Engine, ViewTables] | None:
+    """The live views, read-only, or None when that database does not exist yet."""
+    path = sqlite_path(settings.views_url)
+    if path is not None and not path.exists():
+        return None
+    return readonly_engine(settings.views_url), ViewTables()
+
+
+def tracked_position(conn: Connection, tables: ViewTables) -> int | None:
+    """The views' position (min over views) seen by `conn`, or None when they have no tables."""
+    if not conn.dialect.has_table(conn, tables.tracking.name):
+        return None
+    have = dict(conn.execute(select(tables.tracking.c.view, tables.tracking.c.position)).all())
+    return min(int(have.get(v.name, 0)) for v in all_views())
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"

@@ -1,0 +1,166 @@
+"""`ledger replay verify` on a real database file: intact, then each kind of tampering done
+behind the store's back (triggers dropped), each named by its first bad position."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli import main
+from domain.store import chain_hash, sqlite_path
+from tests.replay import make_history, point_cli_at
+
+
+@pytest.fixture
+def ledger(container: Any, clock: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    marks = make_history(container, clock)
+    point_cli_at(container, monkeypatch)
+    marks["db"] = sqlite_path(container.settings.database_url)
+    marks["container"] = container
+    return marks
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(["replay", *argv])
+    return code, capsys.readouterr().out
+
+
+def tamper(db: Path, *statements: tuple[str, tuple[Any, ...]]) -> None:
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER events_refuse_update")
+    conn.execute("DROP TRIGGER events_refuse_delete")
+    for sql, params in statements:
+        conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+def row(db: Path, position: int) -> tuple[Any, ...]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT * FROM events WHERE position = ?", (position,)).fetchone()
+
+
+def test_intact_log_exits_zero_and_prints_the_head_digest(ledger, capsys):
+    code, out = run(capsys, "verify")
+    head = row(ledger["db"], 23)
+    assert code == 0
+    assert f"head digest 23:{head[7].hex()}" in out
+    assert "checked 23 events in 6 streams, 2 blob references" in out
+    code, digest = run(capsys, "digest")
+    assert digest.strip() == f"23:{head[7].hex()}"
+
+
+def test_json_report_is_machine_readable(ledger, capsys):
+    code, out = run(capsys, "verify", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"] and doc["events"] == 23 and doc["problems"] == []
+
+
+def test_edited_payload_is_named_by_its_position(ledger, capsys):
+    tamper(
+        ledger["db"],
+        ("UPDATE events SET payload = ? WHERE position = 5", (b'{"status":"failed"}',)),
+    )
+    code, out = run(capsys, "verify")
+    assert code == 1
+    assert "link     first bad position 5:" in out
+    assert "warning: append-only trigger events_refuse_update is missing" in out
+
+
+def test_deleted_row_is_a_gap_and_a_broken_link(ledger, capsys):
+    tamper(ledger["db"], ("DELETE FROM events WHERE position = 5", ()))
+    code, out = run(capsys, "verify", "--json")
+    problems = {p["kind"]: p["first_position"] for p in json.loads(out)["problems"]}
+    assert code == 1
+    assert problems == {"gap": 5, "link": 6, "version": 6}
+
+
+def test_swapped_rows_break_the_chain_where_the_first_moved(ledger, capsys):
+    swap = "UPDATE events SET position = ? WHERE position = ?"
+    tamper(ledger["db"], (swap, (-1, 3)), (swap, (3, 4)), (swap, (4, -1)))
+    code, out = run(capsys, "verify", "--json")
+    problems = {p["kind"]: p["first_position"] for p in json.loads(out)["problems"]}
+    assert code == 1
+    assert problems["link"] == 3 and problems["version"] == 3
+
+
+def test_inserted_row_with_a_forged_hash_still_breaks_the_next_link(ledger, capsys):
+    db = ledger["db"]
+    prev = row(db, 10)[7]
+    payload = b'{"by":null,"path":"/forged","visible":true}'
+    forged = chain_hash(prev, 11, "s9", 1, "KeptAlive", 1, row(db, 10)[5], payload)
+    shift = "UPDATE events SET position = ? * (position + ?) WHERE position > ?"
+    tamper(
+        db,
+        (shift, (-1, 1, 10)),  # move the tail out of the way, then back one further on
+        ("UPDATE events SET position = -position WHERE position < 0", ()),
+        (
+            "INSERT INTO events VALUES (11, 's9', 1, 'KeptAlive', 1, ?, ?, ?)",
+            (row(db, 10)[5], payload, forged),
+        ),
+    )
+    code, out = run(capsys, "verify", "--json")
+    problems = {p["kind"]: p["first_position"] for p in json.loads(out)["problems"]}
+    assert code == 1
+    assert problems == {"link": 12}
+
+
+def test_changed_blob_is_named_by_the_event_that_references_it(ledger, capsys):
+    blobs = ledger["container"].blobs
+    blobs.path(ledger["sha"]).write_bytes(b"console log line 1\nEDITED\n")
+    code, out = run(capsys, "verify")
+    assert code == 1
+    assert f"blob     first bad position 6: blob {ledger['sha']} is changed" in out
+    blobs.path(ledger["shot"]).unlink()
+    code, out = run(capsys, "verify", "--json")
+    blob = next(p for p in json.loads(out)["problems"] if p["kind"] == "blob")
+    assert blob["count"] == 2
+
+
+def test_earlier_digest_is_a_prefix_of_a_grown_log(ledger, capsys):
+    db = ledger["db"]
+    early = f"9:{row(db, 9)[7].hex()}"
+    code, out = run(capsys, "verify", "--from-digest", early)
+    assert code == 0 and "the earlier digest is a prefix of this log" in out
+    code, out = run(capsys, "verify", "--from-digest", f"9:{'ab' * 32}")
+    assert code == 1 and "digest   first bad position 9" in out
+    code, out = run(capsys, "verify", "--from-digest", f"99:{'ab' * 32}")
+    assert code == 1 and "the log ends at 23, before the digest position" in out
+
+
+def test_rewritten_history_passes_alone_but_fails_the_earlier_digest(ledger, capsys):
+    """A forger who edits an event and rehashes everything after it makes a consistent
+    chain; only a digest saved before the rewrite exposes it."""
+    db = ledger["db"]
+    early = f"9:{row(db, 9)[7].hex()}"
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER events_refuse_update")
+    conn.execute(
+        "UPDATE events SET payload = ? WHERE position = 5",
+        (b'{"by":null,"status":"failed","test":"t_login"}',),
+    )
+    prev = row(db, 4)[7]
+    for r in conn.execute("SELECT * FROM events WHERE position >= 5 ORDER BY position").fetchall():
+        prev = chain_hash(prev, *r[:7])
+        conn.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, r[0]))
+    conn.commit()
+    conn.close()
+    assert run(capsys, "verify")[0] == 0
+    code, out = run(capsys, "verify", "--from-digest", early)
+    assert code == 1 and "digest   first bad position 9" in out
+
+
+def test_bad_digest_argument_is_a_usage_error(ledger, capsys):
+    assert main(["replay", "verify", "--from-digest", "nonsense"]) == 2
+    assert "a digest is POSITION:HASH" in capsys.readouterr().err
+
+
+def test_missing_database_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{tmp_path}/nope.db")
+    assert main(["replay", "verify"]) == 2
+    assert "no ledger database at" in capsys.readouterr().err
+    assert not (tmp_path / "nope.db").exists()
