@@ -10,6 +10,7 @@ import importlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -25,6 +26,30 @@ from api.settings import Settings
 
 # The seed systems' session APIs, each one module in api/dialects with a `router`.
 DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
+
+
+class ServerTiming:
+    """Pure ASGI middleware: how long the app took, as a Server-Timing header."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def timed_send(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - t0) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={ms:.3f}".encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
 
 
 def start_worker_process(settings: Settings) -> subprocess.Popen[bytes]:
@@ -69,6 +94,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         default_response_class=ORJSONResponse,
     )
     problems.install(app)
+    if settings.server_timing:
+        app.add_middleware(ServerTiming)
     for module in (sessions, batch, audit):
         app.include_router(module.router)
     for name in DIALECTS:

@@ -14,7 +14,7 @@ from domain.commands import Command, CommandResult
 from domain.errors import LedgerError
 
 
-def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
 

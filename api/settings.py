@@ -41,6 +41,8 @@ class Settings:
     # "process": `ledger serve` starts `ledger project` beside it, so applying events to
     # the views never competes with request handling for the GIL.
     projection_worker: str = "thread"
+    # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
+    server_timing: bool = False
     api_tokens: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -63,6 +65,7 @@ class Settings:
             "expiry_interval": float(env.get("LEDGER_EXPIRY_INTERVAL", "5")),
             "read_wait": float(env.get("LEDGER_READ_WAIT", "2")),
             "projection_worker": env.get("LEDGER_PROJECTION_WORKER", "thread"),
+            "server_timing": env.get("LEDGER_SERVER_TIMING", "") in ("1", "true", "yes"),
             "api_tokens": parse_tokens(env.get("LEDGER_API_TOKENS", "")),
         }
         kw.update(overrides)

@@ -23,7 +23,7 @@ from domain.state import State, evolve, new_state
 from domain.store import EventStore, StoredEvent, make_engine
 from projections.sql import upsert
 from projections.tables import ViewTables
-from projections.views import Change, Projection, all_views
+from projections.views import Change, Projection, all_views, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class ProjectionRunner:
 
     @classmethod
     def for_url(cls, store: EventStore, views_url: str, **kw: Any) -> ProjectionRunner:
-        return cls(store, make_engine(views_url, immediate=True), **kw)
+        return cls(store, make_engine(views_url, immediate=True, durable=False, cache_mb=64), **kw)
 
     def create_schema(self) -> None:
         with self.engine.begin() as conn:
@@ -95,8 +95,8 @@ class ProjectionRunner:
                         t.detail.c.session_id.in_(chunk)
                     )
                 ):
-                    before[sid] = orjson.loads(doc)
-                    after[sid] = orjson.loads(doc)
+                    state = after[sid] = orjson.loads(doc)
+                    before[sid] = snapshot(state)
             for e in events:
                 st = after.get(e.stream_id)
                 if st is None:

@@ -1,24 +1,55 @@
-"""Portable upsert for SQLite and PostgreSQL on SQLAlchemy Core."""
+"""Portable bulk upsert for SQLite and PostgreSQL.
+
+`INSERT ... ON CONFLICT (...) DO UPDATE SET col = excluded.col` is the same SQL on both;
+only the driver's parameter mark differs. It runs as one driver-level executemany, because
+SQLAlchemy's per-row parameter processing cost more than the writes on the projection path.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql, sqlite
 
 
-def upsert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+@lru_cache(maxsize=256)
+def _upsert_sql(
+    dialect: str,
+    table: str,
+    cols: tuple[str, ...],
+    keys: tuple[str, ...],
+    add: frozenset[str],
+    keep: frozenset[str],
+) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    sets = [
+        f'"{c}" = {table}."{c}" + excluded."{c}"' if c in add else f'"{c}" = excluded."{c}"'
+        for c in cols
+        if c not in keys and c not in keep
+    ]
+    conflict = ", ".join(f'"{k}"' for k in keys)
+    action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+    return (
+        f"INSERT INTO {table} ({quoted}) VALUES ({', '.join([mark] * len(cols))}) "
+        f"ON CONFLICT ({conflict}) {action}"
+    )
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: list[str],
+    add: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(),
+) -> None:
+    """Insert `rows`; on a key conflict overwrite each column, increment those in `add`,
+    and leave those in `keep` as they are."""
     if not rows:
         return
-    mod = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = mod.insert(table)
-    cols = [c for c in rows[0] if c not in keys]
-    if cols:
-        stmt = stmt.on_conflict_do_update(
-            index_elements=keys, set_={c: stmt.excluded[c] for c in cols}
-        )
-    else:
-        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
-    conn.execute(stmt, list(rows))
+    cols = tuple(rows[0])
+    sql = _upsert_sql(conn.dialect.name, table.name, cols, tuple(keys), add, keep)
+    conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])

@@ -7,6 +7,7 @@ fills a fresh set (suffix `_next`) that is renamed into place in one transaction
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Float,
     Index,
@@ -15,7 +16,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    UniqueConstraint,
 )
 
 VIEW_NAMES = ("detail", "list", "count", "stats")
@@ -61,18 +61,16 @@ class ViewTables:
             Column("day", String),
             Column("summary", LargeBinary, nullable=False),
         )
+        # Indexes for the selective filters and the sorts; each costs every write, so the
+        # rarely-selective columns (source, type) and updated_at go without.
         for col in (
             "number",
             "status",
             "project",
             "build",
             "user",
-            "source",
-            "type",
             "started_at",
             "ended_at",
-            "last_seen_at",
-            "updated_at",
             "duration",
         ):
             Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
@@ -94,7 +92,7 @@ class ViewTables:
         self.cells = Table(
             "stats_cells" + s,
             m,
-            Column("cell_id", Integer, primary_key=True),
+            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("day", String, nullable=False),
             Column("status", String, nullable=False),
             Column("project", String, nullable=False),
@@ -107,36 +105,26 @@ class ViewTables:
             Column("ended", Integer, nullable=False),
             Column("duration_sum", Float, nullable=False),
             Column("duration_max", Float),
-            UniqueConstraint(
-                "day",
-                "status",
-                "project",
-                "build",
-                "user",
-                "type",
-                "browser",
-                "os",
-                name=f"uq_stats_cells{s}",
-            ),
         )
+        Index(f"ix_stats_cells{s}_day", self.cells.c.day)
         self.histogram = Table(
             "stats_histogram" + s,
             m,
-            Column("cell_id", Integer, primary_key=True),
+            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("bucket", Integer, primary_key=True),
             Column("n", Integer, nullable=False),
         )
         self.paths = Table(
             "stats_paths" + s,
             m,
-            Column("cell_id", Integer, primary_key=True),
+            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("path", String, primary_key=True),
             Column("seconds", Float, nullable=False),
         )
         self.results = Table(
             "stats_results" + s,
             m,
-            Column("cell_id", Integer, primary_key=True),
+            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("status", String, primary_key=True),
             Column("n", Integer, nullable=False),
         )

@@ -7,14 +7,16 @@ as "subtract the old contribution, add the new one": any order of batches gives 
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Connection, Table, and_, delete, select
+from sqlalchemy import Connection, and_, delete, select
 
 from domain.state import ACTIVE_STATUSES, State
 from projections.sql import upsert
@@ -39,7 +41,12 @@ def bucket_value(b: int) -> float:
 
 
 def day_of(ts: float | None) -> str:
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
+    return "" if ts is None else _day(int(ts // 86400))
+
+
+@lru_cache(maxsize=4096)
+def _day(n: int) -> str:
+    return datetime.fromtimestamp(n * 86400, UTC).strftime("%Y-%m-%d")
 
 
 def summary(s: State) -> dict[str, Any]:
@@ -68,6 +75,25 @@ def summary(s: State) -> dict[str, Any]:
             "visible_time",
         )
     } | {"active": is_active_state(s)}
+
+
+def snapshot(s: State) -> State:
+    """What the views need of a state before a batch changes it (copied, since the fold
+    mutates in place): cheaper than a second full copy of the document."""
+    return {
+        "deleted": s["deleted"],
+        "status": s["status"],
+        "tags": dict(s["tags"]),
+        "attributes": dict(s["attributes"]),
+        "started_at": s["started_at"],
+        "project": s["project"],
+        "build": s["build"],
+        "user": s["user"],
+        "type": s["type"],
+        "duration": s["duration"],
+        "visible_time": dict(s["visible_time"]),
+        "result_counts": dict(s["result_counts"]),
+    }
 
 
 def is_active_state(s: State) -> bool:
@@ -218,7 +244,8 @@ def _contributes(s: State | None) -> bool:
 
 class StatsView:
     """Pre-aggregated cells over (day, status, project, build, user, type, browser, os):
-    count, ended count, duration sum/max and histogram, visible time per path, results."""
+    count, ended count, duration sum/max and histogram, visible time per path, results.
+    A cell's id is a hash of its key, so a batch is a handful of incrementing upserts."""
 
     name = "stats"
 
@@ -235,79 +262,38 @@ class StatsView:
             self._write(conn, t, deltas)
 
     def _write(self, conn: Connection, t: ViewTables, deltas: dict[CellKey, _CellDelta]) -> None:
-        c = t.cells
-        ids: dict[CellKey, tuple[int, int, int, float, float | None]] = {}
-        for key in deltas:
-            row = conn.execute(
-                select(c.c.cell_id, c.c.n, c.c.ended, c.c.duration_sum, c.c.duration_max).where(
-                    and_(*(c.c[d] == v for d, v in zip(CELL_DIMS, key, strict=True)))
-                )
-            ).first()
-            if row is None:
-                res = conn.execute(
-                    c.insert().values(
-                        **dict(zip(CELL_DIMS, key, strict=True)),
-                        n=0,
-                        ended=0,
-                        duration_sum=0.0,
-                        duration_max=None,
-                    )
-                )
-                pk = res.inserted_primary_key
-                assert pk is not None
-                ids[key] = (int(pk[0]), 0, 0, 0.0, None)
-            else:
-                ids[key] = (int(row[0]), int(row[1]), int(row[2]), float(row[3]), row[4])
+        cells, hist, paths, results = [], [], [], []
+        maybe_lost_max: dict[int, CellKey] = {}
         for key, dl in deltas.items():
-            cid, n, ended, total, dmax = ids[key]
-            new_max = dmax
-            if dl.durations_out and dmax is not None and max(dl.durations_out) >= dmax:
-                new_max = None  # the max may have left: recompute below from the histogram rows
-            if dl.durations_in:
-                top = max(dl.durations_in)
-                new_max = top if new_max is None or top > new_max else new_max
-            conn.execute(
-                c.update()
-                .where(c.c.cell_id == cid)
-                .values(
-                    n=n + dl.n,
-                    ended=ended + dl.ended,
-                    duration_sum=round(total + dl.sum, 6),
-                    duration_max=new_max,
-                )
+            cid = cell_id(key)
+            top = max(dl.durations_in) if dl.durations_in else None
+            cells.append(
+                {
+                    "cell_id": cid,
+                    **dict(zip(CELL_DIMS, key, strict=True)),
+                    "n": dl.n,
+                    "ended": dl.ended,
+                    "duration_sum": dl.sum,
+                    "duration_max": top,
+                }
             )
-            self._bump(conn, t.histogram, cid, "bucket", dl.hist, int)
-            self._bump(conn, t.paths, cid, "path", dl.paths, float)
-            self._bump(conn, t.results, cid, "status", dl.results, int)
-            if new_max is None and ended + dl.ended > 0:
-                self._recompute_max(conn, t, cid, key)
-
-    @staticmethod
-    def _bump(
-        conn: Connection, table: Table, cid: int, keycol: str, delta: dict[Any, Any], kind: type
-    ) -> None:
-        delta = {k: v for k, v in delta.items() if v}
-        if not delta:
-            return
-        valcol = "seconds" if keycol == "path" else "n"
-        have = dict(
-            conn.execute(
-                select(table.c[keycol], table.c[valcol]).where(
-                    table.c.cell_id == cid, table.c[keycol].in_(delta)
-                )
-            ).all()
-        )
-        rows = []
-        for k, v in delta.items():
-            new = have.get(k, 0) + v
-            rows.append(
-                {"cell_id": cid, keycol: k, valcol: round(new, 6) if kind is float else new}
-            )
-        upsert(conn, table, rows, ["cell_id", keycol])
+            if dl.durations_out:
+                maybe_lost_max[cid] = key
+            hist += [{"cell_id": cid, "bucket": b, "n": n} for b, n in dl.hist.items() if n]
+            paths += [{"cell_id": cid, "path": p, "seconds": v} for p, v in dl.paths.items() if v]
+            results += [{"cell_id": cid, "status": k, "n": n} for k, n in dl.results.items() if n]
+        # The max only grows by upsert; where a duration left a cell, it is recomputed below.
+        upsert(conn, t.cells, cells, ["cell_id"], add=_CELL_SUMS, keep=_CELL_KEEP)
+        _raise_max(conn, t, cells)
+        upsert(conn, t.histogram, hist, ["cell_id", "bucket"], add=frozenset({"n"}))
+        upsert(conn, t.paths, paths, ["cell_id", "path"], add=frozenset({"seconds"}))
+        upsert(conn, t.results, results, ["cell_id", "status"], add=frozenset({"n"}))
+        for cid, key in maybe_lost_max.items():
+            self._recompute_max(conn, t, cid, key)
 
     @staticmethod
     def _recompute_max(conn: Connection, t: ViewTables, cid: int, key: CellKey) -> None:
-        """Exact max after the cell's max left it: read it back from the list view's rows."""
+        """Exact max after a duration left the cell: read it back from the list view's rows."""
         lst = t.list
         conds = [lst.c.day == key[0], lst.c.status == key[1]]
         for dim, val in zip(CELL_DIMS[2:], key[2:], strict=True):
@@ -320,6 +306,28 @@ class StatsView:
             .limit(1)
         ).scalar()
         conn.execute(t.cells.update().where(t.cells.c.cell_id == cid).values(duration_max=top))
+
+
+_CELL_SUMS = frozenset({"n", "ended", "duration_sum"})
+_CELL_KEEP = frozenset({"duration_max", *CELL_DIMS})
+
+
+def _raise_max(conn: Connection, t: ViewTables, cells: list[dict[str, Any]]) -> None:
+    """duration_max = max(duration_max, this batch's longest) for cells that gained one."""
+    rows = [(c["duration_max"],) * 2 + (c["cell_id"],) for c in cells if c["duration_max"]]
+    if rows:
+        m = "?" if conn.dialect.name == "sqlite" else "%s"
+        conn.exec_driver_sql(
+            f"UPDATE {t.cells.name} SET duration_max = {m} "
+            f"WHERE (duration_max IS NULL OR duration_max < {m}) AND cell_id = {m}",
+            rows,
+        )
+
+
+def cell_id(key: CellKey) -> int:
+    """A stable 63-bit id for a cell key (the same live and after any rebuild)."""
+    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def _same_contribution(b: State, a: State) -> bool:

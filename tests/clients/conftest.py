@@ -1,0 +1,3 @@
+"""The sample file is what pytest-monitor measures, not part of our suite."""
+
+collect_ignore = ["monitor_sample"]
