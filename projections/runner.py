@@ -203,10 +203,11 @@ class ProjectionRunner:
         deadline = time.monotonic() + timeout
         if self._thread is None:
             # The worker is another process: watch its committed tracking position.
-            while self.read_position() < position:
+            while (seen := self.read_position()) < position:
                 if time.monotonic() >= deadline:
                     return False
                 time.sleep(0.003)
+            self._position = max(self._position, seen)  # a cache: lets the next read skip this
             return True
         with self._cond:
             while self._position < position:
