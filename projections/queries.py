@@ -40,6 +40,8 @@ class SessionFilter:
     text: str | None = None
     ids: tuple[str, ...] = ()
     id_prefix: str | None = None
+    member: tuple[str, str] | None = None  # (participants|users|devices, id)
+    created_by: str | None = None
 
     def is_empty(self) -> bool:
         return self == SessionFilter()
@@ -78,6 +80,14 @@ def _conditions(t: ViewTables, f: SessionFilter) -> list[ColumnElement[bool]]:
             conds.append(col < hi)
     if f.text:
         conds.append(c.name.ilike(f"%{f.text}%"))
+    if f.created_by is not None:
+        conds.append(c.created_by == f.created_by)
+    if f.member is not None:
+        mb = t.members.c
+        kind, member = f.member
+        conds.append(
+            c.session_id.in_(select(mb.session_id).where(mb.kind == kind, mb.member == member))
+        )
     for key, value in f.tags:
         tg = t.tags.c
         conds.append(
@@ -127,6 +137,28 @@ def get_detail(conn: Connection, t: ViewTables, session_id: str) -> dict[str, An
         return None
     doc: dict[str, Any] = orjson.loads(raw)
     return None if doc["deleted"] else doc
+
+
+def get_details(conn: Connection, t: ViewTables, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Many detail documents at once (deleted ones left out)."""
+    out: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 500):
+        rows = conn.execute(
+            select(t.detail.c.session_id, t.detail.c.doc).where(
+                t.detail.c.session_id.in_(ids[i : i + 500])
+            )
+        )
+        for sid, raw in rows:
+            doc = orjson.loads(raw)
+            if not doc["deleted"]:
+                out[sid] = doc
+    return out
+
+
+def details_in_order(conn: Connection, t: ViewTables, ids: list[str]) -> list[dict[str, Any]]:
+    """The detail documents of `ids`, in that order (a page of a list, made whole)."""
+    docs = get_details(conn, t, ids)
+    return [docs[i] for i in ids if i in docs]
 
 
 def id_for_number(conn: Connection, t: ViewTables, number: int) -> str | None:

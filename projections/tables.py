@@ -59,6 +59,7 @@ class ViewTables:
             Column("updated_at", Float),
             Column("duration", Float),
             Column("day", String),
+            Column("created_by", String),
             Column("summary", LargeBinary, nullable=False),
         )
         # Indexes for the selective filters and the sorts; each costs every write, so the
@@ -72,6 +73,7 @@ class ViewTables:
             "started_at",
             "ended_at",
             "duration",
+            "created_by",
         ):
             Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
         Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
@@ -83,6 +85,15 @@ class ViewTables:
             Column("value", String, nullable=False),
         )
         Index(f"ix_session_tags{s}_kv", self.tags.c.key, self.tags.c.value)
+        # Who took part (OpenTera participants, users, devices), for member filters.
+        self.members = Table(
+            "session_members" + s,
+            m,
+            Column("session_id", String, primary_key=True),
+            Column("kind", String, primary_key=True),
+            Column("member", String, primary_key=True),
+        )
+        Index(f"ix_session_members{s}_km", self.members.c.kind, self.members.c.member)
         self.counts = Table(
             "session_counts" + s,
             m,
@@ -132,7 +143,7 @@ class ViewTables:
     def for_view(self, view: str) -> list[Table]:
         return {
             "detail": [self.detail],
-            "list": [self.list, self.tags],
+            "list": [self.list, self.tags, self.members],
             "count": [self.counts],
             "stats": [self.cells, self.histogram, self.paths, self.results],
         }[view]

@@ -93,7 +93,15 @@ def snapshot(s: State) -> State:
         "duration": s["duration"],
         "visible_time": dict(s["visible_time"]),
         "result_counts": dict(s["result_counts"]),
+        **{k: list(s[k]) for k in MEMBER_KINDS},
     }
+
+
+MEMBER_KINDS = ("participants", "users", "devices")
+
+
+def _members(s: State) -> dict[str, list[str]]:
+    return {k: s[k] for k in MEMBER_KINDS}
 
 
 def is_active_state(s: State) -> bool:
@@ -125,8 +133,8 @@ class ListView:
         gone = [sid for sid, _, after in changes if after["deleted"]]
         live = [(sid, b, a) for sid, b, a in changes if not a["deleted"]]
         if gone:
-            conn.execute(delete(t.list).where(t.list.c.session_id.in_(gone)))
-            conn.execute(delete(t.tags).where(t.tags.c.session_id.in_(gone)))
+            for table in (t.list, t.tags, t.members):
+                conn.execute(delete(table).where(table.c.session_id.in_(gone)))
         rows = [
             {
                 "session_id": sid,
@@ -147,6 +155,7 @@ class ListView:
                 "updated_at": a["updated_at"],
                 "duration": a["duration"],
                 "day": day_of(a["started_at"]),
+                "created_by": a["created_by"],
                 "summary": orjson.dumps(summary(a)),
             }
             for sid, _, a in live
@@ -163,6 +172,18 @@ class ListView:
             ]
             if tag_rows:
                 conn.execute(t.tags.insert(), tag_rows)
+        moved = [sid for sid, b, a in live if b is None or _members(b) != _members(a)]
+        if moved:
+            conn.execute(delete(t.members).where(t.members.c.session_id.in_(moved)))
+            member_rows = [
+                {"session_id": sid, "kind": kind, "member": m}
+                for sid, b, a in live
+                if b is None or _members(b) != _members(a)
+                for kind, ms in _members(a).items()
+                for m in dict.fromkeys(ms)
+            ]
+            if member_rows:
+                conn.execute(t.members.insert(), member_rows)
 
 
 class CountView:

@@ -181,6 +181,6 @@ def list_sessions(
     t = container.runner.tables
     with connect(container) as conn:
         page = qs.list_sessions(conn, t, f, "started_at", True, limit, offset)
-        docs = [qs.get_detail(conn, t, i["id"]) for i in page.items]
+        docs = qs.details_in_order(conn, t, [i["id"] for i in page.items])
     data = [_session_item(d) for d in docs if d is not None]
     return {"total": page.total, "data": data, "success": True}

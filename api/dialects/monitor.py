@@ -262,7 +262,7 @@ def list_sessions(
         total = qs.count_sessions(conn, t, MONITOR)["total"]
         p = _resolve_page(page, total, per_page)
         rows = qs.list_sessions(conn, t, MONITOR, "number", False, per_page, (p - 1) * per_page)
-        docs = [qs.get_detail(conn, t, r["id"]) for r in rows.items]
+        docs = qs.details_in_order(conn, t, [r["id"] for r in rows.items])
     items = [_session_item(d) for d in docs if d is not None]
     return _envelope(request, "sessions", items, total, p, per_page)
 
@@ -277,16 +277,16 @@ def count_sessions(container: FreshDep) -> dict[str, int]:
 def sessions_by_prefix(
     prefix: str, request: Request, container: FreshDep, page: int = 1, per_page: PerPage = PER_PAGE
 ) -> Any:
-    """Sessions whose key starts with `prefix` (the name filter narrows, startswith decides)."""
+    """Sessions whose key starts with `prefix`."""
     t = container.runner.tables
-    f = qs.SessionFilter(source="monitor", text=prefix)
+    f = qs.SessionFilter(source="monitor", id_prefix=prefix)
     with connect(container) as conn:
-        rows = qs.list_sessions(conn, t, f, "number", False, 100_000, 0).items
-        ids = [r["id"] for r in rows if r["id"].startswith(prefix)]
-        p = _resolve_page(page, len(ids), per_page)
-        docs = [qs.get_detail(conn, t, i) for i in ids[(p - 1) * per_page : p * per_page]]
-    items = [_session_item(d) for d in docs if d is not None]
-    return _envelope(request, "sessions", items, len(ids), p, per_page)
+        total = qs.count_sessions(conn, t, f)["total"]
+        p = _resolve_page(page, total, per_page)
+        rows = qs.list_sessions(conn, t, f, "number", False, per_page, (p - 1) * per_page)
+        docs = qs.details_in_order(conn, t, [r["id"] for r in rows.items])
+    items = [_session_item(d) for d in docs]
+    return _envelope(request, "sessions", items, total, p, per_page)
 
 
 # -- metrics ----------------------------------------------------------------------------------

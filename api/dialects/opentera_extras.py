@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 
 from api.bootstrap import Container
 from api.deps import FreshDep, connect
-from api.dialects.opentera_read import member_sessions, missing, require_number, scan
+from api.dialects.opentera_read import member_sessions, missing, require_number
 from api.dialects.opentera_shape import STATUS_OUT, ot_time, session_type_json
 from projections import queries as qs
 
@@ -122,11 +123,14 @@ def _status_stats(container: Container, docs: list[dict[str, Any]]) -> dict[str,
 
 
 def _member_stats(container: Container, plural: str, value: str) -> dict[str, Any]:
-    return _status_stats(container, list(member_sessions(container, plural, value, ALL)))
+    return _status_stats(container, member_sessions(container, plural, value, ALL))
 
 
 def _user_stats(container: Container, value: str) -> dict[str, Any]:
-    created = sum(1 for _ in scan(container, ALL, lambda d: d["created_by"] == f"user:{value}"))
+    with connect(container) as conn:
+        created = qs.count_sessions(
+            conn, container.runner.tables, dataclasses.replace(ALL, created_by=f"user:{value}")
+        )["total"]
     return {
         "sessions_created_total_count": created,
         "sessions_total_count": _member_stats(container, "users", value)["sessions_total_count"],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,34 +87,29 @@ def _matches(doc: dict[str, Any], f: qs.SessionFilter) -> bool:
     )
 
 
-def _all_ids(container: Container, f: qs.SessionFilter) -> Iterator[str]:
-    offset = 0
-    while True:
+def matching(
+    container: Container, f: qs.SessionFilter, offset: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Detail documents of the sessions `f` selects, newest first, one page or all."""
+    t = container.runner.tables
+    out: list[dict[str, Any]] = []
+    while limit is None or len(out) < limit:
+        size = PAGE if limit is None else min(PAGE, limit - len(out))
         with connect(container) as conn:
-            page = qs.list_sessions(
-                conn, container.runner.tables, f, "started_at", True, PAGE, offset
-            )
-        for item in page.items:
-            yield item["id"]
-        offset += PAGE
-        if offset >= page.total:
-            return
-
-
-def scan(
-    container: Container, f: qs.SessionFilter, keep: Callable[[dict[str, Any]], bool]
-) -> Iterator[dict[str, Any]]:
-    # The views index no members or creators, so those are matched on the detail documents.
-    for sid in _all_ids(container, f):
-        doc = detail(container, sid)
-        if doc is not None and keep(doc):
-            yield doc
+            page = qs.list_sessions(conn, t, f, "started_at", True, size, offset)
+            ids = [i["id"] for i in page.items]
+            docs = qs.get_details(conn, t, ids)
+        out += [docs[i] for i in ids if i in docs]
+        offset += size
+        if offset >= page.total or not ids:
+            break
+    return out
 
 
 def member_sessions(
     container: Container, plural: str, value: str, f: qs.SessionFilter
-) -> Iterator[dict[str, Any]]:
-    return scan(container, f, lambda d: value in d[plural])
+) -> list[dict[str, Any]]:
+    return matching(container, dataclasses.replace(f, member=(plural, value)))
 
 
 def find(container: Container, sel: Selection) -> list[dict[str, Any]]:
@@ -128,17 +123,8 @@ def find(container: Container, sel: Selection) -> list[dict[str, Any]]:
         found = [doc] if doc is not None and _matches(doc, f) else []
         return found[sel.offset : end]
     if sel.member is not None:
-        return list(member_sessions(container, *sel.member, f))[sel.offset : end]
-    limit = sel.limit if sel.limit is not None else PAGE
-    if sel.limit is None:
-        ids = list(_all_ids(container, f))[sel.offset :]
-    else:
-        with connect(container) as conn:
-            page = qs.list_sessions(
-                conn, container.runner.tables, f, "started_at", True, limit, sel.offset
-            )
-        ids = [i["id"] for i in page.items]
-    return [d for d in (detail(container, i) for i in ids) if d is not None]
+        f = dataclasses.replace(f, member=sel.member)
+    return matching(container, f, sel.offset, sel.limit)
 
 
 def missing(what: str) -> HTTPException:

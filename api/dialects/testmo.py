@@ -204,7 +204,7 @@ def list_sessions(
                 conn, t, f, SORTS.get(sort or "", "number"), order == "desc", per_page,
                 (page - 1) * per_page,
             )  # fmt: skip
-            docs = [qs.get_detail(conn, t, item["id"]) for item in found.items]
+            docs = qs.details_in_order(conn, t, [item["id"] for item in found.items])
         total = found.total
         rows = [row(d) for d in docs if d is not None]
     last = max(1, math.ceil(total / per_page))
