@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import (
+    BigInteger,
     Column,
     Connection,
     Engine,
@@ -37,12 +38,14 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 
 GENESIS_HASH = b"\x00" * 32
+# Positions outgrow 32 bits on a busy PostgreSQL log; SQLite keeps INTEGER (its rowid alias).
+Position = BigInteger().with_variant(Integer(), "sqlite")
 
 metadata = MetaData()
 events_table = Table(
     "events",
     metadata,
-    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("position", Position, primary_key=True, autoincrement=False),
     Column("stream_id", String, nullable=False),
     Column("version", Integer, nullable=False),
     Column("type", String, nullable=False),
@@ -59,7 +62,7 @@ idempotency_table = Table(
     Column("key", String, primary_key=True),
     Column("fingerprint", String, nullable=False),
     Column("result", LargeBinary, nullable=False),
-    Column("position", Integer, nullable=False),
+    Column("position", Position, nullable=False),
 )
 
 _SQLITE_GUARDS = (
@@ -69,8 +72,10 @@ _SQLITE_GUARDS = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END",
 )
 _POSTGRES_GUARDS = (
+    # No '%' format here: the driver (psycopg, pyformat) would read it as a placeholder.
     "CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger AS $$ BEGIN "
-    "RAISE EXCEPTION 'events are append-only: % refused', TG_OP; END $$ LANGUAGE plpgsql",
+    "RAISE EXCEPTION USING MESSAGE = 'events are append-only: ' || TG_OP || ' refused'; "
+    "END $$ LANGUAGE plpgsql",
     "DROP TRIGGER IF EXISTS events_refuse_change ON events",
     "CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events "
     "FOR EACH ROW EXECUTE FUNCTION events_refuse_change()",

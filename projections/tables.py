@@ -19,6 +19,8 @@ from sqlalchemy import (
 )
 
 VIEW_NAMES = ("detail", "list", "count", "stats")
+# Log positions (and session numbers, which are positions): 64-bit on PostgreSQL too.
+Position = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ViewTables:
@@ -30,7 +32,7 @@ class ViewTables:
             "view_tracking" + s,
             m,
             Column("view", String, primary_key=True),
-            Column("position", Integer, nullable=False),
+            Column("position", Position, nullable=False),
         )
         self.detail = Table(
             "session_detail" + s,
@@ -42,7 +44,7 @@ class ViewTables:
             "session_list" + s,
             m,
             Column("session_id", String, primary_key=True),
-            Column("number", Integer, nullable=False),
+            Column("number", Position, nullable=False),
             Column("name", String),
             Column("source", String),
             Column("project", String),
