@@ -24,7 +24,11 @@ Position = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ViewTables:
-    def __init__(self, suffix: str = "") -> None:
+    """`bulk=True` leaves out the secondary indexes a bulk load does not need (a rebuild
+    creates them once, at the swap); the list's started_at index stays, the stats view's
+    max recomputation reads through it."""
+
+    def __init__(self, suffix: str = "", bulk: bool = False) -> None:
         self.suffix = suffix
         self.metadata = MetaData()
         m, s = self.metadata, suffix
@@ -77,8 +81,10 @@ class ViewTables:
             "duration",
             "created_by",
         ):
-            Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
-        Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
+            if not bulk or col == "started_at":
+                Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
+        if not bulk:
+            Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
         self.tags = Table(
             "session_tags" + s,
             m,
@@ -86,7 +92,8 @@ class ViewTables:
             Column("key", String, primary_key=True),
             Column("value", String, nullable=False),
         )
-        Index(f"ix_session_tags{s}_kv", self.tags.c.key, self.tags.c.value)
+        if not bulk:
+            Index(f"ix_session_tags{s}_kv", self.tags.c.key, self.tags.c.value)
         # Who took part (OpenTera participants, users, devices), for member filters.
         self.members = Table(
             "session_members" + s,
@@ -95,7 +102,8 @@ class ViewTables:
             Column("kind", String, primary_key=True),
             Column("member", String, primary_key=True),
         )
-        Index(f"ix_session_members{s}_km", self.members.c.kind, self.members.c.member)
+        if not bulk:
+            Index(f"ix_session_members{s}_km", self.members.c.kind, self.members.c.member)
         self.counts = Table(
             "session_counts" + s,
             m,
@@ -119,7 +127,8 @@ class ViewTables:
             Column("duration_sum", Float, nullable=False),
             Column("duration_max", Float),
         )
-        Index(f"ix_stats_cells{s}_day", self.cells.c.day)
+        if not bulk:
+            Index(f"ix_stats_cells{s}_day", self.cells.c.day)
         self.histogram = Table(
             "stats_histogram" + s,
             m,

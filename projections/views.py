@@ -316,7 +316,12 @@ class StatsView:
     def _recompute_max(conn: Connection, t: ViewTables, cid: int, key: CellKey) -> None:
         """Exact max after a duration left the cell: read it back from the list view's rows."""
         lst = t.list
-        conds = [lst.c.day == key[0], lst.c.status == key[1]]
+        day0 = datetime.strptime(key[0], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        conds = [  # the day as a started_at range, so the index on started_at serves it
+            lst.c.started_at >= day0,
+            lst.c.started_at < day0 + 86400,
+            lst.c.status == key[1],
+        ]
         for dim, val in zip(CELL_DIMS[2:], key[2:], strict=True):
             col = lst.c[dim]
             conds.append((col.is_(None) | (col == "")) if val == "" else (col == val))
