@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from api import problems
 from api.bootstrap import Container, bootstrap
@@ -91,7 +90,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         description="An event-sourced ledger of sessions. Native API under /v1; "
         "the seed systems' session APIs under /compat.",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
     )
     problems.install(app)
     if settings.server_timing:
