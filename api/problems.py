@@ -26,6 +26,7 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.IllegalStatusChangeError: 409,
     e.ConcurrencyError: 409,
     e.IdempotencyKeyReusedError: 422,
+    e.ContextConflictError: 409,
 }
 
 Renderer = Callable[[int, str, str, str | None], Response]

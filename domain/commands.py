@@ -1,4 +1,5 @@
-"""Commands: small imperative dataclasses, one per thing a caller can ask of a session.
+"""Commands: small imperative dataclasses, one per thing a caller can ask of a session
+(or of an execution context, which has a stream of its own).
 
 Every command may carry `by` (the actor), an `idempotency_key` (a retry with the same key
 returns the first answer and appends nothing) and an `expected_version` (optimistic check).
@@ -10,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
+
+from domain.context import CONTEXT_PREFIX
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +130,22 @@ class ExpireSession(Command):
 @dataclass(frozen=True, kw_only=True)
 class DeleteSession(Command):
     reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordContext(Command):
+    """Record an execution context (build with `RecordContext.of(h, attributes)`).
+
+    Its `session_id` is the context's stream id `context:<h>`: the command base names the
+    stream it targets `session_id`, and the ledger routes, caches and locks by that name.
+    """
+
+    h: str
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, h: str, attributes: dict[str, Any], **kw: Any) -> RecordContext:
+        return cls(session_id=CONTEXT_PREFIX + h, h=h, attributes=attributes, **kw)
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,3 +54,9 @@ class IdempotencyKeyReusedError(LedgerError):
     """The same Idempotency-Key was sent with a different command."""
 
     code = "idempotency-key-reused"
+
+
+class ContextConflictError(LedgerError):
+    """An execution context's h was recorded before with other attributes."""
+
+    code = "context-conflict"

@@ -1,5 +1,5 @@
-"""The command service: decide commands on Session aggregates and append their events with
-group commit.
+"""The command service: decide commands on Session (and ExecutionContext) aggregates and
+append their events with group commit.
 
 One writer thread per process takes whatever commands are queued, decides them in order
 against cached aggregates (reloaded when another process moved a stream on), and appends all
@@ -20,8 +20,10 @@ from typing import Any, cast
 import orjson
 
 from domain import commands as c
+from domain.context import ExecutionContext, context_stream, is_context_stream
 from domain.errors import (
     ConcurrencyError,
+    ContextConflictError,
     IdempotencyKeyReusedError,
     InvalidCommandError,
     LedgerError,
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 IdSource = Callable[[], str]
 Outcome = c.CommandResult | LedgerError
+# What the writer decides on and caches: a session, or an execution context (`context:` ids).
+Aggregate = Session | ExecutionContext
 
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
@@ -49,8 +53,22 @@ def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[s
     return state
 
 
-def decide(cmd: c.Command, agg: Session | None, at: float) -> Session:
+def decide(cmd: c.Command, agg: Aggregate | None, at: float) -> Aggregate:
     """Run one command against its aggregate (None when the stream does not exist)."""
+    if isinstance(cmd, c.RecordContext):
+        if cmd.session_id != context_stream(cmd.h):
+            raise InvalidCommandError(f"a context's stream is {context_stream(cmd.h)!r}", field="h")
+        if agg is None:
+            return ExecutionContext.record(cmd.h, cmd.attributes, at)
+        if not isinstance(agg, ExecutionContext):
+            raise ContextConflictError(f"stream {cmd.session_id} is not a context", field="h")
+        agg.record_again(cmd.attributes)
+        return agg
+    if is_context_stream(cmd.session_id):
+        # The `context:` namespace belongs to contexts: no session may start or live there.
+        if isinstance(cmd, c.StartSession):
+            raise InvalidCommandError("session ids may not start with 'context:'", field="id")
+        raise SessionNotFoundError(f"no session {cmd.session_id}")
     if isinstance(cmd, c.StartSession):
         if agg is not None:
             raise SessionExistsError(f"session {cmd.session_id} already exists", field="id")
@@ -60,7 +78,7 @@ def decide(cmd: c.Command, agg: Session | None, at: float) -> Session:
             if k not in ("session_id", "idempotency_key", "expected_version")
         }
         return Session.start(cmd.session_id, at, **fields)
-    if agg is None:
+    if not isinstance(agg, Session):
         raise SessionNotFoundError(f"no session {cmd.session_id}")
     if cmd.expected_version is not None and cmd.expected_version != agg.version:
         raise ConcurrencyError(
@@ -133,7 +151,7 @@ class Ledger:
     ) -> None:
         self.store = store
         self.clock = clock
-        self.cache: OrderedDict[str, Session] = OrderedDict()
+        self.cache: OrderedDict[str, Aggregate] = OrderedDict()
         self.cache_size = cache_size
         self.max_batch = max_batch
         self.queue: queue.Queue[tuple[list[c.Command], Future[list[Outcome]]] | None] = (
@@ -177,6 +195,8 @@ class Ledger:
 
     def load(self, session_id: str, until_version: int | None = None) -> dict[str, Any]:
         """A session's folded state, read from the log (never from a view)."""
+        if is_context_stream(session_id):
+            raise SessionNotFoundError(f"no session {session_id}")
         state = fold(self.store.load_stream(session_id, until_version=until_version), session_id)
         if state is None:
             raise SessionNotFoundError(f"no session {session_id}")
@@ -207,7 +227,7 @@ class Ledger:
                 return
 
     def _process(self, items: list[tuple[list[c.Command], Future[list[Outcome]]]]) -> None:
-        touched: dict[str, Session] = {}
+        touched: dict[str, Aggregate] = {}
         try:
             outcomes, head = self._append(items, touched)
         except Exception as exc:
@@ -233,7 +253,7 @@ class Ledger:
     def _append(
         self,
         items: list[tuple[list[c.Command], Future[list[Outcome]]]],
-        touched: dict[str, Session],
+        touched: dict[str, Aggregate],
     ) -> tuple[list[Outcome], int]:
         cmds = [cmd for batch, _ in items for cmd in batch]
         with self.store.write_transaction() as conn:
@@ -254,10 +274,7 @@ class Ledger:
                 if agg is not None and agg.version == versions.get(sid, 0):
                     touched[sid] = agg
                 elif sid in versions:
-                    state = fold(self.store.load_stream(sid, conn), sid)
-                    if state is None:
-                        raise RuntimeError(f"stream {sid} vanished inside a transaction")
-                    touched[sid] = Session.from_state(state)
+                    touched[sid] = self._rebuild(sid, self.store.load_stream(sid, conn))
                 else:
                     self.cache.pop(sid, None)
             outcomes: list[Outcome | None] = []
@@ -276,7 +293,7 @@ class Ledger:
                     outcomes.append(err)
                     continue
                 touched[cmd.session_id] = agg
-                events = cast(list[Session.Event], agg.collect_events())
+                events = cast(list[Session.Event | ExecutionContext.Event], agg.collect_events())
                 for e in events:
                     new.append(
                         NewEvent(
@@ -300,15 +317,18 @@ class Ledger:
                 agg = touched[cmd.session_id]
                 mine = stored[k : k + count]
                 k += count
-                for s in mine:
-                    if s.type == "Started":
-                        agg.state["number"] = s.position
+                number = None  # a context has no session number
+                if isinstance(agg, Session):
+                    for s in mine:
+                        if s.type == "Started":
+                            agg.state["number"] = s.position
+                    number = agg.state["number"]
                 outcomes[idx] = c.CommandResult(
                     cmd.session_id,
                     agg.version,
                     mine[-1].position if mine else new_head,
                     count,
-                    agg.state["number"],
+                    number,
                 )
             for i, o in enumerate(outcomes):
                 if isinstance(o, _Pending):
@@ -326,6 +346,22 @@ class Ledger:
                 ],
             )
         return [o for o in outcomes if o is not None], new_head
+
+    @staticmethod
+    def _rebuild(sid: str, stored: list[StoredEvent]) -> Aggregate:
+        """The aggregate of a stored stream: a context replays its events through the
+        library; a session is rehydrated from the pure fold."""
+        if not stored:
+            raise RuntimeError(f"stream {sid} vanished inside a transaction")
+        if is_context_stream(sid):
+            ctx = ExecutionContext.rebuild(
+                sid, ((e.version, e.recorded_at, e.data()) for e in stored)
+            )
+            assert ctx is not None
+            return ctx
+        state = fold(stored, sid)
+        assert state is not None
+        return Session.from_state(state)
 
     @staticmethod
     def _replayed(

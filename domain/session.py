@@ -14,6 +14,7 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate, DomainEvent
 
+from domain import context
 from domain.errors import (
     IllegalStatusChangeError,
     SessionDeletedError,
@@ -310,10 +311,14 @@ EVENT_CLASSES: dict[str, type[Session.Event]] = {
 }
 
 
+# Every event type in the log, sessions' and execution contexts', by stored type name.
+ALL_EVENT_CLASSES: dict[str, type[Any]] = {**EVENT_CLASSES, **context.EVENT_CLASSES}
+
+
 def upcast(event_type: str, schema_version: int, payload: dict[str, Any]) -> dict[str, Any]:
     """Bring a stored payload up to its class's current `class_version`
     via the class's `upcast_vN_vM` static methods (the eventsourcing convention)."""
-    cls = EVENT_CLASSES[event_type]
+    cls = ALL_EVENT_CLASSES[event_type]
     while schema_version < cls.class_version:
         step = getattr(cls, f"upcast_v{schema_version}_v{schema_version + 1}")
         step(payload)

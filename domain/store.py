@@ -195,6 +195,21 @@ def make_engine(
     return engine
 
 
+# A prefix as a range on stream_id, with version = 1 so each stream counts once: the unique
+# (stream_id, version) index serves it on SQLite and PostgreSQL alike (LIKE would not). The
+# SUBSTR check keeps it exact under a PostgreSQL locale collation, where the range alone
+# could admit ids that sort inside it without starting with the prefix.
+_PREFIX_RANGE = (
+    "stream_id >= :lo AND stream_id < :hi AND version = 1 AND SUBSTR(stream_id, 1, :len) = :lo"
+)
+
+
+def _prefix_bounds(prefix: str) -> dict[str, Any]:
+    if not prefix:
+        raise ValueError("a stream prefix must not be empty")
+    return {"lo": prefix, "hi": prefix[:-1] + chr(ord(prefix[-1]) + 1), "len": len(prefix)}
+
+
 class EventStore:
     """Reads and appends events; knows nothing of sessions beyond stream ids."""
 
@@ -355,6 +370,22 @@ class EventStore:
             if len(batch) < chunk:
                 return
             pos = batch[-1].position
+
+    def stream_ids(self, prefix: str, limit: int = 1000, offset: int = 0) -> list[str]:
+        """Ids of the streams whose id starts with `prefix`, in id order (one per stream)."""
+        sql = (
+            f"SELECT stream_id FROM events WHERE {_PREFIX_RANGE} "
+            "ORDER BY stream_id LIMIT :n OFFSET :o"
+        )
+        with self.read_engine.connect() as c:
+            rows = c.execute(text(sql), {**_prefix_bounds(prefix), "n": limit, "o": offset})
+            return [r[0] for r in rows]
+
+    def count_streams(self, prefix: str) -> int:
+        """How many streams have an id starting with `prefix`."""
+        sql = f"SELECT COUNT(*) FROM events WHERE {_PREFIX_RANGE}"
+        with self.read_engine.connect() as c:
+            return int(c.execute(text(sql), _prefix_bounds(prefix)).scalar_one())
 
     def head_digest(self) -> tuple[int, bytes]:
         with self.read_engine.connect() as c:

@@ -1,10 +1,10 @@
 """Applies the event log to the views, exactly once, resumable, in batches.
 
-Each batch reads events after the views' tracking position, folds them into the touched
-sessions' states (read from the detail table, the runner's fold store), hands every view the
-(before, after) changes, and writes the views' rows and their tracking positions in one
-transaction. A killed process resumes at the last committed position; the live worker and
-the rebuild are this same class.
+Each batch reads events after the views' tracking position, folds the session events into
+the touched sessions' states (read from the detail table, the runner's fold store), hands
+every view the (before, after) changes, and writes the views' rows and their tracking
+positions in one transaction. A killed process resumes at the last committed position; the
+live worker and the rebuild are this same class.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from domain.session import upcast
-from domain.state import State, evolve, new_state
+from domain.state import EVOLVERS, State, evolve, new_state
 from domain.store import EventStore, StoredEvent, make_engine
 from projections.sql import upsert
 from projections.tables import ViewTables
@@ -78,7 +78,10 @@ class ProjectionRunner:
         if not events:
             return self._position
         t = self.tables
-        sids = list(dict.fromkeys(e.stream_id for e in events))
+        # Events the session fold does not know (an execution context's, say) change no view,
+        # but the tracking position still moves past them, so a batch of them is applied too.
+        folded = [e for e in events if e.type in EVOLVERS]
+        sids = list(dict.fromkeys(e.stream_id for e in folded))
         with self.engine.begin() as conn:
             stored = self._tracked(conn)
             if stored != self._position or events[0].position <= stored:
@@ -97,7 +100,7 @@ class ProjectionRunner:
                 ):
                     state = after[sid] = orjson.loads(doc)
                     before[sid] = snapshot(state)
-            for e in events:
+            for e in folded:
                 st = after.get(e.stream_id)
                 if st is None:
                     st = after[e.stream_id] = new_state(e.stream_id)
@@ -109,7 +112,7 @@ class ProjectionRunner:
                     e.position,
                 )
             changes: list[Change] = [(sid, before.get(sid), after[sid]) for sid in sids]
-            for view in self.views:
+            for view in self.views if changes else ():
                 view.apply(conn, t, changes)
             last = events[-1].position
             upsert(

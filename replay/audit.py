@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import orjson
 
 from api.render import iso
-from domain.session import EVENT_CLASSES
+from domain.session import ALL_EVENT_CLASSES
 from domain.store import EventStore, StoredEvent
 from replay.source import ReplayError
 
@@ -63,8 +63,8 @@ def log_events(
 ) -> Iterator[StoredEvent]:
     """The global log after `after`, streamed; `limit` counts matching events."""
     for t in types or ():
-        if t not in EVENT_CLASSES:
-            raise ReplayError(f"--type must be among {', '.join(EVENT_CLASSES)}, not {t!r}")
+        if t not in ALL_EVENT_CLASSES:
+            raise ReplayError(f"--type must be among {', '.join(ALL_EVENT_CLASSES)}, not {t!r}")
     if limit is not None:
         yield from store.read(after, limit, list(types) if types else None)
         return

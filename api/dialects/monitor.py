@@ -5,24 +5,18 @@ started_at, scm_ref -> scm_ref, description -> tags, and name = the hash too, so
 lookup can use the list view's name filter. Each metric is one MetricRecorded event on its
 session's stream; metric lists are read from that stream, never from a table.
 
-Contexts (a machine description, not a session) are not events: the domain has no event for
-something outside a session. A context's canonical JSON is a content-addressed blob, and a
-small JSON index (h -> sha256) in the blob directory finds it. Limits: the index is outside
-the hash chain and is not rebuilt by replay (each metric event carries its context's sha256,
-so every context a metric uses *is* covered by the chain); a file lock makes it safe for
-several processes on one machine, not for several machines sharing the blob dir over NFS.
+A context (a machine description, not a session) is one RecordContext command: a `Recorded`
+event on its own stream `context:<h>`, in the hash chain like every other write. Re-posting
+the same context appends nothing; other content under the same h is a 409. Context lists
+and lookups read those streams from the log (store.stream_ids), never a table or a file.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import math
-import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
@@ -33,7 +27,7 @@ from api import problems
 from api.deps import ContainerDep, FreshDep, connect, execute
 from api.render import parse_time
 from domain import commands as c
-from domain.blobs import BlobStore
+from domain.context import CONTEXT_PREFIX, context_stream
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.session import upcast
 from projections import queries as qs
@@ -316,14 +310,11 @@ async def create_metric(request: Request, container: ContainerDep) -> JSONRespon
     if body is None:
         return _invalid({"body": "must be a JSON object"})
     m, errors = _check(body, METRIC_FIELDS)
-    sha = None
-    if "context_h" in m:
-        sha = await asyncio.to_thread(ContextIndex(container.blobs).sha_of, m["context_h"])
-        if sha is None:
-            errors["context_h"] = f"unknown context {m['context_h']}"
+    if "context_h" in m and not await asyncio.to_thread(_context_exists, container, m["context_h"]):
+        errors["context_h"] = f"unknown context {m['context_h']}"
     if errors:
         return _invalid(errors)
-    values = {k: m[k] for k in VALUE_FIELDS} | {"context_sha256": sha}
+    values = {k: m[k] for k in VALUE_FIELDS}
     cmd = c.RecordMetric(
         session_id=m["session_h"], item=m["item"], context=m["context_h"], values=values
     )
@@ -356,53 +347,30 @@ router.add_api_route(  # the seed's heading spells it /session/:session/metrics/
 # -- contexts ---------------------------------------------------------------------------------
 
 
-class ContextIndex:
-    """h -> sha256 of the context's canonical JSON blob, kept in one small JSON file."""
+def _context_doc(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"h": payload["h"], **payload["attributes"]}
 
-    def __init__(self, blobs: BlobStore) -> None:
-        self.blobs = blobs
-        self.path = Path(blobs.root) / "monitor-contexts.json"
 
-    def _read(self) -> dict[str, str]:
-        try:
-            index: dict[str, str] = orjson.loads(self.path.read_bytes())
-        except FileNotFoundError:
-            return {}
-        return index
+def _context_exists(container: Any, h: str) -> bool:
+    # Its exact stream, not a prefix count: `context:ab` must not be found by `context:a`.
+    return bool(container.store.load_stream(context_stream(h)))
 
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.with_suffix(".lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield
 
-    def sha_of(self, h: str) -> str | None:
-        return self._read().get(h)
-
-    def find(self, prefix: str = "") -> list[dict[str, Any]]:
-        index = self._read()
-        shas = [index[h] for h in sorted(index) if h.startswith(prefix)]
-        return [orjson.loads(self.blobs.get(s)) for s in shas]
-
-    def put(self, doc: dict[str, Any]) -> bool:
-        """Store the context; False when its h is already taken by other content."""
-        sha, _ = self.blobs.put(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS))
-        with self._locked():
-            index = self._read()
-            if index.get(doc["h"], sha) != sha:
-                return False
-            if doc["h"] not in index:
-                index[doc["h"]] = sha
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_bytes(orjson.dumps(index, option=orjson.OPT_SORT_KEYS))
-                os.replace(tmp, self.path)
-        return True
+def _find_contexts(
+    container: Any, prefix: str, page: int, per_page: int
+) -> tuple[list[Any], int, int]:
+    """One page of the contexts whose h starts with `prefix` (in h order), the total, the page."""
+    stream_prefix = CONTEXT_PREFIX + prefix
+    total = container.store.count_streams(stream_prefix)
+    p = _resolve_page(page, total, per_page)
+    ids = container.store.stream_ids(stream_prefix, per_page, (p - 1) * per_page)
+    docs = [container.store.load_stream(sid)[0].data() for sid in ids]
+    return [_context_doc(d) for d in docs], total, p
 
 
 @_route("POST", "/contexts/", 201)
 async def create_context(request: Request, container: ContainerDep) -> JSONResponse:
-    """Register an execution context; answers 201 with it (the client reads `h`)."""
+    """Record an execution context; answers 201 with it (the client reads `h`)."""
     body = await _json_object(request)
     if body is None:
         return _invalid({"body": "must be a JSON object"})
@@ -410,21 +378,23 @@ async def create_context(request: Request, container: ContainerDep) -> JSONRespo
     if errors:
         return _invalid(errors)
     doc.setdefault("cpu_vendor", "")
-    if not await asyncio.to_thread(ContextIndex(container.blobs).put, doc):
-        return JSONResponse({"message": f"context {doc['h']} exists with other content"}, 409)
-    return JSONResponse(doc, status_code=201)
+    h = doc.pop("h")
+    # A conflicting re-post raises ContextConflictError: 409 in this dialect's error shape.
+    await execute(container, c.RecordContext.of(h, doc))
+    return JSONResponse({"h": h, **doc}, status_code=201)
 
 
 @_route("GET", "/contexts/count/")
 def count_contexts(container: ContainerDep) -> dict[str, int]:
-    return {"count": len(ContextIndex(container.blobs).find())}
+    return {"count": container.store.count_streams(CONTEXT_PREFIX)}
 
 
 @_route("GET", "/contexts/")
 def list_contexts(
     request: Request, container: ContainerDep, page: int = 1, per_page: PerPage = PER_PAGE
 ) -> Any:
-    return _paged(request, "contexts", ContextIndex(container.blobs).find(), page, per_page)
+    items, total, p = _find_contexts(container, "", page, per_page)
+    return _envelope(request, "contexts", items, total, p, per_page)
 
 
 @_route("GET", "/contexts/{prefix}")
@@ -436,4 +406,5 @@ def contexts_by_prefix(
     per_page: PerPage = PER_PAGE,
 ) -> Any:
     """Contexts whose h starts with `prefix`; always 200 with a `contexts` list."""
-    return _paged(request, "contexts", ContextIndex(container.blobs).find(prefix), page, per_page)
+    items, total, p = _find_contexts(container, prefix, page, per_page)
+    return _envelope(request, "contexts", items, total, p, per_page)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.deps import ContainerDep
 from api.render import iso
 from domain.errors import InvalidCommandError, SessionNotFoundError
-from domain.session import EVENT_CLASSES
+from domain.session import ALL_EVENT_CLASSES
 from domain.store import StoredEvent
 
 router = APIRouter(prefix="/v1", tags=["audit"])
@@ -39,9 +39,9 @@ def global_log(
 ) -> dict[str, Any]:
     """The global log in position order; page with `after` = the last position you saw."""
     for t in type or []:
-        if t not in EVENT_CLASSES:
+        if t not in ALL_EVENT_CLASSES:
             raise InvalidCommandError(
-                f"type must be among {', '.join(EVENT_CLASSES)}", field="type"
+                f"type must be among {', '.join(ALL_EVENT_CLASSES)}", field="type"
             )
     events = container.store.read(after, limit, type or None)
     last = events[-1].position if events else after

@@ -128,9 +128,43 @@ def test_context_is_stored_found_by_prefix_and_answered_with_h(client: TestClien
     assert found == [CONTEXT]
     assert client.post(f"{PM}/contexts/", json=CONTEXT).status_code == 201  # same content: fine
     other = {**CONTEXT, "ram_total": 1}
-    assert client.post(f"{PM}/contexts/", json=other).status_code == 409
+    r = client.post(f"{PM}/contexts/", json=other)
+    assert r.status_code == 409
+    assert r.json()["message"] == f"context {CONTEXT['h']} exists with other attributes"
     assert client.get(f"{PM}/contexts/count").json() == {"count": 1}
+    assert client.get(f"{PM}/contexts/").json() == {"contexts": [CONTEXT], "total_page": 1}
     assert client.get(f"/v1/sessions/{CONTEXT['h']}").status_code == 404  # not a session
+    assert client.get(f"{PM}/sessions/count").json() == {"count": 0}
+
+
+def test_a_context_is_one_recorded_event_in_the_chained_log(client: TestClient) -> None:
+    head = log_head(client)
+    assert client.post(f"{PM}/contexts/", json=CONTEXT).status_code == 201
+    assert client.post(f"{PM}/contexts/", json=CONTEXT).status_code == 201  # appends nothing
+    assert client.post(f"{PM}/contexts/", json={**CONTEXT, "cpu_count": 64}).status_code == 409
+    events = client.get("/v1/events", params={"after": head}).json()["events"]
+    assert [(e["type"], e["stream_id"], e["version"]) for e in events] == [
+        ("Recorded", f"context:{CONTEXT['h']}", 1)
+    ]
+    attributes = {k: v for k, v in CONTEXT.items() if k != "h"}
+    assert events[0]["payload"] == {"h": CONTEXT["h"], "attributes": attributes}
+    assert len(events[0]["hash"]) == 64  # a link of the hash chain like any session event
+    digest = client.get("/v1/ledger/digest").json()
+    assert (digest["position"], digest["hash"]) == (events[0]["position"], events[0]["hash"])
+
+
+def test_contexts_page_and_prefix_match_by_h(client: TestClient) -> None:
+    for h in ("ab1", "ab2", "b", "abc"):
+        assert client.post(f"{PM}/contexts/", json={**CONTEXT, "h": h}).status_code == 201
+    first = client.get(f"{PM}/contexts/", params={"per_page": 3}).json()
+    assert [x["h"] for x in first["contexts"]] == ["ab1", "ab2", "abc"]
+    assert first["total_page"] == 2 and first["next_url"].endswith("page=2&per_page=3")
+    assert [x["h"] for x in client.get(first["next_url"]).json()["contexts"]] == ["b"]
+    found = client.get(f"{PM}/contexts/ab").json()
+    assert [x["h"] for x in found["contexts"]] == ["ab1", "ab2", "abc"]
+    assert client.get(f"{PM}/contexts/count/").json() == {"count": 4}
+    r = client.post(f"{PM}/metrics/", json=metric(context_h="a"))  # a prefix is not a context
+    assert r.status_code == 400 and "context_h" in r.json()["errors"]
 
 
 def test_metrics_are_events_on_the_session_stream(client: TestClient, session: str) -> None:
@@ -148,7 +182,7 @@ def test_metrics_are_events_on_the_session_stream(client: TestClient, session: s
     events = client.get(f"/v1/sessions/{session}/events").json()["events"]
     recorded = [e["payload"] for e in events if e["type"] == "MetricRecorded"]
     assert recorded[0]["context"] == CONTEXT["h"]
-    assert len(recorded[0]["values"]["context_sha256"]) == 64  # the chain covers the context
+    assert "context_sha256" not in recorded[0]["values"]  # the context is its own event now
 
 
 def test_metrics_of_an_unknown_session_are_404(client: TestClient) -> None:
