@@ -253,14 +253,15 @@ class _CellDelta:
             self.sum += sign * d
             self.hist[bucket_of(d)] += sign
             (self.durations_in if sign > 0 else self.durations_out).append(d)
+        self.add_extras(s, sign)
+
+    def add_extras(self, s: State, sign: int) -> None:
+        """Visible time and results only: a session that stays in its cell with the same
+        duration moves nothing else (and cannot take the cell's max away)."""
         for path, secs in s["visible_time"].items():
             self.paths[path] += sign * secs
         for st, n in s["result_counts"].items():
             self.results[st] += sign * n
-
-
-def _contributes(s: State | None) -> bool:
-    return s is not None and not s["deleted"]
 
 
 class StatsView:
@@ -273,11 +274,18 @@ class StatsView:
     def apply(self, conn: Connection, t: ViewTables, changes: Sequence[Change]) -> None:
         deltas: dict[CellKey, _CellDelta] = defaultdict(_CellDelta)
         for _, b, a in changes:
-            if _contributes(b) and _contributes(a) and _same_contribution(b, a):  # type: ignore[arg-type]
-                continue
-            if _contributes(b):
-                deltas[cell_key(b)].add(b, -1)  # type: ignore[arg-type]
-            if _contributes(a):
+            live_before = b if b is not None and not b["deleted"] else None
+            if live_before is not None and not a["deleted"]:
+                if _same_contribution(live_before, a):
+                    continue
+                key = cell_key(a)
+                if key == cell_key(live_before) and live_before["duration"] == a["duration"]:
+                    deltas[key].add_extras(live_before, -1)
+                    deltas[key].add_extras(a, +1)
+                    continue
+            if live_before is not None:
+                deltas[cell_key(live_before)].add(live_before, -1)
+            if not a["deleted"]:
                 deltas[cell_key(a)].add(a, +1)
         if deltas:
             self._write(conn, t, deltas)
