@@ -18,6 +18,7 @@ from projections import queries
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
 from replay.progress import Progress
+from replay.rebuild import REBUILD_BATCH
 from replay.source import Point, ReplayError, tracked_position
 
 STATS_DIMS = queries.GROUP_FIELDS
@@ -42,7 +43,10 @@ def replayed_views(
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as tmp:
         engine = scratch_engine(f"{tmp}/views.db")
         try:
-            runner = ProjectionRunner(store, engine)
+            # A scratch copy read once: lean tables, big batches (see replay/rebuild.py).
+            runner = ProjectionRunner(
+                store, engine, ViewTables(bulk=True), batch_size=REBUILD_BATCH
+            )
             runner.create_schema()
             if until > 0:
                 bar = Progress(0, until, "replay") if progress is None else None
