@@ -281,10 +281,16 @@ class Ledger:
             new: list[NewEvent] = []
             owners: list[tuple[int, int]] = []  # (outcome index, number of events)
             fresh_keys: dict[str, tuple[str, int]] = {}
+            repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
             for cmd in cmds:
                 key = cmd.idempotency_key
                 if key is not None and (key in known or key in fresh_keys):
-                    outcomes.append(self._replayed(cmd, key, known, fresh_keys, outcomes))
+                    first = self._replayed(cmd, key, known, fresh_keys)
+                    if isinstance(first, int):
+                        repeats.append((len(outcomes), first))
+                        outcomes.append(None)
+                    else:
+                        outcomes.append(first)
                     continue
                 at = self.clock()
                 try:
@@ -330,9 +336,8 @@ class Ledger:
                     count,
                     number,
                 )
-            for i, o in enumerate(outcomes):
-                if isinstance(o, _Pending):
-                    outcomes[i] = outcomes[o.idx]
+            for i, j in repeats:
+                outcomes[i] = outcomes[j]
             self.store.remember_idempotent(
                 conn,
                 [
@@ -345,7 +350,7 @@ class Ledger:
                     for key, (fp, idx) in fresh_keys.items()
                 ],
             )
-        return [o for o in outcomes if o is not None], new_head
+        return cast(list[Outcome], outcomes), new_head
 
     @staticmethod
     def _rebuild(sid: str, stored: list[StoredEvent]) -> Aggregate:
@@ -369,25 +374,14 @@ class Ledger:
         key: str,
         known: dict[str, tuple[str, bytes]],
         fresh: dict[str, tuple[str, int]],
-        outcomes: list[Outcome | None],
-    ) -> Outcome:
-        if key in known:
-            fp, raw = known[key]
-            if fp != cmd.fingerprint():
-                return IdempotencyKeyReusedError(
-                    f"Idempotency-Key {key!r} was used for a different command"
-                )
-            return c.CommandResult(**orjson.loads(raw))
-        fp, idx = fresh[key]
+    ) -> Outcome | int:
+        """The first answer to a retried key: stored, or (same batch) the index of the
+        command that first used it, whose answer is known only after the insert."""
+        fp, first = known[key] if key in known else fresh[key]
         if fp != cmd.fingerprint():
             return IdempotencyKeyReusedError(
                 f"Idempotency-Key {key!r} was used for a different command"
             )
-        return _Pending(idx)  # type: ignore[return-value]
-
-
-class _Pending:
-    """A duplicate of a command earlier in the same batch: resolved after the insert."""
-
-    def __init__(self, idx: int) -> None:
-        self.idx = idx
+        if isinstance(first, int):
+            return first
+        return c.CommandResult(**orjson.loads(first))

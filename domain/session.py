@@ -47,7 +47,9 @@ class Session(BaseAggregate[str]):
             return d
 
         def apply(self, aggregate: Any) -> None:
-            evolve(aggregate.state, type(self).__name__, self.payload(), self.timestamp.timestamp())
+            # The fold reads only the fields it names, so the event's own attributes serve
+            # as the payload here without the copy `payload()` makes for the store.
+            evolve(aggregate.state, type(self).__name__, vars(self), self.timestamp.timestamp())
 
     @dataclass(frozen=True)
     class Started(Event, CanInitAggregate[str]):

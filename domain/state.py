@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 
 STATUSES = ("queued", "running", "completed", "passed", "failed", "error", "timeout", "cancelled")
-ACTIVE_STATUSES = frozenset({"queued", "running"})
 LEGAL_MOVES: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled"}),
     "running": frozenset({"completed", "passed", "failed", "error", "timeout", "cancelled"}),
@@ -57,7 +56,6 @@ DETAIL_FIELDS = (
     "devices",
 )
 MAPPING_FIELDS = frozenset({"tags", "attributes", "parameters"})
-LIST_FIELDS = frozenset({"participants", "users", "devices"})
 
 State = dict[str, Any]
 
@@ -254,7 +252,6 @@ EVOLVERS: dict[str, Callable[[State, dict[str, Any], float], None]] = {
     "Expired": _expired,
     "Deleted": _deleted,
 }
-EVENT_TYPES = tuple(EVOLVERS)
 # What a client sends while its session runs; any of them keeps it from expiring.
 SIGNS_OF_LIFE = frozenset(
     {"KeptAlive", "Hidden", "LogUploaded", "ArtifactAttached", "MetricRecorded", "ResultRecorded"}

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy import Connection, and_, delete, select
 
-from domain.state import ACTIVE_STATUSES, State
+from domain.state import State, is_active
 from projections.sql import upsert
 from projections.tables import ViewTables
 
@@ -74,7 +74,7 @@ def summary(s: State) -> dict[str, Any]:
             "scm_ref",
             "visible_time",
         )
-    } | {"active": is_active_state(s)}
+    } | {"active": is_active(s)}
 
 
 def snapshot(s: State) -> State:
@@ -102,10 +102,6 @@ MEMBER_KINDS = ("participants", "users", "devices")
 
 def _members(s: State) -> dict[str, list[str]]:
     return {k: s[k] for k in MEMBER_KINDS}
-
-
-def is_active_state(s: State) -> bool:
-    return s["ended_at"] is None and not s["deleted"]
 
 
 class Projection(Protocol):
@@ -148,7 +144,7 @@ class ListView:
                 "status": a["status"],
                 "browser": a["attributes"].get("browser"),
                 "os": a["attributes"].get("os"),
-                "active": int(is_active_state(a)),
+                "active": int(is_active(a)),
                 "started_at": a["started_at"],
                 "ended_at": a["ended_at"],
                 "last_seen_at": a["last_seen_at"],
@@ -376,6 +372,3 @@ def _same_contribution(b: State, a: State) -> bool:
 def all_views() -> list[Projection]:
     """In dependency order: stats reads list rows back when a cell's max leaves it."""
     return [DetailView(), ListView(), CountView(), StatsView()]
-
-
-__all__ = ["ACTIVE_STATUSES", "Change", "Projection", "all_views"]
