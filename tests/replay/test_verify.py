@@ -4,6 +4,7 @@ behind the store's back (triggers dropped), each named by its first bad position
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,10 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from domain.store import chain_hash, sqlite_path
+from api.settings import Settings
+from domain.store import GENESIS_HASH, chain_hash, sqlite_path
+from replay.source import open_blobs, open_store
+from replay.verify import Scan, Verdict, verify
 from tests.replay import make_history, point_cli_at
 
 
@@ -164,3 +168,67 @@ def test_missing_database_is_a_clear_error(tmp_path, monkeypatch, capsys):
     assert main(["replay", "verify"]) == 2
     assert "no ledger database at" in capsys.readouterr().err
     assert not (tmp_path / "nope.db").exists()
+
+
+# Records with awkward values: non-ASCII ids, floats whose shortest repr matters, positions
+# past 32 bits, nested payloads. verify's inlined link must hash them exactly as chain_hash.
+ODD_RECORDS = [
+    (1, "s1", 1, "Started", 1, 1700000000.0, b"{}"),
+    (2, "s\u00e9/\u00fc-\u540d", 1, "KeptAlive", 2, 0.1, b'{"path":"/\xc3\xbc"}'),
+    (3, "s1", 2, "Stopped", 1, 1e16, b'{"a":[1,2.5,null],"b":{"c":true}}'),
+    (4, "x" * 300, 1, "ResultRecorded", 7, 1700000000.123456, b'{"n":-1}'),
+    (2**40, "s1", 3, "Deleted", 1, 5e-324, b'{"by":"ann"}'),
+]
+
+
+def chained(records: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    prev, rows = GENESIS_HASH, []
+    for r in records:
+        prev = chain_hash(prev, *r)
+        rows.append((*r, prev))
+    return rows
+
+
+def scan(rows: list[tuple[Any, ...]], chunk: int = 2) -> Verdict:
+    s = Scan(Verdict(), None, None)
+    for i in range(0, len(rows), chunk):
+        s.feed(rows[i : i + chunk])
+    return s.finish()
+
+
+def test_the_inlined_link_is_byte_identical_to_chain_hash():
+    rows = chained(ODD_RECORDS)
+    v = scan(rows)
+    assert "link" not in v.findings and "version" not in v.findings
+    assert v.head == (2**40, rows[-1][7]) and v.events == 5 and v.streams == 3
+    assert v.findings["gap"].first_position == 5  # only the deliberate jump to 2**40
+    bumped = {str: lambda x: x + "x", int: lambda x: x + 1, bytes: lambda x: x + b" "}
+    bumped[float] = lambda x: math.nextafter(x, math.inf)  # one ulp still breaks the link
+    for i, r in enumerate(rows):
+        for f in range(1, 7):  # every hashed field but the position (a gap check of its own)
+            edited = [*rows]
+            edited[i] = (*r[:f], bumped[type(r[f])](r[f]), *r[f + 1 :])
+            assert scan(edited).findings["link"].first_position == r[0], (i, f)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 22])
+def test_chunk_boundaries_do_not_change_the_verdict(ledger, chunk):
+    db = ledger["db"]
+    early = (9, row(db, 9)[7])
+    tamper(
+        db,
+        ("DELETE FROM events WHERE position IN (5, 6, 14)", ()),
+        ("UPDATE events SET payload = ? WHERE position = 17", (b'{"status":"failed"}',)),
+    )
+    ledger["container"].blobs.path(ledger["shot"]).unlink()
+    settings = Settings.from_env()
+    store = open_store(settings)
+    try:
+        whole = verify(store, open_blobs(settings), early).as_dict()
+        chunked = verify(store, open_blobs(settings), early, chunk=chunk).as_dict()
+    finally:
+        store.dispose()
+    problems = {p["kind"]: (p["first_position"], p["count"]) for p in whole["problems"]}
+    assert problems == {"gap": (5, 2), "link": (7, 3), "version": (8, 1), "blob": (12, 1)}
+    assert whole["digest_checked"] and whole["events"] == 20
+    assert chunked == whole
