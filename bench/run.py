@@ -431,15 +431,22 @@ def _avg_payload(db: Path) -> float:
 
 
 def child_rebuild(db: str, views: str, until: int | None) -> None:
-    """In a fresh process: catch a fresh views DB up; print time and this process's peak RSS."""
-    from domain.store import EventStore
+    """In a fresh process: `ledger replay rebuild`'s code path on a fresh views DB (to the
+    head: load, swap, indexes), or its load alone to `until`; print time and peak RSS."""
+    from domain.store import EventStore, make_engine
     from projections.runner import ProjectionRunner
+    from projections.tables import ViewTables
+    from replay.rebuild import rebuild
 
     store = EventStore(f"sqlite:///{db}")
-    runner = ProjectionRunner.for_url(store, f"sqlite:///{views}")
-    runner.create_schema()
+    engine = make_engine(f"sqlite:///{views}", immediate=True, durable=False, cache_mb=64)
     t0 = time.perf_counter()
-    pos = runner.catch_up(until=until)
+    if until is None:
+        pos = rebuild(store, engine, progress=False).position
+    else:
+        runner = ProjectionRunner(store, engine, ViewTables(bulk=True))
+        runner.create_schema()
+        pos = runner.load(until=until)
     secs = time.perf_counter() - t0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"events": pos, "seconds": secs, "maxrss_mb": rss_kb / 1024}))
@@ -632,7 +639,12 @@ def bench_queries(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, A
     n = cfg["sessions"]
     say(f"\n[5] queries at {n:,} sessions (server-side time from Server-Timing)")
     db = seed.sessions_log(n, log=say)
-    env = {"LEDGER_SERVER_TIMING": "1", "LEDGER_SESSION_TIMEOUT": "1e12"}
+    views = seed.views_for(db, log=say)
+    env = {
+        "LEDGER_SERVER_TIMING": "1",
+        "LEDGER_SESSION_TIMEOUT": "1e12",
+        "LEDGER_VIEWS_URL": f"sqlite:///{views}",
+    }
     res: dict[str, Any] = {"sessions": n}
     rng = random.Random(5)
     with ledger_server(work, db, env) as srv:

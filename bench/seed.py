@@ -232,25 +232,41 @@ def activity_log(n_events: int, log: Callable[[str], None] = print) -> Path:
 
 
 def sessions_log(n_sessions: int, log: Callable[[str], None] = print) -> Path:
-    """The sessions log with its views caught up (ledger-views.db beside it)."""
+    """The sessions log (views: `views_for`)."""
+    return cached(
+        f"sessions-{n_sessions}",
+        lambda d: append_all(d / "ledger.db", sessions_timeline(n_sessions)),
+        log,
+    )
 
-    def build(d: Path) -> None:
-        append_all(d / "ledger.db", sessions_timeline(n_sessions))
-        catch_up_views(d / "ledger.db", d / "ledger-views.db")
 
-    return cached(f"sessions-{n_sessions}", build, log)
+VIEWS_VERSION = 3  # bumped when the view tables change shape
 
 
-def catch_up_views(db: Path, views: Path) -> int:
-    from projections.runner import ProjectionRunner
+def views_for(db: Path, log: Callable[[str], None] = print) -> Path:
+    """The views of `db`, built once by `ledger replay rebuild`'s code path and cached beside
+    it (older versions removed)."""
+    final = db.parent / f"ledger-views-v{VIEWS_VERSION}.db"
+    if final.exists():
+        return final
+    for old in db.parent.glob("ledger-views*"):
+        old.unlink()
+    tmp = db.parent / ".views.tmp.db"
+    t = time.perf_counter()
+    build_views(db, tmp)
+    tmp.rename(final)
+    log(f"  built views for {db.parent.name} in {time.perf_counter() - t:.1f}s")
+    return final
+
+
+def build_views(db: Path, views: Path) -> int:
     from replay.asof import scratch_engine
+    from replay.rebuild import rebuild
 
     store = EventStore(f"sqlite:///{db}")
     engine = scratch_engine(str(views))
     try:
-        runner = ProjectionRunner(store, engine)
-        runner.create_schema()
-        return runner.catch_up()
+        return rebuild(store, engine, progress=False).position
     finally:
         engine.dispose()
         store.dispose()

@@ -5,18 +5,26 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, exists, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from projections.tables import ViewTables
-from projections.views import CELL_DIMS, bucket_value
+from projections.views import (
+    ALL_DAYS,
+    GROUP_FIELDS,
+    TAG_SEP,
+    CellDelta,
+    add_to_cells,
+    bucket_value,
+    day_of,
+    dim_value,
+)
 
 SORT_FIELDS = ("started_at", "ended_at", "last_seen_at", "updated_at", "duration", "number", "name")
-GROUP_FIELDS = CELL_DIMS
 
 
 @dataclass(frozen=True)
@@ -47,28 +55,88 @@ class SessionFilter:
         return self == SessionFilter()
 
 
-def _conditions(t: ViewTables, f: SessionFilter) -> list[ColumnElement[bool]]:
+# Equality filters that live in the list's indexes (projections/tables.py FILTER_COLUMNS).
+_INDEXED = ("status", "project", "build", "user", "type", "active")
+
+
+def _equalities(f: SessionFilter) -> dict[str, tuple[str, ...]]:
+    """The filters the count view can answer, as count dimensions and their values."""
+    eq: dict[str, tuple[str, ...]] = {}
+    for dim in ("project", "build", "source", "type"):
+        val = getattr(f, dim)
+        if val is not None:
+            eq[dim] = (val,)
+    if f.user:
+        eq["user"] = f.user
+    if f.active is not None:
+        eq["active"] = ("1" if f.active else "0",)
+    for key, value in f.tags[:1]:
+        eq["tag"] = (f"{key}{TAG_SEP}{value}",)
+    return eq
+
+
+def _rollup_filter(f: SessionFilter) -> tuple[str, tuple[str, ...]] | None:
+    """(dimension, values) when the count view holds the exact answer for `f`: no filter or
+    one count dimension, plus any status filter."""
+    eq = _equalities(f)
+    rest = replace(
+        f, status=(), project=None, build=None, user=(), source=None, type=None, active=None
+    )
+    if len(eq) > 1 or not (rest.is_empty() or rest == SessionFilter(tags=f.tags[:1])):
+        return None
+    if len(f.tags) > 1:
+        return None
+    return next(iter(eq.items()), ("", ("",)))
+
+
+def _rollup_counts(conn: Connection, t: ViewTables, f: SessionFilter) -> dict[str, int] | None:
+    """Matches per status, straight from the count view, or None when it cannot say."""
+    dv = _rollup_filter(f)
+    if dv is None:
+        return None
+    dim, values = dv
+    ct = t.counts.c
+    q = select(ct.status, func.sum(ct.n)).where(ct.dim == dim, ct.value.in_(values))
+    if f.status:
+        q = q.where(ct.status.in_(f.status))
+    return {s: int(n) for s, n in conn.execute(q.group_by(ct.status)) if n}
+
+
+def _dim_count(conn: Connection, t: ViewTables, dim: str, values: tuple[str, ...]) -> int:
+    ct = t.counts.c
+    n = conn.execute(select(func.sum(ct.n)).where(ct.dim == dim, ct.value.in_(values))).scalar()
+    return int(n or 0)
+
+
+def _conditions(t: ViewTables, f: SessionFilter, walk: bool = False) -> list[ColumnElement[bool]]:
+    """The WHERE terms of `f`. `walk=True` writes the indexed equality filters so that no
+    index serves them (SQLite: `col || ''`), and the tag filter as a per-row probe, for a
+    page read by walking a sort index instead (see `_plan`)."""
     c = t.list.c
+
+    def eq_col(name: str) -> Any:
+        col = c[name]
+        if not walk:
+            return col
+        return col + 0 if name == "active" else col.concat("")
+
     conds: list[ColumnElement[bool]] = []
     if f.status:
-        conds.append(c.status.in_(f.status))
+        conds.append(eq_col("status").in_(f.status))
     if f.user:
-        conds.append(c.user.in_(f.user))
+        conds.append(eq_col("user").in_(f.user))
     if f.ids:
         conds.append(c.session_id.in_(f.ids))
     if f.id_prefix:
         escaped = f.id_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conds.append(c.session_id.like(escaped + "%", escape="\\"))
-    for col, val in (
-        (c.project, f.project),
-        (c.build, f.build),
-        (c.source, f.source),
-        (c.type, f.type),
-    ):
+    for name, val in (("project", f.project), ("build", f.build), ("type", f.type)):
         if val is not None:
-            conds.append(col == val)
+            conds.append(eq_col(name) == val)
+    if f.source is not None:
+        conds.append(c.source == f.source)
     if f.active is not None:
-        conds.append(c.active == int(f.active))
+        conds.append(eq_col("active") == int(f.active))
     for col, lo, hi in (
         (c.started_at, f.started_after, f.started_before),
         (c.ended_at, f.stopped_after, f.stopped_before),
@@ -90,9 +158,16 @@ def _conditions(t: ViewTables, f: SessionFilter) -> list[ColumnElement[bool]]:
         )
     for key, value in f.tags:
         tg = t.tags.c
-        conds.append(
-            c.session_id.in_(select(tg.session_id).where(tg.key == key, tg.value == value))
-        )
+        if walk:
+            conds.append(
+                exists()
+                .where(tg.session_id == c.session_id, tg.key == key, tg.value == value)
+                .correlate(t.list)
+            )
+        else:
+            conds.append(
+                c.session_id.in_(select(tg.session_id).where(tg.key == key, tg.value == value))
+            )
     return conds
 
 
@@ -100,6 +175,50 @@ def _conditions(t: ViewTables, f: SessionFilter) -> list[ColumnElement[bool]]:
 class Page:
     total: int
     items: list[dict[str, Any]] = field(default_factory=list)
+
+
+# Sorts whose column may be empty: those sessions come last in either direction.
+NULLABLE_SORTS = frozenset({"ended_at", "duration", "name"})
+# Sorts with an index of their own carrying the filter columns (ViewTables).
+WALKABLE_SORTS = frozenset(
+    {"started_at", "ended_at", "last_seen_at", "updated_at", "duration", "number"}
+)
+
+
+def _walk(
+    conn: Connection, t: ViewTables, f: SessionFilter, sort: str, need: int, matches: int | None
+) -> bool:
+    """Whether to read a page by walking the sort's index (filters checked on the way)
+    rather than collecting the filters' matches and sorting them. The count view knows each
+    filter's exact match count, so both costs are known: walking reads about
+    need * all / matches entries, collecting reads the smallest filter's matches."""
+    if sort not in WALKABLE_SORTS:
+        return False
+    eq = _equalities(f)
+    if f.status:
+        eq["status"] = f.status
+    driving = {d: v for d, v in eq.items() if d in _INDEXED or d == "tag"}
+    if not driving:
+        return True
+    if sort == "started_at" and any(d in _INDEXED for d in driving):
+        return False  # a filter index is already in started_at order
+    ct = t.counts.c
+    everyone = _dim_count(conn, t, "", ("",))
+    sizes = []
+    for dim, values in driving.items():
+        if dim == "status":
+            n = conn.execute(
+                select(func.sum(ct.n)).where(ct.dim == "", ct.status.in_(values))
+            ).scalar()
+            sizes.append(int(n or 0))
+        else:
+            sizes.append(_dim_count(conn, t, dim, values))
+    smallest = min(sizes)
+    expected = smallest if matches is None else matches
+    walk_cost = need * everyone / max(expected, 1)
+    # Measured at 1M sessions: collecting and sorting a match costs about as much as walking
+    # past an entry inside an index.
+    return walk_cost < smallest
 
 
 def list_sessions(
@@ -111,24 +230,62 @@ def list_sessions(
     limit: int = 50,
     offset: int = 0,
 ) -> Page:
+    """One page in a stable order (the session number breaks ties, so pages neither drift
+    nor repeat), and the total. The page is found as session numbers inside the indexes,
+    then only its rows are read."""
     if sort not in SORT_FIELDS:
         raise ValueError(f"sort must be one of {', '.join(SORT_FIELDS)}")
     c = t.list.c
-    conds = _conditions(t, f)
-    where = and_(*conds) if conds else None
-    total_q = select(func.count()).select_from(t.list)
-    rows_q = select(c.summary)
-    if where is not None:
-        total_q = total_q.where(where)
-        rows_q = rows_q.where(where)
+    by_status = _rollup_counts(conn, t, f)
+    if by_status is not None:
+        total = sum(by_status.values())
+    else:
+        conds = _conditions(t, f)
+        total_q = select(func.count()).select_from(t.list)
+        total = int(conn.execute(total_q.where(and_(*conds)) if conds else total_q).scalar() or 0)
+    if limit <= 0 or offset >= total:
+        return Page(total, [])
+    if len(f.tags) == 1 and sort == "started_at" and replace(f, tags=()).is_empty():
+        # One tag, default order: the tags index holds the page in order.
+        tg = t.tags.c
+        (tag, value), k = f.tags[0], tg[sort]
+        order = [k.desc(), tg.number.desc()] if descending else [k.asc(), tg.number.asc()]
+        q = select(tg.number).where(tg.key == tag, tg.value == value)
+        got = [int(n) for (n,) in conn.execute(q.order_by(*order).limit(limit).offset(offset))]
+        return Page(total, _summaries(conn, t, got))
+    exact = total if by_status is not None else None
+    walk = _walk(conn, t, f, sort, offset + limit, exact)
+    conds = _conditions(t, f, walk=walk)
     col = c[sort]
-    # The number breaks ties, so pages do not drift or repeat between requests.
-    order: list[Any] = [col.desc(), c.number.desc()] if descending else [col.asc(), c.number.asc()]
-    if sort in ("ended_at", "duration"):
-        order.insert(0, col.is_(None))  # sessions without a value go last either way
-    rows_q = rows_q.order_by(*order).limit(limit).offset(offset)
-    total = int(conn.execute(total_q).scalar() or 0)
-    return Page(total, [orjson.loads(r[0]) for r in conn.execute(rows_q)])
+    key: Any = col if walk or sort == "started_at" else col + 0 if sort != "name" else col
+    tie = c.number
+
+    def numbers(where: list[ColumnElement[bool]], k: Any, lim: int, off: int) -> list[int]:
+        order = [k.desc(), tie.desc()] if descending else [k.asc(), tie.asc()]
+        q = select(c.number).where(*where).order_by(*order).limit(lim).offset(off)
+        return [int(n) for (n,) in conn.execute(q)]
+
+    if sort in NULLABLE_SORTS:
+        got = numbers([*conds, col.is_not(None)], key, limit, offset)
+        if len(got) < limit:
+            if got:
+                valued = offset + len(got)
+            else:
+                cq = select(func.count()).select_from(t.list).where(*conds, col.is_not(None))
+                valued = int(conn.execute(cq).scalar() or 0)
+            got += numbers([*conds, col.is_(None)], tie, limit - len(got), max(0, offset - valued))
+    else:
+        got = numbers(conds, key, limit, offset)
+    return Page(total, _summaries(conn, t, got))
+
+
+def _summaries(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict[str, Any]]:
+    """The list rows of `numbers`, in that order."""
+    if not numbers:
+        return []
+    c = t.list.c
+    rows = dict(conn.execute(select(c.number, c.summary).where(c.number.in_(numbers))).all())
+    return [orjson.loads(rows[n]) for n in numbers if n in rows]
 
 
 def get_detail(conn: Connection, t: ViewTables, session_id: str) -> dict[str, Any] | None:
@@ -167,9 +324,8 @@ def id_for_number(conn: Connection, t: ViewTables, number: int) -> str | None:
 
 
 def count_sessions(conn: Connection, t: ViewTables, f: SessionFilter) -> dict[str, Any]:
-    if f.is_empty():
-        by = {s: int(n) for s, n in conn.execute(select(t.counts.c.status, t.counts.c.n)) if n}
-    else:
+    by = _rollup_counts(conn, t, f)
+    if by is None:
         conds = _conditions(t, f)
         q = select(t.list.c.status, func.count()).group_by(t.list.c.status)
         if conds:
@@ -203,23 +359,80 @@ def percentile(hist: dict[int, int], total: int, q: float, top: float | None) ->
 
 
 def stats(conn: Connection, t: ViewTables, q: StatsQuery) -> dict[str, Any]:
+    """Stats from the rollup cells when the query names at most one dimension besides day
+    and status (every grouping the API offers on its own); otherwise folded from the
+    matching sessions' documents, with the same arithmetic."""
     for g in q.group_by:
         if g not in GROUP_FIELDS:
             raise ValueError(f"group by one of {', '.join(GROUP_FIELDS)}")
+    if answered_by_cells(q):
+        groups = _stats_from_cells(conn, t, q, _dims(q))
+    else:
+        groups = _stats_from_docs(conn, t, q)
+    active = conn.execute(
+        select(func.sum(t.counts.c.n)).where(t.counts.c.dim == "active", t.counts.c.value == "1")
+    ).scalar()
+    return {"group_by": list(q.group_by), "groups": groups, "active_now": int(active or 0)}
+
+
+def _dims(q: StatsQuery) -> set[str]:
+    return {d for d in (*q.group_by, *(d for d, _ in q.filters)) if d not in ("day", "status")}
+
+
+def answered_by_cells(q: StatsQuery) -> bool:
+    """At most one dimension besides day and status: the rollup cells hold the answer."""
+    return len(_dims(q)) <= 1
+
+
+def _group(n: int, ended: int, total: float, top: float | None) -> dict[str, Any]:
+    return {
+        "count": n,
+        "ended": ended,
+        "duration": {
+            "count": ended,
+            "sum": round(total, 6),
+            "mean": round(total / ended, 6) if ended else None,
+            "max": top,
+        },
+        "_hist": defaultdict(int),
+        "visible_time": {},
+        "results": {},
+    }
+
+
+def _finish(q: StatsQuery, groups: dict[tuple[str, ...], dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for k, grp in sorted(groups.items()):
+        if grp["count"] <= 0:
+            continue
+        hist = grp.pop("_hist")
+        d = grp["duration"]
+        d["p50"] = percentile(hist, d["count"], 0.50, d["max"])
+        d["p95"] = percentile(hist, d["count"], 0.95, d["max"])
+        grp["visible_time"] = {p: v for p, v in sorted(grp["visible_time"].items()) if v}
+        grp["results"] = {r: v for r, v in sorted(grp["results"].items()) if v}
+        out.append({"key": dict(zip(q.group_by, k, strict=True)), **grp})
+    return out
+
+
+def _stats_from_cells(
+    conn: Connection, t: ViewTables, q: StatsQuery, dims: set[str]
+) -> list[dict[str, Any]]:
     cells = t.cells
-    conds: list[ColumnElement[bool]] = [cells.c.n > 0]
+    dim = next(iter(dims), "")
+    filters = dict(q.filters)
+    by_day = "day" in q.group_by or "day" in filters or q.from_day or q.to_day
+    conds: list[ColumnElement[bool]] = [cells.c.dim == dim]
+    conds.append(cells.c.day != ALL_DAYS if by_day else cells.c.day == ALL_DAYS)
     if q.from_day:
         conds.append(cells.c.day >= q.from_day)
     if q.to_day:
         conds.append(cells.c.day <= q.to_day)
-    for dim, values in q.filters:
-        conds.append(cells.c[dim].in_(values))
-    gcols = [cells.c[g] for g in q.group_by]
+    for name, values in filters.items():
+        conds.append(cells.c["value" if name == dim else name].in_(values))
+    gcols = [cells.c["value" if g == dim else g] for g in q.group_by]
     where = and_(*conds)
-
-    def key(row: Any) -> tuple[str, ...]:
-        return tuple(row[: len(gcols)])
-
+    width = len(gcols)
     groups: dict[tuple[str, ...], dict[str, Any]] = {}
     base = conn.execute(
         select(
@@ -235,20 +448,9 @@ def stats(conn: Connection, t: ViewTables, q: StatsQuery) -> dict[str, Any]:
     for row in base:
         if row[-4] is None:  # no group at all: an aggregate over zero cells
             continue
-        n, ended, total, top = int(row[-4]), int(row[-3]), float(row[-2] or 0), row[-1]
-        groups[key(row)] = {
-            "count": n,
-            "ended": ended,
-            "duration": {
-                "count": ended,
-                "sum": round(total, 6),
-                "mean": round(total / ended, 6) if ended else None,
-                "max": top,
-            },
-            "_hist": defaultdict(int),
-            "visible_time": {},
-            "results": {},
-        }
+        groups[tuple(row[:width])] = _group(
+            int(row[-4]), int(row[-3]), float(row[-2] or 0), row[-1]
+        )
     for table, col, val, field_name in (
         (t.histogram, "bucket", "n", "_hist"),
         (t.paths, "path", "seconds", "visible_time"),
@@ -261,20 +463,55 @@ def stats(conn: Connection, t: ViewTables, q: StatsQuery) -> dict[str, Any]:
             .group_by(*gcols, table.c[col])
         )
         for row in rows:
-            hit = groups.get(key(row))
+            hit = groups.get(tuple(row[:width]))
             if hit is not None and row[-1]:
                 v = row[-1]
                 hit[field_name][row[-2]] = round(v, 6) if isinstance(v, float) else int(v)
-    out = []
-    for k, grp in sorted(groups.items()):
-        hist = grp.pop("_hist")
-        d = grp["duration"]
-        d["p50"] = percentile(hist, d["count"], 0.50, d["max"])
-        d["p95"] = percentile(hist, d["count"], 0.95, d["max"])
-        grp["visible_time"] = dict(sorted(grp["visible_time"].items()))
-        grp["results"] = dict(sorted(grp["results"].items()))
-        out.append({"key": dict(zip(q.group_by, k, strict=True)), **grp})
-    active = conn.execute(
-        select(func.count()).select_from(t.list).where(t.list.c.active == 1)
-    ).scalar()
-    return {"group_by": list(q.group_by), "groups": out, "active_now": int(active or 0)}
+    return _finish(q, groups)
+
+
+def _stats_from_docs(conn: Connection, t: ViewTables, q: StatsQuery) -> list[dict[str, Any]]:
+    """Groupings over two or more dimensions: read the matching sessions (the list's columns
+    filter them) and add up their contributions exactly as the cells would."""
+    lst, det = t.list.c, t.detail.c
+    conds: list[ColumnElement[bool]] = []
+    for name, values in q.filters:
+        conds.append(
+            lst[name].in_(values)
+            if "" not in values
+            else (lst[name].in_(values) | lst[name].is_(None))
+        )
+    if q.from_day:
+        conds.append(lst.day >= q.from_day)
+    if q.to_day:
+        conds.append(lst.day <= q.to_day)
+    acc: dict[tuple[str, ...], CellDelta] = defaultdict(CellDelta)
+    tops: dict[tuple[str, ...], float] = {}
+    rows = conn.execute(
+        select(det.doc)
+        .select_from(t.list.join(t.detail, det.session_id == lst.session_id))
+        .where(*conds)
+    )
+    for (raw,) in rows:
+        s = orjson.loads(raw)
+        k = tuple(_group_value(s, g) for g in q.group_by)
+        add_to_cells([acc[k]], s, +1)
+        d = s["duration"]
+        if d is not None and (k not in tops or d > tops[k]):
+            tops[k] = d
+    groups = {}
+    for k, dl in acc.items():
+        g = _group(dl.n, dl.ended, dl.sum, tops.get(k))
+        g["_hist"].update(dl.hist)
+        g["visible_time"] = {p: round(v, 6) for p, v in dl.paths.items()}
+        g["results"] = dict(dl.results)
+        groups[k] = g
+    return _finish(q, groups)
+
+
+def _group_value(s: dict[str, Any], g: str) -> str:
+    if g == "day":
+        return day_of(s["started_at"])
+    if g == "status":
+        return str(s["status"])
+    return dim_value(s, g)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -23,7 +26,15 @@ from domain.state import EVOLVERS, State, evolve, new_state
 from domain.store import EventStore, StoredEvent, make_engine
 from projections.sql import upsert
 from projections.tables import ViewTables
-from projections.views import Change, Projection, all_views, snapshot
+from projections.views import (
+    CellDelta,
+    Change,
+    CountView,
+    Projection,
+    StatsView,
+    all_views,
+    snapshot,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +136,65 @@ class ProjectionRunner:
             self._position = last
             self._cond.notify_all()
         return last
+
+    def load(
+        self,
+        until: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        sessions_per_batch: int = 2000,
+    ) -> int:
+        """Fill empty tables from the log up to `until` (default: the head) in one pass,
+        stream after stream: each session is folded whole and its rows written once, and
+        the count and stats views, whose rows are sums over sessions, add up in memory
+        (their cells are few) and are written at the end. The same views and fold as
+        `apply`, so the tables end up exactly as applying the log in order would leave
+        them; each batch commits on its own, so a live worker sharing the database waits
+        for one batch at most. Returns the position the tables now stand at."""
+        if self._position != 0:
+            raise RuntimeError("load fills empty views; use catch_up to continue")
+        target = self.store.head_digest()[0] if until is None else until
+        t = self.tables
+        summed = [v for v in self.views if isinstance(v, CountView | StatsView)]
+        direct = [v for v in self.views if not isinstance(v, CountView | StatsView)]
+        sums: dict[str, Any] = {
+            v.name: defaultdict(CellDelta if isinstance(v, StatsView) else int) for v in summed
+        }
+        changes: list[Change] = []
+        seen = 0
+
+        def flush() -> None:
+            for v in summed:
+                v.deltas(changes, sums[v.name])
+            with self.engine.begin() as conn:
+                for view in direct:
+                    view.apply(conn, t, changes)
+            changes.clear()
+            if progress is not None:
+                progress(seen)
+
+        loads = orjson.loads
+        for sid, events in groupby(self.store.iter_by_stream(target, EVOLVERS), itemgetter(0)):
+            state = new_state(sid)
+            for _, kind, version, at, payload, position in events:
+                evolve(state, kind, upcast(kind, version, loads(payload)), at, position)
+                seen += 1
+            changes.append((sid, None, state))
+            if len(changes) >= sessions_per_batch:
+                flush()
+        flush()
+        with self.engine.begin() as conn:
+            for v in summed:
+                v.write(conn, t, sums[v.name])
+            upsert(
+                conn,
+                t.tracking,
+                [{"view": v.name, "position": target} for v in self.views],
+                ["view"],
+            )
+        with self._cond:
+            self._position = target
+            self._cond.notify_all()
+        return target
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read."""

@@ -6,6 +6,8 @@ fills a fresh set (suffix `_next`) that is renamed into place in one transaction
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -19,15 +21,19 @@ from sqlalchemy import (
 )
 
 VIEW_NAMES = ("detail", "list", "count", "stats")
-SORTED_FILTERS = frozenset({"status", "project", "build", "user"})
+# The list columns with an index of their own (filters) and the sorts those indexes carry.
+FILTER_COLUMNS = ("status", "project", "build", "user", "type", "active")
+SORT_CARRIED = ("ended_at", "last_seen_at", "updated_at", "duration")
+# Small rows looked up by their whole key: on SQLite the key is the table (no rowid, one
+# B-tree walk instead of index + table); PostgreSQL ignores the option.
+CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
 # Log positions (and session numbers, which are positions): 64-bit on PostgreSQL too.
 Position = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class ViewTables:
-    """`bulk=True` leaves out the secondary indexes a bulk load does not need (a rebuild
-    creates them once, at the swap); the list's started_at index stays, the stats view's
-    max recomputation reads through it."""
+    """`bulk=True` leaves out the list's secondary indexes, which a bulk load does not read
+    (a rebuild creates them once, at the swap)."""
 
     def __init__(self, suffix: str = "", bulk: bool = False) -> None:
         self.suffix = suffix
@@ -69,38 +75,61 @@ class ViewTables:
             Column("created_by", String),
             Column("summary", LargeBinary, nullable=False),
         )
-        # Indexes for the selective filters and the sorts; each costs every write, so the
-        # rarely-selective columns (source, type) and updated_at go without.
-        for col in (
-            "number",
-            "status",
-            "project",
-            "build",
-            "user",
-            "started_at",
-            "ended_at",
-            "duration",
-            "created_by",
-        ):
-            if bulk and col != "started_at":
-                continue
-            # A filter column carries the default sort (started_at, then number) so a filtered
-            # page walks the index instead of sorting every match (1.6 s -> 34 ms at 1M rows).
-            cols = [self.list.c[col]]
-            if col in SORTED_FILTERS:
-                cols += [self.list.c.started_at, self.list.c.number]
-            Index(f"ix_session_list{s}_{col}", *cols, unique=(col == "number"))
+        # Indexes shaped like the list's questions (see projections/queries.py, which picks
+        # between them by the count view's exact match counts):
+        # - a filter index per equality filter, in the default sort, carrying every sort
+        #   column and the other filters, so "filters, any sort" finds and sorts the matches
+        #   inside the index without reading a row;
+        # - a sort index per sort column, carrying the filter columns, so "common filter,
+        #   other sort" walks the sort order and filters inside the index.
+        # Each costs every write; the rarely-selective source and the text search go without.
         if not bulk:
-            Index(f"ix_session_list{s}_active_seen", self.list.c.active, self.list.c.last_seen_at)
+            # Unique in the domain already; carries the filters for pages sorted by number.
+            Index(
+                f"ix_session_list{s}_number",
+                self.list.c.number,
+                *(self.list.c[k] for k in FILTER_COLUMNS),
+            )
+            for col in FILTER_COLUMNS:
+                Index(
+                    f"ix_session_list{s}_{col}",
+                    self.list.c[col],
+                    *(self.list.c[k] for k in ("started_at", "number", *SORT_CARRIED)),
+                    *(self.list.c[k] for k in FILTER_COLUMNS if k != col),
+                )
+            for col in SORT_CARRIED:
+                Index(
+                    f"ix_session_list{s}_by_{col}",
+                    self.list.c[col],
+                    self.list.c.number,
+                    *(self.list.c[k] for k in FILTER_COLUMNS),
+                )
+            Index(
+                f"ix_session_list{s}_started_at",
+                self.list.c.started_at,
+                self.list.c.number,
+                *(self.list.c[k] for k in FILTER_COLUMNS),
+            )
+            Index(f"ix_session_list{s}_created_by", self.list.c.created_by)
         self.tags = Table(
             "session_tags" + s,
             m,
             Column("session_id", String, primary_key=True),
             Column("key", String, primary_key=True),
             Column("value", String, nullable=False),
+            # The session's default sort, so a page of one tag walks this table's index.
+            Column("started_at", Float),
+            Column("number", Position, nullable=False),
+            **CLUSTERED,
         )
         if not bulk:
-            Index(f"ix_session_tags{s}_kv", self.tags.c.key, self.tags.c.value)
+            Index(
+                f"ix_session_tags{s}_kv",
+                self.tags.c.key,
+                self.tags.c.value,
+                self.tags.c.started_at,
+                self.tags.c.number,
+            )
         # Who took part (OpenTera participants, users, devices), for member filters.
         self.members = Table(
             "session_members" + s,
@@ -108,40 +137,47 @@ class ViewTables:
             Column("session_id", String, primary_key=True),
             Column("kind", String, primary_key=True),
             Column("member", String, primary_key=True),
+            **CLUSTERED,
         )
         if not bulk:
             Index(f"ix_session_members{s}_km", self.members.c.kind, self.members.c.member)
+        # The count view: visible sessions per (dimension, value, status). Dimension "" is
+        # everything; the others are the list's equality filters, so a count (or a list
+        # total) filtered on one of them plus status is a few rows, and the list planner
+        # knows each filter's exact selectivity.
         self.counts = Table(
             "session_counts" + s,
             m,
+            Column("dim", String, primary_key=True),
+            Column("value", String, primary_key=True),
             Column("status", String, primary_key=True),
             Column("n", Integer, nullable=False),
+            **CLUSTERED,
         )
+        # The stats view: rollup cells over (dimension, value, day, status), with the day "*"
+        # for all days. Every session counts in one cell per dimension and per day kind, so a
+        # grouping by one dimension over any window of days reads a few hundred cells.
         self.cells = Table(
             "stats_cells" + s,
             m,
             Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("dim", String, nullable=False),
+            Column("value", String, nullable=False),
             Column("day", String, nullable=False),
             Column("status", String, nullable=False),
-            Column("project", String, nullable=False),
-            Column("build", String, nullable=False),
-            Column("user", String, nullable=False),
-            Column("type", String, nullable=False),
-            Column("browser", String, nullable=False),
-            Column("os", String, nullable=False),
             Column("n", Integer, nullable=False),
             Column("ended", Integer, nullable=False),
             Column("duration_sum", Float, nullable=False),
             Column("duration_max", Float),
         )
-        if not bulk:
-            Index(f"ix_stats_cells{s}_day", self.cells.c.day)
+        Index(f"ix_stats_cells{s}_dim_day", self.cells.c.dim, self.cells.c.day)
         self.histogram = Table(
             "stats_histogram" + s,
             m,
             Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("bucket", Integer, primary_key=True),
             Column("n", Integer, nullable=False),
+            **CLUSTERED,
         )
         self.paths = Table(
             "stats_paths" + s,
@@ -149,6 +185,7 @@ class ViewTables:
             Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("path", String, primary_key=True),
             Column("seconds", Float, nullable=False),
+            **CLUSTERED,
         )
         self.results = Table(
             "stats_results" + s,
@@ -156,6 +193,7 @@ class ViewTables:
             Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
             Column("status", String, primary_key=True),
             Column("n", Integer, nullable=False),
+            **CLUSTERED,
         )
 
     def for_view(self, view: str) -> list[Table]:

@@ -83,6 +83,8 @@ def snapshot(s: State) -> State:
     return {
         "deleted": s["deleted"],
         "status": s["status"],
+        "source": s["source"],
+        "ended_at": s["ended_at"],
         "tags": dict(s["tags"]),
         "attributes": dict(s["attributes"]),
         "started_at": s["started_at"],
@@ -157,79 +159,147 @@ class ListView:
             for sid, _, a in live
         ]
         upsert(conn, t.list, rows, ["session_id"])
-        retag = [sid for sid, b, a in live if b is None or b["tags"] != a["tags"]]
-        if retag:
-            conn.execute(delete(t.tags).where(t.tags.c.session_id.in_(retag)))
-            tag_rows = [
-                {"session_id": sid, "key": k, "value": str(v)}
-                for sid, b, a in live
-                if b is None or b["tags"] != a["tags"]
-                for k, v in a["tags"].items()
-            ]
-            if tag_rows:
-                conn.execute(t.tags.insert(), tag_rows)
-        moved = [sid for sid, b, a in live if b is None or _members(b) != _members(a)]
-        if moved:
-            conn.execute(delete(t.members).where(t.members.c.session_id.in_(moved)))
-            member_rows = [
-                {"session_id": sid, "kind": kind, "member": m}
-                for sid, b, a in live
-                if b is None or _members(b) != _members(a)
-                for kind, ms in _members(a).items()
-                for m in dict.fromkeys(ms)
-            ]
-            if member_rows:
-                conn.execute(t.members.insert(), member_rows)
+        # A session new to the views (no "before") has no tag or member rows to clear.
+        retag = [(sid, b, a) for sid, b, a in live if b is None or b["tags"] != a["tags"]]
+        stale = [sid for sid, b, _ in retag if b is not None]
+        if stale:
+            conn.execute(delete(t.tags).where(t.tags.c.session_id.in_(stale)))
+        tag_rows = [
+            {
+                "session_id": sid,
+                "key": k,
+                "value": str(v),
+                "started_at": a["started_at"],
+                "number": a["number"],
+            }
+            for sid, _, a in retag
+            for k, v in a["tags"].items()
+        ]
+        upsert(conn, t.tags, tag_rows, ["session_id", "key"])
+        moved = [(sid, b, a) for sid, b, a in live if b is None or _members(b) != _members(a)]
+        stale = [sid for sid, b, _ in moved if b is not None]
+        if stale:
+            conn.execute(delete(t.members).where(t.members.c.session_id.in_(stale)))
+        member_rows = [
+            {"session_id": sid, "kind": kind, "member": m}
+            for sid, _, a in moved
+            for kind, ms in _members(a).items()
+            for m in dict.fromkeys(ms)
+        ]
+        upsert(conn, t.members, member_rows, ["session_id", "kind", "member"])
+
+
+COUNT_DIMS = ("project", "build", "user", "type", "source")
+TAG_SEP = "\x1f"
+CountKey = tuple[str, str, str]
+
+
+def count_keys(s: State) -> list[CountKey]:
+    """The (dimension, value, status) rows a visible session counts in."""
+    status = s["status"]
+    keys = [("", "", status), ("active", "1" if is_active(s) else "0", status)]
+    keys += [(d, s[d], status) for d in COUNT_DIMS if s[d] is not None]
+    keys += [("tag", f"{k}{TAG_SEP}{v}", status) for k, v in s["tags"].items()]
+    return keys
 
 
 class CountView:
-    """Number of visible sessions per status."""
+    """Visible sessions per (dimension, value, status): the count view, the list's totals and
+    the list planner's selectivities."""
 
     name = "count"
 
-    def apply(self, conn: Connection, t: ViewTables, changes: Sequence[Change]) -> None:
-        delta: dict[str, int] = defaultdict(int)
+    def deltas(
+        self, changes: Sequence[Change], into: dict[CountKey, int] | None = None
+    ) -> dict[CountKey, int]:
+        delta: dict[CountKey, int] = defaultdict(int) if into is None else into
         for _, b, a in changes:
             if b is not None and not b["deleted"]:
-                delta[b["status"]] -= 1
+                for k in count_keys(b):
+                    delta[k] -= 1
             if not a["deleted"]:
-                delta[a["status"]] += 1
-        delta = {k: v for k, v in delta.items() if v}
-        if not delta:
-            return
-        have = dict(
-            conn.execute(
-                select(t.counts.c.status, t.counts.c.n).where(t.counts.c.status.in_(delta))
-            ).all()
-        )
-        upsert(
-            conn,
-            t.counts,
-            [{"status": k, "n": have.get(k, 0) + v} for k, v in delta.items()],
-            ["status"],
-        )
+                for k in count_keys(a):
+                    delta[k] += 1
+        return delta
+
+    def apply(self, conn: Connection, t: ViewTables, changes: Sequence[Change]) -> None:
+        self.write(conn, t, self.deltas(changes))
+
+    @staticmethod
+    def write(conn: Connection, t: ViewTables, delta: dict[CountKey, int]) -> None:
+        rows = [
+            {"dim": d, "value": v, "status": st, "n": n} for (d, v, st), n in delta.items() if n
+        ]
+        upsert(conn, t.counts, rows, ["dim", "value", "status"], add=frozenset({"n"}))
 
 
-CELL_DIMS = ("day", "status", "project", "build", "user", "type", "browser", "os")
-CellKey = tuple[str, ...]
+# The stats view's grouping dimensions; "day" and "status" are in every cell's key, the others
+# each have cells of their own ("" = all sessions).
+GROUP_FIELDS = ("day", "status", "project", "build", "user", "type", "browser", "os")
+CELL_DIMS = ("", "project", "build", "user", "type", "browser", "os")
+ALL_DAYS = "*"
+CellKey = tuple[str, str, str, str]  # (dimension, value, day, status)
 
 
-def cell_key(s: State) -> CellKey:
+def dim_value(s: State, dim: str) -> str:
+    if dim in ("browser", "os"):
+        return s["attributes"].get(dim) or ""
+    return s[dim] or "" if dim else ""
+
+
+# Every session has exactly one value of this dimension: its cells sum to the "" cells.
+_PARTITION_DIM = "type"
+
+
+def cell_keys(s: State) -> list[CellKey]:
+    """The day-level cells a session is added to, one per dimension; the other cells are
+    sums of these (`with_derived_cells`), so a session costs six cells, not fourteen."""
+    day, status = day_of(s["started_at"]), s["status"]
     attrs = s["attributes"]
-    return (
-        day_of(s["started_at"]),
-        s["status"],
-        s["project"] or "",
-        s["build"] or "",
-        s["user"] or "",
-        s["type"] or "",
-        attrs.get("browser") or "",
-        attrs.get("os") or "",
-    )
+    return [
+        ("project", s["project"] or "", day, status),
+        ("build", s["build"] or "", day, status),
+        ("user", s["user"] or "", day, status),
+        ("type", s["type"] or "", day, status),
+        ("browser", attrs.get("browser") or "", day, status),
+        ("os", attrs.get("os") or "", day, status),
+    ]
 
 
-class _CellDelta:
+def with_derived_cells(deltas: StatsDeltas) -> StatsDeltas:
+    """The day-level deltas plus the cells that are their sums: all sessions (dimension "")
+    per day, and every dimension over all days (day "*")."""
+    out: StatsDeltas = defaultdict(CellDelta)
+    out.update(deltas)
+    for (dim, _value, day, status), dl in deltas.items():
+        if dim == _PARTITION_DIM:
+            out[("", "", day, status)].merge(dl)
+    for (dim, value, day, status), dl in list(out.items()):
+        if day != ALL_DAYS:
+            out[(dim, value, ALL_DAYS, status)].merge(dl)
+    return out
+
+
+class CellDelta:
+    """What a batch adds to (or takes from) one cell."""
+
     __slots__ = ("durations_in", "durations_out", "ended", "hist", "n", "paths", "results", "sum")
+
+    def merge(self, other: CellDelta) -> None:
+        self.n += other.n
+        self.ended += other.ended
+        self.sum += other.sum
+        for b, n in other.hist.items():
+            self.hist[b] += n
+        for p, v in other.paths.items():
+            self.paths[p] += v
+        for k, n in other.results.items():
+            self.results[k] += n
+        if other.durations_in and (
+            not self.durations_in or other.durations_in[0] > self.durations_in[0]
+        ):
+            self.durations_in[:] = other.durations_in
+        self.durations_out += other.durations_out
 
     def __init__(self) -> None:
         self.n = 0
@@ -241,61 +311,86 @@ class _CellDelta:
         self.durations_in: list[float] = []
         self.durations_out: list[float] = []
 
-    def add(self, s: State, sign: int) -> None:
-        self.n += sign
-        d = s["duration"]
-        if d is not None:
-            self.ended += sign
-            self.sum += sign * d
-            self.hist[bucket_of(d)] += sign
-            (self.durations_in if sign > 0 else self.durations_out).append(d)
-        self.add_extras(s, sign)
 
-    def add_extras(self, s: State, sign: int) -> None:
-        """Visible time and results only: a session that stays in its cell with the same
-        duration moves nothing else (and cannot take the cell's max away)."""
-        for path, secs in s["visible_time"].items():
-            self.paths[path] += sign * secs
-        for st, n in s["result_counts"].items():
-            self.results[st] += sign * n
+def add_to_cells(cells: list[CellDelta], s: State, sign: int, extras_only: bool = False) -> None:
+    """Add (sign +1) or take away (-1) one session's contribution to each of `cells`. With
+    `extras_only`, visible time and results only: a session that stays in its cells with the
+    same duration moves nothing else (and cannot take a cell's max away). One pass for all
+    of a session's cells, since a rebuild does this for every session."""
+    d = s["duration"]
+    paths = [(p, sign * v) for p, v in s["visible_time"].items()]
+    results = [(k, sign * n) for k, n in s["result_counts"].items()]
+    if extras_only or d is None:
+        b, signed = 0, 0.0
+    else:
+        b, signed = bucket_of(d), sign * d
+    for cell in cells:
+        if not extras_only:
+            cell.n += sign
+            if d is not None:
+                cell.ended += sign
+                cell.sum += signed
+                cell.hist[b] += sign
+                if sign < 0:
+                    cell.durations_out.append(d)
+                elif not cell.durations_in or d > cell.durations_in[0]:
+                    # Only the batch's longest can raise the cell's max: keep one, not all.
+                    cell.durations_in[:] = [d]
+        for p, v in paths:
+            cell.paths[p] += v
+        for k, n in results:
+            cell.results[k] += n
+
+
+StatsDeltas = dict[CellKey, CellDelta]
 
 
 class StatsView:
-    """Pre-aggregated cells over (day, status, project, build, user, type, browser, os):
-    count, ended count, duration sum/max and histogram, visible time per path, results.
-    A cell's id is a hash of its key, so a batch is a handful of incrementing upserts."""
+    """Rollup cells (see ViewTables.cells): count, ended count, duration sum/max and
+    histogram, visible time per path, results. A cell's id is a hash of its key, so a batch
+    is a handful of incrementing upserts, and a whole rebuild can sum in memory first."""
 
     name = "stats"
 
-    def apply(self, conn: Connection, t: ViewTables, changes: Sequence[Change]) -> None:
-        deltas: dict[CellKey, _CellDelta] = defaultdict(_CellDelta)
+    def deltas(self, changes: Sequence[Change], into: StatsDeltas | None = None) -> StatsDeltas:
+        deltas: StatsDeltas = defaultdict(CellDelta) if into is None else into
         for _, b, a in changes:
             live_before = b if b is not None and not b["deleted"] else None
             if live_before is not None and not a["deleted"]:
                 if _same_contribution(live_before, a):
                     continue
-                key = cell_key(a)
-                if key == cell_key(live_before) and live_before["duration"] == a["duration"]:
-                    deltas[key].add_extras(live_before, -1)
-                    deltas[key].add_extras(a, +1)
+                keys = cell_keys(a)
+                if keys == cell_keys(live_before) and live_before["duration"] == a["duration"]:
+                    cells = [deltas[k] for k in keys]
+                    add_to_cells(cells, live_before, -1, extras_only=True)
+                    add_to_cells(cells, a, +1, extras_only=True)
                     continue
             if live_before is not None:
-                deltas[cell_key(live_before)].add(live_before, -1)
+                add_to_cells([deltas[k] for k in cell_keys(live_before)], live_before, -1)
             if not a["deleted"]:
-                deltas[cell_key(a)].add(a, +1)
-        if deltas:
-            self._write(conn, t, deltas)
+                add_to_cells([deltas[k] for k in cell_keys(a)], a, +1)
+        return deltas
 
-    def _write(self, conn: Connection, t: ViewTables, deltas: dict[CellKey, _CellDelta]) -> None:
+    def apply(self, conn: Connection, t: ViewTables, changes: Sequence[Change]) -> None:
+        deltas = self.deltas(changes)
+        if deltas:
+            self.write(conn, t, deltas)
+
+    def write(self, conn: Connection, t: ViewTables, deltas: StatsDeltas) -> None:
+        """Write day-level deltas (from `deltas`) with the cells derived from them."""
+        deltas = with_derived_cells(deltas)
         cells, hist, paths, results = [], [], [], []
         maybe_lost_max: dict[int, CellKey] = {}
         for key, dl in deltas.items():
             cid = cell_id(key)
-            top = max(dl.durations_in) if dl.durations_in else None
+            top = dl.durations_in[0] if dl.durations_in else None
             cells.append(
                 {
                     "cell_id": cid,
-                    **dict(zip(CELL_DIMS, key, strict=True)),
+                    "dim": key[0],
+                    "value": key[1],
+                    "day": key[2],
+                    "status": key[3],
                     "n": dl.n,
                     "ended": dl.ended,
                     "duration_sum": dl.sum,
@@ -320,31 +415,29 @@ class StatsView:
     def _recompute_max(conn: Connection, t: ViewTables, cid: int, key: CellKey) -> None:
         """Exact max after a duration left the cell: read it back from the list view's rows."""
         lst = t.list
-        day0 = datetime.strptime(key[0], "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
-        conds = [  # the day as a started_at range, so the index on started_at serves it
-            lst.c.started_at >= day0,
-            lst.c.started_at < day0 + 86400,
-            lst.c.status == key[1],
-        ]
-        for dim, val in zip(CELL_DIMS[2:], key[2:], strict=True):
+        dim, value, day, status = key
+        conds = [lst.c.status == status, lst.c.duration.is_not(None)]
+        if day != ALL_DAYS:
+            day0 = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+            conds += [lst.c.started_at >= day0, lst.c.started_at < day0 + 86400]
+        if dim:
             col = lst.c[dim]
-            conds.append((col.is_(None) | (col == "")) if val == "" else (col == val))
+            conds.append((col.is_(None) | (col == "")) if value == "" else (col == value))
         top = conn.execute(
-            select(lst.c.duration)
-            .where(and_(*conds), lst.c.duration.is_not(None))
-            .order_by(lst.c.duration.desc())
-            .limit(1)
+            select(lst.c.duration).where(and_(*conds)).order_by(lst.c.duration.desc()).limit(1)
         ).scalar()
         conn.execute(t.cells.update().where(t.cells.c.cell_id == cid).values(duration_max=top))
 
 
 _CELL_SUMS = frozenset({"n", "ended", "duration_sum"})
-_CELL_KEEP = frozenset({"duration_max", *CELL_DIMS})
+_CELL_KEEP = frozenset({"duration_max", "dim", "value", "day", "status"})
 
 
 def _raise_max(conn: Connection, t: ViewTables, cells: list[dict[str, Any]]) -> None:
     """duration_max = max(duration_max, this batch's longest) for cells that gained one."""
-    rows = [(c["duration_max"],) * 2 + (c["cell_id"],) for c in cells if c["duration_max"]]
+    rows = [
+        (c["duration_max"],) * 2 + (c["cell_id"],) for c in cells if c["duration_max"] is not None
+    ]
     if rows:
         m = "?" if conn.dialect.name == "sqlite" else "%s"
         conn.exec_driver_sql(
@@ -362,10 +455,11 @@ def cell_id(key: CellKey) -> int:
 
 def _same_contribution(b: State, a: State) -> bool:
     return (
-        cell_key(b) == cell_key(a)
+        b["status"] == a["status"]
         and b["duration"] == a["duration"]
         and b["visible_time"] == a["visible_time"]
         and b["result_counts"] == a["result_counts"]
+        and cell_keys(b) == cell_keys(a)
     )
 
 

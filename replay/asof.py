@@ -4,7 +4,7 @@ through the same projection classes and fold the live system uses."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -17,8 +17,8 @@ from domain.store import EventStore, make_engine
 from projections import queries
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
+from projections.views import CountView, Projection, StatsView
 from replay.progress import Progress
-from replay.rebuild import REBUILD_BATCH
 from replay.source import Point, ReplayError, tracked_position
 
 STATS_DIMS = queries.GROUP_FIELDS
@@ -37,20 +37,22 @@ def scratch_engine(path: str) -> Engine:
 
 @contextmanager
 def replayed_views(
-    store: EventStore, until: int, progress: Callable[[int], None] | None = None
+    store: EventStore,
+    until: int,
+    progress: Callable[[int], None] | None = None,
+    views: Sequence[Projection] | None = None,
 ) -> Iterator[tuple[Engine, ViewTables]]:
-    """Fresh views in a temporary SQLite file, caught up to position `until` (inclusive)."""
+    """Fresh views (all, or `views`) in a temporary SQLite file, standing at position
+    `until` (inclusive)."""
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as tmp:
         engine = scratch_engine(f"{tmp}/views.db")
         try:
-            # A scratch copy read once: lean tables, big batches (see replay/rebuild.py).
-            runner = ProjectionRunner(
-                store, engine, ViewTables(bulk=True), batch_size=REBUILD_BATCH
-            )
+            # A scratch copy read once: lean tables, loaded stream by stream.
+            runner = ProjectionRunner(store, engine, ViewTables(bulk=True), views)
             runner.create_schema()
             if until > 0:
                 bar = Progress(0, until, "replay") if progress is None else None
-                runner.catch_up(until=until, progress=progress or bar)
+                runner.load(until=until, progress=progress or bar)
                 if bar is not None:
                     bar.close()
             yield engine, runner.tables
@@ -101,8 +103,13 @@ def stats_query(
 
 
 def stats_as_of(store: EventStore, point: Point, query: queries.StatsQuery) -> dict[str, Any]:
-    """The stats view as it stood at `point`: the live view's numbers at that moment."""
-    with replayed_views(store, point.position) as (engine, tables), engine.connect() as conn:
+    """The stats view as it stood at `point`: the live view's numbers at that moment. Only
+    the count and stats views are replayed when the rollup cells can answer the query."""
+    views = [CountView(), StatsView()] if queries.answered_by_cells(query) else None
+    with (
+        replayed_views(store, point.position, views=views) as (engine, tables),
+        engine.connect() as conn,
+    ):
         return queries.stats(conn, tables, query)
 
 

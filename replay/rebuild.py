@@ -31,9 +31,6 @@ from replay.progress import Progress
 from replay.source import ReplayError
 
 NEXT = "_next"
-# Bigger batches touch each session once per batch rather than once per few events; memory
-# stays bounded by the batch, not by the log.
-REBUILD_BATCH = 20_000
 
 
 class _Bound:
@@ -101,10 +98,11 @@ def rebuild(
     with engine.begin() as conn:
         fresh.metadata.drop_all(conn)  # leftovers of an interrupted rebuild
         live.metadata.create_all(conn)
-    runner = ProjectionRunner(store, engine, fresh, batch_size=REBUILD_BATCH)
+    runner = ProjectionRunner(store, engine, fresh)
     runner.create_schema()
-    bar = Progress(0, store.head_digest()[0], "rebuild", enabled=progress)
-    runner.catch_up(progress=bar)
+    head = store.head_digest()[0]
+    bar = Progress(0, head, "rebuild", enabled=progress)
+    runner.load(until=head, progress=bar)
     bar.close()
     if before_swap is not None:
         before_swap()

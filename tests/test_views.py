@@ -40,3 +40,20 @@ def test_a_killed_worker_resumes_where_it_stopped(container) -> None:
 
     with fresh.engine.connect() as conn:
         assert qs.count_sessions(conn, fresh.tables, qs.SessionFilter())["total"] == 10
+
+
+def test_a_zero_duration_is_a_max_too(container, clock) -> None:
+    """Found by hypothesis: a cell's max of 0.0 was taken for "no max" when it arrived in a
+    later batch than the cell itself."""
+    from projections import queries as qs
+
+    ledger = container.ledger
+    ledger.execute(c.StartSession(session_id="instant", project="p"))
+    ledger.execute(c.ChangeStatus(session_id="instant", status="passed"))
+    container.runner.catch_up()
+    clock.advance(-0.002)  # the stop reads the same instant as the start
+    ledger.execute(c.StopSession(session_id="instant"))
+    container.runner.catch_up()
+    with container.runner.engine.connect() as conn:
+        out = qs.stats(conn, container.runner.tables, qs.StatsQuery())
+    assert out["groups"][0]["duration"]["max"] == 0.0

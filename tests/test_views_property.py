@@ -164,6 +164,11 @@ def run_history(tmp: Path, hist: list[tuple[c.Command, float, bool]]) -> tuple[A
     rebuilt = ProjectionRunner.for_url(store, f"sqlite:///{tmp}/rebuilt.db", batch_size=10_000)
     rebuilt.create_schema()
     rebuilt.catch_up()
+    # The rebuild's bulk path (stream after stream, sums in memory) must land the same.
+    loaded = ProjectionRunner.for_url(store, f"sqlite:///{tmp}/loaded.db")
+    loaded.create_schema()
+    loaded.load()
+    assert dump(loaded) == dump(rebuilt)
     by_stream: dict[str, list[Any]] = defaultdict(list)
     for e in store.iter_all():
         by_stream[e.stream_id].append(e)
@@ -213,4 +218,143 @@ def test_history_split_in_two_replays_to_the_same_views(
     split.catch_up(until=math.floor(head * cut))
     split.catch_up()
     assert dump(split) == dump(live)
+    store.dispose()
+
+
+LIST_FILTERS = [
+    qs.SessionFilter(),
+    qs.SessionFilter(status=("running",)),
+    qs.SessionFilter(status=("passed", "failed")),
+    qs.SessionFilter(project="p1"),
+    qs.SessionFilter(user=("ann",), status=("running",)),
+    qs.SessionFilter(tags=(("k", "v"),)),
+    qs.SessionFilter(active=True),
+    qs.SessionFilter(active=False, build="b2"),
+    qs.SessionFilter(project="p2", tags=(("env", "ci"),)),
+]
+SORTS = ["started_at", "ended_at", "duration", "last_seen_at", "number", "name"]
+
+
+def _matches(s: dict[str, Any], f: qs.SessionFilter) -> bool:
+    active = s["ended_at"] is None
+    return (
+        (not f.status or s["status"] in f.status)
+        and (f.project is None or s["project"] == f.project)
+        and (f.build is None or s["build"] == f.build)
+        and (not f.user or s["user"] in f.user)
+        and (f.active is None or active == f.active)
+        and all(s["tags"].get(k) == v for k, v in f.tags)
+    )
+
+
+def _sorted(live: list[dict[str, Any]], sort: str, desc: bool) -> list[dict[str, Any]]:
+    """Sessions without a value last either way; the number breaks ties in the sort's direction."""
+    have = [s for s in live if s[sort] is not None]
+    none = [s for s in live if s[sort] is None]
+    have.sort(key=lambda s: (s[sort], s["number"]), reverse=desc)
+    none.sort(key=lambda s: s["number"], reverse=desc)
+    return have + none
+
+
+def oracle_stats(
+    live: list[dict[str, Any]], group_by: tuple[str, ...], where: dict[str, str]
+) -> list[dict[str, Any]]:
+    from projections.views import day_of, dim_value
+
+    def val(s: dict[str, Any], g: str) -> str:
+        return (
+            day_of(s["started_at"])
+            if g == "day"
+            else (s["status"] if g == "status" else dim_value(s, g))
+        )
+
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for s in live:
+        if all(val(s, d) == v for d, v in where.items()):
+            groups[tuple(val(s, g) for g in group_by)].append(s)
+    out = []
+    for key, members in sorted(groups.items()):
+        durations = sorted(s["duration"] for s in members if s["duration"] is not None)
+        top = durations[-1] if durations else None
+        hist = Counter(bucket_of(d) for d in durations)
+        paths: dict[str, float] = defaultdict(float)
+        results: Counter[str] = Counter()
+        for s in members:
+            for p, v in s["visible_time"].items():
+                paths[p] += v
+            results.update(s["result_counts"])
+        out.append(
+            {
+                "key": dict(zip(group_by, key, strict=True)),
+                "count": len(members),
+                "ended": len(durations),
+                "duration": {
+                    "count": len(durations),
+                    "sum": round(sum(durations), 6),
+                    "mean": round(sum(durations) / len(durations), 6) if durations else None,
+                    "max": top,
+                    "p50": qs.percentile(hist, len(durations), 0.5, top),
+                    "p95": qs.percentile(hist, len(durations), 0.95, top),
+                },
+                "visible_time": {p: round(v, 6) for p, v in sorted(paths.items()) if v},
+                "results": dict(sorted((k, v) for k, v in results.items() if v)),
+            }
+        )
+    return out
+
+
+STATS_QUERIES = [
+    ((), {}),
+    (("project",), {}),
+    (("day", "status"), {}),
+    (("browser",), {"status": "running"}),
+    (("status",), {"project": "p1"}),
+    (("build", "user"), {}),  # two dimensions: folded from the documents
+    (("user",), {"browser": "chrome"}),
+]
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(hist=history, page=st.tuples(st.integers(0, 5), st.integers(1, 3)))
+def test_every_list_plan_count_and_stats_grouping_answers_like_the_fold(
+    tmp_path_factory: Any, hist: Any, page: tuple[int, int]
+) -> None:
+    """List pages (each filter and sort, walked along the sort or collected and sorted),
+    counts and stats groupings (rollup cells or documents) against the folded states."""
+    offset, limit = page
+    tmp = tmp_path_factory.mktemp("q")
+    store, _, live, _, states = run_history(tmp, hist)
+    alive = [s for s in states if not s["deleted"]]
+    t = live.tables
+    natural = qs._walk
+    with live.engine.connect() as conn:
+        for f in LIST_FILTERS:
+            matching = [s for s in alive if _matches(s, f)]
+            want_count = dict(sorted(Counter(s["status"] for s in matching).items()))
+            assert qs.count_sessions(conn, t, f) == {
+                "total": len(matching),
+                "by_status": want_count,
+            }
+            for sort in SORTS:
+                for desc in (True, False):
+                    want = [s["id"] for s in _sorted(matching, sort, desc)]
+                    for plan in (natural, lambda *a, **k: True, lambda *a, **k: False):
+                        qs._walk = plan  # type: ignore[assignment]
+                        try:
+                            got = qs.list_sessions(conn, t, f, sort, desc, limit, offset)
+                        finally:
+                            qs._walk = natural  # type: ignore[assignment]
+                        assert got.total == len(matching)
+                        assert [i["id"] for i in got.items] == want[offset : offset + limit], (
+                            f,
+                            sort,
+                            desc,
+                        )
+        for group_by, where in STATS_QUERIES:
+            q = qs.StatsQuery(group_by=group_by, filters=tuple((d, (v,)) for d, v in where.items()))
+            assert qs.stats(conn, t, q)["groups"] == oracle_stats(alive, group_by, where), q
     store.dispose()
