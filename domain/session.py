@@ -4,6 +4,8 @@ Each command method checks the rules against the current state and only then tri
 event; a rejected command raises a named error and leaves no pending event. Every event's
 `apply` is the shared pure fold in `domain.state`, so the aggregate and the projections
 evolve the same way. Clock and ids are passed in: nothing here reads the wall clock.
+With a `sink` (the ledger's writer), a triggered event is folded and recorded as a store row
+instead of a library event object: same rules, same fold, same stored payload.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from domain.errors import (
     SessionStoppedError,
 )
 from domain.state import LEGAL_MOVES, STATUSES, State, evolve, new_state
+from domain.store import NewEvent
+
+_tuple_new = tuple.__new__
 
 
 def to_datetime(ts: float) -> datetime:
@@ -148,11 +153,18 @@ class Session(BaseAggregate[str]):
         reason: str | None
 
     state: State
+    # Where decided events go, as the store's rows, when the ledger's writer decides a batch:
+    # the same rules and the same fold, without a library event object per event (building
+    # those cost more than inserting the rows). None: the library's `trigger_event` path.
+    sink: list[NewEvent] | None = None
 
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
-    def start(cls, session_id: str, at: float, **fields: Any) -> Session:
+    def start(
+        cls, session_id: str, at: float, sink: list[NewEvent] | None = None, **fields: Any
+    ) -> Session:
+        """A new session (its Started event); with a `sink`, recorded there as a row."""
         status = fields.get("status") or "running"
         if status not in ("queued", "running"):
             raise IllegalStatusChangeError(
@@ -166,7 +178,17 @@ class Session(BaseAggregate[str]):
         for f in _STARTED_FIELDS:
             fields.setdefault(f, None)
         fields["source"] = fields["source"] or "native"
-        return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+        if sink is None:
+            return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+        unknown = fields.keys() - set(_STARTED_FIELDS)
+        if unknown:  # what the library's event constructor would refuse
+            raise TypeError(f"Started has no field(s) {', '.join(sorted(unknown))}")
+        agg = cls.__new__(cls)
+        agg.__base_init__(session_id, 0, to_datetime(at))
+        agg.state = new_state(session_id)
+        agg.sink = sink
+        agg._trigger(cls.Started, at, **fields)
+        return agg
 
     @classmethod
     def from_state(cls, state: State) -> Session:
@@ -184,13 +206,26 @@ class Session(BaseAggregate[str]):
             raise SessionDeletedError(f"session {self.id} was deleted; cannot {action}")
 
     def _require_open(self, action: str) -> None:
-        self._require_live(action)
-        if self.state["ended_at"] is not None:
+        state = self.state
+        if state["deleted"] or state["ended_at"] is not None:
+            self._require_live(action)  # a deleted session says so first
             raise SessionStoppedError(f"session {self.id} has ended; cannot {action}")
 
     def _trigger(self, event_class: type[Event], at: float, **kw: Any) -> None:
         kw.setdefault("by", None)
-        self.trigger_event(event_class, timestamp=to_datetime(at), **kw)
+        sink = self.sink
+        if sink is None:
+            self.trigger_event(event_class, timestamp=to_datetime(at), **kw)
+            return
+        # What `trigger_event` + `mutate` + `payload()` amount to: fold the payload (the
+        # event's fields) into the state, count the version, keep the row the store appends.
+        # The fold gets `at` itself, as a rebuild from the stored row will.
+        name = event_class.__name__
+        evolve(self.state, name, kw, at)
+        self._version = version = self._version + 1
+        # NewEvent(...) without its Python-level __new__ (which does exactly this).
+        row = (self._id, version, name, event_class.class_version, at, kw)
+        sink.append(_tuple_new(NewEvent, row))
 
     # -- commands ---------------------------------------------------------------------------
 

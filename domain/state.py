@@ -110,9 +110,10 @@ def _credit_visible(state: State, until: float) -> None:
     since = state["visible_since"]
     if since is not None:
         path = state["visible_path"] or ""
-        spent = max(0.0, until - since)
+        spent = until - since
         vt = state["visible_time"]
-        vt[path] = round(vt.get(path, 0.0) + spent, 6)
+        # `spent if spent > 0.0 else 0.0` is max(0.0, spent), without the builtin call.
+        vt[path] = round(vt.get(path, 0.0) + (spent if spent > 0.0 else 0.0), 6)
     state["visible_path"] = None
     state["visible_since"] = None
 
