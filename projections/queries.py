@@ -84,8 +84,6 @@ def _rollup_filter(f: SessionFilter) -> tuple[str, tuple[str, ...]] | None:
     )
     if len(eq) > 1 or not (rest.is_empty() or rest == SessionFilter(tags=f.tags[:1])):
         return None
-    if len(f.tags) > 1:
-        return None
     return next(iter(eq.items()), ("", ("",)))
 
 

@@ -283,7 +283,17 @@ def with_derived_cells(deltas: StatsDeltas) -> StatsDeltas:
 class CellDelta:
     """What a batch adds to (or takes from) one cell."""
 
-    __slots__ = ("durations_in", "durations_out", "ended", "hist", "n", "paths", "results", "sum")
+    __slots__ = ("durations_out", "ended", "hist", "n", "paths", "results", "sum", "top")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.ended = 0
+        self.sum = 0.0
+        self.hist: dict[int, int] = defaultdict(int)
+        self.paths: dict[str, float] = defaultdict(float)
+        self.results: dict[str, int] = defaultdict(int)
+        self.top: float | None = None  # the longest duration added: it can raise the max
+        self.durations_out: list[float] = []
 
     def merge(self, other: CellDelta) -> None:
         self.n += other.n
@@ -295,21 +305,9 @@ class CellDelta:
             self.paths[p] += v
         for k, n in other.results.items():
             self.results[k] += n
-        if other.durations_in and (
-            not self.durations_in or other.durations_in[0] > self.durations_in[0]
-        ):
-            self.durations_in[:] = other.durations_in
+        if other.top is not None and (self.top is None or other.top > self.top):
+            self.top = other.top
         self.durations_out += other.durations_out
-
-    def __init__(self) -> None:
-        self.n = 0
-        self.ended = 0
-        self.sum = 0.0
-        self.hist: dict[int, int] = defaultdict(int)
-        self.paths: dict[str, float] = defaultdict(float)
-        self.results: dict[str, int] = defaultdict(int)
-        self.durations_in: list[float] = []
-        self.durations_out: list[float] = []
 
 
 def add_to_cells(cells: list[CellDelta], s: State, sign: int, extras_only: bool = False) -> None:
@@ -333,9 +331,8 @@ def add_to_cells(cells: list[CellDelta], s: State, sign: int, extras_only: bool 
                 cell.hist[b] += sign
                 if sign < 0:
                     cell.durations_out.append(d)
-                elif not cell.durations_in or d > cell.durations_in[0]:
-                    # Only the batch's longest can raise the cell's max: keep one, not all.
-                    cell.durations_in[:] = [d]
+                elif cell.top is None or d > cell.top:
+                    cell.top = d
         for p, v in paths:
             cell.paths[p] += v
         for k, n in results:
@@ -383,7 +380,7 @@ class StatsView:
         maybe_lost_max: dict[int, CellKey] = {}
         for key, dl in deltas.items():
             cid = cell_id(key)
-            top = dl.durations_in[0] if dl.durations_in else None
+            top = dl.top
             cells.append(
                 {
                     "cell_id": cid,

@@ -18,6 +18,9 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.bootstrap import Container, bootstrap
 from api.settings import Settings
+from tests.pg import PgCluster, find_bindir
+
+PG_BINDIR = find_bindir()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -108,3 +111,13 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     yield LiveServer(url, proc, tmp_path / "ledger.db")
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL server for the whole run (each test takes a fresh database)."""
+    if PG_BINDIR is None:
+        pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin")
+    cluster = PgCluster(PG_BINDIR).start()
+    yield cluster
+    cluster.stop()

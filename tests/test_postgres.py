@@ -20,23 +20,14 @@ from domain.ledger import Ledger
 from domain.store import GENESIS_HASH, EventStore, NewEvent, chain_hash
 from projections import queries as qs
 from projections.runner import ProjectionRunner
-from tests.conftest import FakeClock
-from tests.pg import PgCluster, find_bindir
+from tests.conftest import PG_BINDIR, FakeClock
+from tests.pg import PgCluster
 from tests.test_views_property import StepClock, dump, history, run_history
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
-BINDIR = find_bindir()
 pytestmark = pytest.mark.skipif(
-    BINDIR is None, reason="no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
+    PG_BINDIR is None, reason="no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
 )
-
-
-@pytest.fixture(scope="session")
-def pg() -> Iterator[PgCluster]:
-    assert BINDIR is not None
-    cluster = PgCluster(BINDIR).start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture

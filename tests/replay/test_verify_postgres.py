@@ -14,23 +14,14 @@ from api.cli import main
 from api.settings import Settings
 from replay.source import open_blobs, open_store
 from replay.verify import verify
-from tests.conftest import FakeClock
-from tests.pg import PgCluster, find_bindir
+from tests.conftest import PG_BINDIR, FakeClock
+from tests.pg import PgCluster
 from tests.replay import make_history, point_cli_at
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
-BINDIR = find_bindir()
 pytestmark = pytest.mark.skipif(
-    BINDIR is None, reason="no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
+    PG_BINDIR is None, reason="no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
 )
-
-
-@pytest.fixture(scope="module")
-def pg() -> Iterator[PgCluster]:
-    assert BINDIR is not None
-    cluster = PgCluster(BINDIR).start()
-    yield cluster
-    cluster.stop()
 
 
 @pytest.fixture
