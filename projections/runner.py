@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, inspect, select
 
 from domain.session import upcast
 from domain.state import EVOLVERS, State, evolve, new_state
@@ -65,7 +65,15 @@ class ProjectionRunner:
         return cls(store, make_engine(views_url, immediate=True, durable=False, cache_mb=64), **kw)
 
     def create_schema(self) -> None:
+        """Create the views' tables; views written by an older schema (a table of this one is
+        missing while positions are tracked) are dropped and refilled from position 0, since
+        views are only ever derived from the log."""
         with self.engine.begin() as conn:
+            have = set(inspect(conn).get_table_names())
+            tables = self.tables.metadata.sorted_tables
+            if self.tables.tracking.name in have and any(x.name not in have for x in tables):
+                log.warning("views were written by an older schema: refilling them from the log")
+                self.tables.metadata.drop_all(conn)
             self.tables.metadata.create_all(conn)
         self._position = self.read_position()
 

@@ -179,6 +179,16 @@ class ViewTables:
             Column("n", Integer, nullable=False),
             **CLUSTERED,
         )
+        # The same histogram in spans of HIST_SPAN buckets: a percentile finds its span here
+        # and reads only that span's fine buckets (a few dozen rows instead of thousands).
+        self.histogram_spans = Table(
+            "stats_histogram_spans" + s,
+            m,
+            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
+            Column("span", Integer, primary_key=True),
+            Column("n", Integer, nullable=False),
+            **CLUSTERED,
+        )
         self.paths = Table(
             "stats_paths" + s,
             m,
@@ -201,5 +211,5 @@ class ViewTables:
             "detail": [self.detail],
             "list": [self.list, self.tags, self.members],
             "count": [self.counts],
-            "stats": [self.cells, self.histogram, self.paths, self.results],
+            "stats": [self.cells, self.histogram, self.histogram_spans, self.paths, self.results],
         }[view]

@@ -27,6 +27,8 @@ Change = tuple[str, State | None, State]
 # Duration histogram: bucket b covers (BASE * GROWTH**(b-1), BASE * GROWTH**b]; ~1% relative.
 HIST_BASE = 0.001
 HIST_GROWTH = 1.01
+# Fine buckets per span (ViewTables.histogram_spans): 16 buckets of 1% make a span of ~17%.
+HIST_SPAN = 16
 
 
 def bucket_of(duration: float) -> int:
@@ -376,7 +378,7 @@ class StatsView:
     def write(self, conn: Connection, t: ViewTables, deltas: StatsDeltas) -> None:
         """Write day-level deltas (from `deltas`) with the cells derived from them."""
         deltas = with_derived_cells(deltas)
-        cells, hist, paths, results = [], [], [], []
+        cells, hist, spans, paths, results = [], [], [], [], []
         maybe_lost_max: dict[int, CellKey] = {}
         for key, dl in deltas.items():
             cid = cell_id(key)
@@ -397,12 +399,17 @@ class StatsView:
             if dl.durations_out:
                 maybe_lost_max[cid] = key
             hist += [{"cell_id": cid, "bucket": b, "n": n} for b, n in dl.hist.items() if n]
+            span_n: dict[int, int] = defaultdict(int)
+            for b, n in dl.hist.items():
+                span_n[b // HIST_SPAN] += n
+            spans += [{"cell_id": cid, "span": k, "n": n} for k, n in span_n.items() if n]
             paths += [{"cell_id": cid, "path": p, "seconds": v} for p, v in dl.paths.items() if v]
             results += [{"cell_id": cid, "status": k, "n": n} for k, n in dl.results.items() if n]
         # The max only grows by upsert; where a duration left a cell, it is recomputed below.
         upsert(conn, t.cells, cells, ["cell_id"], add=_CELL_SUMS, keep=_CELL_KEEP)
         _raise_max(conn, t, cells)
         upsert(conn, t.histogram, hist, ["cell_id", "bucket"], add=frozenset({"n"}))
+        upsert(conn, t.histogram_spans, spans, ["cell_id", "span"], add=frozenset({"n"}))
         upsert(conn, t.paths, paths, ["cell_id", "path"], add=frozenset({"seconds"}))
         upsert(conn, t.results, results, ["cell_id", "status"], add=frozenset({"n"}))
         for cid, key in maybe_lost_max.items():
