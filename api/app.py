@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def noop() -> dict[str, bool]:
         # The benchmark's baseline: this same server's cheapest endpoint, matched first.
         return {"ok": True}
+
     if settings.server_timing:
         app.add_middleware(ServerTiming)
     for module in (sessions, batch, audit):

@@ -15,6 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from projections.tables import ViewTables
 from projections.views import (
     ALL_DAYS,
+    ALL_STATUSES,
     GROUP_FIELDS,
     HIST_SPAN,
     TAG_SEP,
@@ -429,7 +430,13 @@ def _stats_from_cells(
     filters = dict(q.filters)
     by_day = "day" in q.group_by or "day" in filters or q.from_day or q.to_day
     conds: list[ColumnElement[bool]] = [cells.c.dim == dim]
-    conds.append(cells.c.day != ALL_DAYS if by_day else cells.c.day == ALL_DAYS)
+    if by_day:
+        conds.append(cells.c.day != ALL_DAYS)
+    else:
+        by_status = "status" in q.group_by or "status" in filters
+        conds.append(cells.c.day == ALL_DAYS)
+        every_status = cells.c.status == ALL_STATUSES
+        conds.append(~every_status if by_status else every_status)
     if q.from_day:
         conds.append(cells.c.day >= q.from_day)
     if q.to_day:

@@ -240,6 +240,7 @@ class CountView:
 GROUP_FIELDS = ("day", "status", "project", "build", "user", "type", "browser", "os")
 CELL_DIMS = ("", "project", "build", "user", "type", "browser", "os")
 ALL_DAYS = "*"
+ALL_STATUSES = "*"  # only on all-days cells: a grouping without status reads one cell a value
 CellKey = tuple[str, str, str, str]  # (dimension, value, day, status)
 
 
@@ -270,7 +271,7 @@ def cell_keys(s: State) -> list[CellKey]:
 
 def with_derived_cells(deltas: StatsDeltas) -> StatsDeltas:
     """The day-level deltas plus the cells that are their sums: all sessions (dimension "")
-    per day, and every dimension over all days (day "*")."""
+    per day, every dimension over all days (day "*"), and over all days all statuses."""
     out: StatsDeltas = defaultdict(CellDelta)
     out.update(deltas)
     for (dim, _value, day, status), dl in deltas.items():
@@ -279,6 +280,7 @@ def with_derived_cells(deltas: StatsDeltas) -> StatsDeltas:
     for (dim, value, day, status), dl in list(out.items()):
         if day != ALL_DAYS:
             out[(dim, value, ALL_DAYS, status)].merge(dl)
+            out[(dim, value, ALL_DAYS, ALL_STATUSES)].merge(dl)
     return out
 
 
@@ -420,7 +422,9 @@ class StatsView:
         """Exact max after a duration left the cell: read it back from the list view's rows."""
         lst = t.list
         dim, value, day, status = key
-        conds = [lst.c.status == status, lst.c.duration.is_not(None)]
+        conds = [lst.c.duration.is_not(None)]
+        if status != ALL_STATUSES:
+            conds.append(lst.c.status == status)
         if day != ALL_DAYS:
             day0 = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
             conds += [lst.c.started_at >= day0, lst.c.started_at < day0 + 86400]

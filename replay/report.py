@@ -13,7 +13,7 @@ from api.render import iso
 from domain.state import STATUSES
 from projections import queries
 from projections.tables import ViewTables
-from projections.views import bucket_value
+from projections.views import ALL_DAYS, ALL_STATUSES, bucket_value
 from replay.source import Point
 
 COLORS = {
@@ -139,7 +139,11 @@ def duration_bins(conn: Connection, t: ViewTables) -> list[tuple[str, float]]:
     rows = conn.execute(
         select(t.histogram.c.bucket, func.sum(t.histogram.c.n))
         .select_from(t.cells.join(t.histogram, t.histogram.c.cell_id == t.cells.c.cell_id))
-        .where(t.cells.c.n > 0)
+        .where(
+            t.cells.c.dim == "",  # the all-sessions cell: every other cell repeats sessions
+            t.cells.c.day == ALL_DAYS,
+            t.cells.c.status == ALL_STATUSES,
+        )
         .group_by(t.histogram.c.bucket)
     )
     counts: dict[str, float] = {label: 0 for _, label in DURATION_BINS}

@@ -79,6 +79,22 @@ def test_report_is_self_contained_and_renders_in_chromium(
 
 
 @pytest.mark.integration
+def test_report_duration_bins_add_up_to_the_ended_sessions(container, clock) -> None:
+    """Each ended session is counted once in the duration chart (the cells repeat sessions
+    across dimensions and days; the chart reads the all-sessions cell)."""
+    from projections import queries as qs
+    from replay.report import duration_bins
+
+    make_history(container, clock)
+    container.runner.catch_up()
+    with container.runner.engine.connect() as conn:
+        bins = duration_bins(conn, container.runner.tables)
+        out = qs.stats(conn, container.runner.tables, qs.StatsQuery())
+    ended = out["groups"][0]["ended"]
+    assert ended > 0
+    assert sum(n for _, n in bins) == ended
+
+
 def test_replay_reads_a_running_server_without_blocking_it(live_server, monkeypatch, capsys):
     monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{live_server.db}")
     monkeypatch.setenv("LEDGER_BLOB_DIR", str(live_server.db.parent / "blobs"))
