@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, exists, func, select
+from sqlalchemy import Connection, and_, exists, func, select, tuple_
 from sqlalchemy.sql.elements import ColumnElement
 
 from projections.tables import ViewTables
@@ -527,7 +527,13 @@ def _cell_percentiles(
     h = t.histogram
     for span, wanted in asks.items():
         lo = span * HIST_SPAN
-        fine = summed(h, "bucket", h.c.bucket >= lo, h.c.bucket < lo + HIST_SPAN)
+        only: list[ColumnElement[bool]] = []
+        if gcols and len(wanted) < len(groups):  # only the groups whose rank is in this span
+            keys = list({k for k, *_ in wanted})
+            only.append(
+                gcols[0].in_([k[0] for k in keys]) if width == 1 else tuple_(*gcols).in_(keys)
+            )
+        fine = summed(h, "bucket", h.c.bucket >= lo, h.c.bucket < lo + HIST_SPAN, *only)
         for k, label, seen, rank in wanted:
             d = groups[k]["duration"]
             d[label] = _crossing(fine.get(k, {}), seen, rank, d["max"])

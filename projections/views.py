@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Connection, and_, delete, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from domain.state import State, is_active
 from projections.sql import upsert
@@ -422,7 +423,7 @@ class StatsView:
         """Exact max after a duration left the cell: read it back from the list view's rows."""
         lst = t.list
         dim, value, day, status = key
-        conds = [lst.c.duration.is_not(None)]
+        conds: list[ColumnElement[bool]] = [lst.c.duration.is_not(None)]
         if status != ALL_STATUSES:
             conds.append(lst.c.status == status)
         if day != ALL_DAYS:
