@@ -23,7 +23,8 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 async def execute(container: Container, cmd: Command) -> CommandResult:
-    out = (await asyncio.wrap_future(container.ledger.submit([cmd])))[0]
+    """Submit one command and wait for its group's commit; a refusal is raised."""
+    out = (await container.ledger.submit_async([cmd]))[0]
     if isinstance(out, LedgerError):
         raise out
     return out

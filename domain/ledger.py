@@ -4,7 +4,9 @@ append their events with group commit.
 One writer thread per process takes whatever commands are queued, decides them in order
 against cached aggregates (reloaded when another process moved a stream on), and appends all
 resulting events in one transaction: concurrent requests share one fsync. A rejected command
-gets its named error and appends nothing; the others in the batch are unaffected.
+gets its named error and appends nothing; the others in the batch are unaffected. The
+answers go out after the commit: to threads through their futures, and to coroutines
+(`submit_async`) with one callback per event loop per group.
 
 Sessions decide on the writer's fast path: the aggregate's own methods check the rules and
 fold each event, but record it straight into the batch's list of store rows (`Session.sink`)
@@ -13,6 +15,8 @@ rather than as a library event object, which cost more per event than the insert
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import queue
@@ -44,6 +48,10 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 IdSource = Callable[[], str]
 Outcome = c.CommandResult | LedgerError
+# Who waits for a submission's outcomes: a thread (concurrent Future) or an event loop's task
+# (asyncio Future, answered on its own loop; see `Ledger.submit_async`).
+Waiter = Future[list[Outcome]] | asyncio.Future[list[Outcome]]
+Item = tuple[list[c.Command], Waiter]
 # What the writer decides on and caches: a session, or an execution context (`context:` ids).
 Aggregate = Session | ExecutionContext
 
@@ -176,9 +184,8 @@ class Ledger:
         self.cache: OrderedDict[str, Aggregate] = OrderedDict()
         self.cache_size = cache_size
         self.max_batch = max_batch
-        self.queue: queue.Queue[tuple[list[c.Command], Future[list[Outcome]]] | None] = (
-            queue.Queue()
-        )
+        # SimpleQueue: its put (on the event loop, once per request) is C, not Python locking.
+        self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.last_position = store.head_digest()[0]
         self.listeners: list[Callable[[int], None]] = []
         self._thread: threading.Thread | None = None
@@ -200,6 +207,17 @@ class Ledger:
 
     def submit(self, cmds: list[c.Command]) -> Future[list[Outcome]]:
         fut: Future[list[Outcome]] = Future()
+        if self._thread is None:
+            self._process([(cmds, fut)])
+        else:
+            self.queue.put((cmds, fut))
+        return fut
+
+    def submit_async(self, cmds: list[c.Command]) -> asyncio.Future[list[Outcome]]:
+        """`submit` for a coroutine on a running event loop: the writer answers a whole commit
+        group's waiters on one loop with one thread-safe callback (a loop wake-up per group,
+        not one per request as `asyncio.wrap_future` would cost)."""
+        fut: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
         if self._thread is None:
             self._process([(cmds, fut)])
         else:
@@ -259,7 +277,7 @@ class Ledger:
             if stop:
                 return
 
-    def _process(self, items: list[tuple[list[c.Command], Future[list[Outcome]]]]) -> None:
+    def _process(self, items: list[Item]) -> None:
         touched: dict[str, Aggregate] = {}
         try:
             outcomes, head = self._append(items, touched)
@@ -267,8 +285,7 @@ class Ledger:
             for sid in touched:
                 self.cache.pop(sid, None)
             log.exception("append failed; nothing of this batch was stored")
-            for _, fut in items:
-                fut.set_exception(exc)
+            _answer([(fut, exc) for _, fut in items])
             return
         for sid, agg in touched.items():
             self.cache[sid] = agg
@@ -276,16 +293,18 @@ class Ledger:
         while len(self.cache) > self.cache_size:
             self.cache.popitem(last=False)
         self.last_position = head
+        answers: list[tuple[Waiter, list[Outcome] | BaseException]] = []
         i = 0
         for cmds, fut in items:
-            fut.set_result(outcomes[i : i + len(cmds)])
+            answers.append((fut, outcomes[i : i + len(cmds)]))
             i += len(cmds)
+        _answer(answers)
         for listener in self.listeners:
             listener(head)
 
     def _append(
         self,
-        items: list[tuple[list[c.Command], Future[list[Outcome]]]],
+        items: list[Item],
         touched: dict[str, Aggregate],
     ) -> tuple[list[Outcome], int]:
         cmds = [cmd for batch, _ in items for cmd in batch]
@@ -422,3 +441,32 @@ class Ledger:
         if isinstance(first, int):
             return first
         return c.CommandResult(**orjson.loads(first))
+
+
+def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:
+    """Hand each waiter its outcomes (or the batch's exception): threads' futures at once,
+    coroutines' futures in one callback per event loop (from the writer thread, each
+    `call_soon_threadsafe` is a loop wake-up, so a group pays one, not one per request)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Outcome]], Any]]] = {}
+    for fut, value in answers:
+        if isinstance(fut, asyncio.Future):
+            by_loop.setdefault(fut.get_loop(), []).append((fut, value))
+        elif isinstance(value, BaseException):
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)
+    for loop, settled in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting there any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[tuple[asyncio.Future[list[Outcome]], Any]]) -> None:
+    """On the waiters' loop: set each future (one whose request was cancelled stays so)."""
+    for fut, value in settled:
+        if fut.done():
+            continue
+        if isinstance(value, BaseException):
+            fut.set_exception(value)
+        else:
+            fut.set_result(value)

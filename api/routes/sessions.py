@@ -1,14 +1,28 @@
-"""Native session commands and queries under /v1/sessions and /v1/stats."""
+"""Native session commands and queries under /v1/sessions and /v1/stats.
+
+The hottest commands (keepalive, hide, status, stop) also have a lean twin (`lean`,
+`CommandRoute`): the same body model, headers, command and answer, served as a plain ASGI
+app instead of through FastAPI's per-request dependency solving and response building,
+which cost more loop time than the command itself. Their FastAPI signatures still describe
+them in the OpenAPI schema, and their errors are the same problem+json answers.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ValidationError
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from api import schemas as s
 from api.deps import ContainerDep, FreshDep, connect, execute
@@ -18,7 +32,19 @@ from domain.commands import CommandResult
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
 
-router = APIRouter(prefix="/v1", tags=["sessions"])
+
+class CommandRoute(APIRoute):
+    """An APIRoute that serves requests with its endpoint's lean ASGI twin when it has one
+    (`@lean`); FastAPI still reads the endpoint's signature for the OpenAPI schema."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        twin = getattr(endpoint, "__lean__", None)
+        if twin is not None:
+            self.app = twin
+
+
+router = APIRouter(prefix="/v1", tags=["sessions"], route_class=CommandRoute)
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -38,6 +64,7 @@ def _meta(idem: str | None, if_match: str | None) -> dict[str, Any]:
 
 
 def answer(result: CommandResult, status: int = 200) -> JSONResponse:
+    """A command's answer (the lean twins send the same body and headers)."""
     return JSONResponse(
         {
             "id": result.session_id,
@@ -49,6 +76,129 @@ def answer(result: CommandResult, status: int = 200) -> JSONResponse:
         status_code=status,
         headers={"ETag": f'"{result.version}"', "X-Ledger-Position": str(result.position)},
     )
+
+
+# -- lean twins -------------------------------------------------------------------------------
+
+Make = Callable[[str, Any, dict[str, Any]], c.Command]  # (session_id, body | None, meta)
+_JSON_TYPES: dict[bytes, bool] = {}
+
+
+def _is_json(content_type: bytes) -> bool:
+    """application/json or application/*+json, as FastAPI decides whether to parse a body."""
+    known = _JSON_TYPES.get(content_type)
+    if known is None:
+        media = content_type.split(b";", 1)[0].strip().lower()
+        known = media == b"application/json" or (
+            media.startswith(b"application/") and media.endswith(b"+json")
+        )
+        if len(_JSON_TYPES) < 256:  # a few distinct values in practice; never unbounded
+            _JSON_TYPES[content_type] = known
+    return known
+
+
+def _invalid(errors: Sequence[Mapping[str, Any]], body: Any) -> RequestValidationError:
+    # The app's RequestValidationError handler renders it: the same problem+json as FastAPI's.
+    return RequestValidationError(
+        [{**e, "loc": ("body", *e.get("loc", ()))} for e in errors], body=body
+    )
+
+
+def parse_body(
+    model: type[BaseModel], raw: bytes, content_type: bytes | None, optional: bool
+) -> Any:
+    """What FastAPI makes of a JSON body for `model`: None (optional and absent), a model,
+    or RequestValidationError naming the field (an unparsable or non-JSON body included)."""
+    data: Any = None
+    if raw:
+        if content_type is not None and _is_json(content_type):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as err:
+                raise RequestValidationError(
+                    [
+                        {
+                            "type": "json_invalid",
+                            "loc": ("body", err.pos),
+                            "msg": "JSON decode error",
+                            "input": {},
+                            "ctx": {"error": err.msg},
+                        }
+                    ],
+                    body=err.doc,
+                ) from None
+        else:
+            data = raw  # not declared JSON: validated as is, so refused as not an object
+    if data is None:
+        if optional:
+            return None
+        raise _invalid([{"type": "missing", "loc": (), "msg": "Field required"}], None)
+    try:
+        # from_attributes as FastAPI validates bodies (a non-object's error reads the same);
+        # `data` is parsed JSON or bytes here, never an object with attributes.
+        return model.model_validate(data, from_attributes=True)
+    except ValidationError as err:
+        raise _invalid(err.errors(include_url=False), data) from None
+
+
+def lean(
+    model: type[BaseModel], make: Make, *, optional: bool = False, status: int = 200
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give an endpoint a lean ASGI twin (served by `CommandRoute`): read the raw body, parse
+    it with orjson and validate it with the endpoint's own body model, read Idempotency-Key
+    and If-Match straight from the headers, build the command with `make` (which the endpoint
+    uses too), and send the answer's bytes. Errors raise as in the endpoint, so the app's
+    handlers give the same problem+json."""
+
+    async def twin(scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnect()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        idem = if_match = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value
+            elif name == b"idempotency-key":
+                idem = value.decode("latin-1")
+            elif name == b"if-match":
+                if_match = value.decode("latin-1")
+        raw = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = parse_body(model, raw, content_type, optional)
+        cmd = make(scope["path_params"]["session_id"], body, _meta(idem, if_match))
+        result = await execute(scope["app"].state.container, cmd)
+        payload = orjson.dumps(
+            {
+                "id": result.session_id,
+                "number": result.number,
+                "version": result.version,
+                "position": result.position,
+                "appended": result.appended,
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-length", b"%d" % len(payload)),
+                    (b"content-type", b"application/json"),
+                    (b"etag", b'"%d"' % result.version),
+                    (b"x-ledger-position", b"%d" % result.position),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+    def mark(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.__lean__ = twin  # type: ignore[attr-defined]
+        return endpoint
+
+    return mark
 
 
 def _time(value: float | str | None, field: str) -> float | None:
@@ -82,7 +232,13 @@ async def start_session(
     return resp
 
 
+def _keep_alive(sid: str, body: s.KeepAliveBody | None, meta: dict[str, Any]) -> c.Command:
+    b = body or s.KeepAliveBody()
+    return c.KeepAlive(session_id=sid, visible=b.visible, path=b.path, **meta)
+
+
 @router.post("/sessions/{session_id}/keepalive")
+@lean(s.KeepAliveBody, _keep_alive, optional=True)
 async def keep_alive(
     session_id: str,
     container: ContainerDep,
@@ -91,14 +247,15 @@ async def keep_alive(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Record that the session is alive (visible on `path`, or not visible)."""
-    b = body or s.KeepAliveBody()
-    cmd = c.KeepAlive(
-        session_id=session_id, visible=b.visible, path=b.path, **_meta(idem, if_match)
-    )
-    return answer(await execute(container, cmd))
+    return answer(await execute(container, _keep_alive(session_id, body, _meta(idem, if_match))))
+
+
+def _hide(sid: str, body: s.HideBody | None, meta: dict[str, Any]) -> c.Command:
+    return c.Hide(session_id=sid, path=(body or s.HideBody()).path, **meta)
 
 
 @router.post("/sessions/{session_id}/hide")
+@lean(s.HideBody, _hide, optional=True)
 async def hide(
     session_id: str,
     container: ContainerDep,
@@ -107,15 +264,15 @@ async def hide(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Record that the session's view was hidden (stops counting visible time)."""
-    b = body or s.HideBody()
-    return answer(
-        await execute(
-            container, c.Hide(session_id=session_id, path=b.path, **_meta(idem, if_match))
-        )
-    )
+    return answer(await execute(container, _hide(session_id, body, _meta(idem, if_match))))
+
+
+def _change_status(sid: str, body: s.StatusBody, meta: dict[str, Any]) -> c.Command:
+    return c.ChangeStatus(session_id=sid, status=body.status, reason=body.reason, **meta)
 
 
 @router.post("/sessions/{session_id}/status")
+@lean(s.StatusBody, _change_status)
 async def change_status(
     session_id: str,
     body: s.StatusBody,
@@ -124,13 +281,16 @@ async def change_status(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Move the session to another status (legal moves only)."""
-    cmd = c.ChangeStatus(
-        session_id=session_id, status=body.status, reason=body.reason, **_meta(idem, if_match)
-    )
+    cmd = _change_status(session_id, body, _meta(idem, if_match))
     return answer(await execute(container, cmd))
 
 
+def _stop(sid: str, body: s.StopBody | None, meta: dict[str, Any]) -> c.Command:
+    return c.StopSession(session_id=sid, reason=(body or s.StopBody()).reason, **meta)
+
+
 @router.post("/sessions/{session_id}/stop")
+@lean(s.StopBody, _stop, optional=True)
 async def stop(
     session_id: str,
     container: ContainerDep,
@@ -139,9 +299,7 @@ async def stop(
     if_match: IfMatch = None,
 ) -> JSONResponse:
     """Stop the session (idempotent: a second stop appends nothing)."""
-    b = body or s.StopBody()
-    cmd = c.StopSession(session_id=session_id, reason=b.reason, **_meta(idem, if_match))
-    return answer(await execute(container, cmd))
+    return answer(await execute(container, _stop(session_id, body, _meta(idem, if_match))))
 
 
 @router.patch("/sessions/{session_id}")
