@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 from sqlalchemy import (
@@ -366,31 +366,79 @@ class EventStore:
                 return
             pos = batch[-1].position
 
-    def iter_by_stream(
-        self, until: int, types: Iterable[str], chunk: int = 20000
-    ) -> Iterator[tuple[str, str, int, float, bytes, int]]:
-        """Events up to position `until` of the given types, stream after stream (each in
-        version order): (stream_id, type, schema_version, recorded_at, payload, position).
-        Read in keyset chunks along the (stream_id, version) index, so memory stays flat and
-        no read transaction is held for the whole pass."""
+    def iter_rows(
+        self,
+        until: int,
+        types: Iterable[str],
+        last_for: Iterable[str] = (),
+        streams: tuple[str | None, str | None] = (None, None),
+        chunk: int = 20000,
+    ) -> Iterator[list[tuple[str, str, int, float, bytes, int, int, int | None]]]:
+        """Events up to position `until` of the given types in position order, as chunks of
+        (stream_id, type, schema_version, recorded_at, payload, position, version, last)
+        tuples. `last` is, for events of a type in `last_for`, the version of the stream's
+        last event of those `types` up to `until` (one index probe each), else None: it
+        tells a reader whether more of that stream is still to come. `streams` = (lo, hi)
+        keeps only stream ids with lo <= id < hi (None: unbounded), so several readers can
+        split the streams between them. Keyset chunks on the primary key: a sequential scan
+        of the table (the baseline's own order), flat memory, and no read transaction held
+        for the whole pass."""
         kinds = sorted(set(types))
-        m = "?" if self.is_sqlite else "%s"
+        ends = sorted(set(last_for))
+        m = self._mark
+        lo, hi = streams
+        # SQLite: `+stream_id` keeps the planner on the position scan; the stream index
+        # would read a range out of position order and sort it for every chunk.
+        col = "+e.stream_id" if self.is_sqlite else "e.stream_id"
+        bounds = (f" AND {col} >= {m}" if lo is not None else "") + (
+            f" AND {col} < {m}" if hi is not None else ""
+        )
+        marks = ", ".join([m] * len(kinds))
+        last = (
+            (
+                f"CASE WHEN e.type IN ({', '.join([m] * len(ends))}) THEN "
+                f"(SELECT l.version FROM events l WHERE l.stream_id = e.stream_id "
+                f"AND l.position <= {m} AND l.type IN ({marks}) "
+                "ORDER BY l.version DESC LIMIT 1) END"
+            )
+            if ends
+            else "NULL"
+        )
+        last_params = (*ends, until, *kinds) if ends else ()
         # Driver-level: SQLAlchemy's per-row processing would cost more than the read.
         sql = (
-            "SELECT stream_id, version, type, schema_version, recorded_at, payload, position "
-            f"FROM events WHERE stream_id >= {m} AND (stream_id > {m} OR version > {m}) "
-            f"AND position <= {m} AND type IN ({', '.join([m] * len(kinds))}) "
-            f"ORDER BY stream_id, version LIMIT {int(chunk)}"
+            "SELECT e.stream_id, e.type, e.schema_version, e.recorded_at, e.payload, "
+            f"e.position, e.version, {last} FROM events e "
+            f"WHERE e.position > {m} AND e.position <= {m}{bounds} "
+            f"AND e.type IN ({marks}) ORDER BY e.position LIMIT {int(chunk)}"
         )
-        sid, version = "", 0
-        while True:
+        extra = tuple(b for b in (lo, hi) if b is not None)
+        after = 0
+        while after < until:
             with self.read_engine.connect() as c:
-                rows = c.exec_driver_sql(sql, (sid, sid, version, until, *kinds)).fetchall()
-            for r in rows:
-                yield r[0], r[2], r[3], r[4], bytes(r[5]), r[6]
+                cur = c.connection.cursor()
+                try:
+                    cur.execute(sql, (*last_params, after, until, *extra, *kinds))
+                    rows = cast("list[Any]", cur.fetchall())  # a list on both drivers
+                finally:
+                    cur.close()
+            if not rows:
+                return
+            yield rows
             if len(rows) < chunk:
                 return
-            sid, version = rows[-1][0], rows[-1][1]
+            after = rows[-1][5]
+
+    def stream_cut(self, until: int, share: float) -> str | None:
+        """The stream id at `share` (0..1) of the log's events in stream-id order: the
+        streams before it hold about that share of the events up to `until`, for splitting
+        a pass between readers (`iter_rows(streams=...)`). One walk along the unique
+        (stream_id, version) index; None when the log is empty."""
+        m = self._mark
+        sql = f"SELECT stream_id FROM events ORDER BY stream_id, version LIMIT 1 OFFSET {m}"
+        with self.read_engine.connect() as c:
+            row = c.exec_driver_sql(sql, (int(until * share),)).first()
+        return None if row is None else str(row[0])
 
     def stream_ids(self, prefix: str, limit: int = 1000, offset: int = 0) -> list[str]:
         """Ids of the streams whose id starts with `prefix`, in id order (one per stream)."""

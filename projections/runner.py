@@ -5,24 +5,31 @@ the touched sessions' states (read from the detail table, the runner's fold stor
 every view the (before, after) changes, and writes the views' rows and their tracking
 positions in one transaction. A killed process resumes at the last committed position; the
 live worker and the rebuild are this same class.
+
+A bulk load into empty tables (`load`: rebuilds and as-of replays) reads the log once in
+position order instead, keeps only open sessions in memory, writes each session once it is
+complete, and on a large log splits the streams with a second process
+(`python -m projections.runner` is that process's entry point).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import pickle
+import subprocess
+import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, inspect, select
 
-from domain.session import upcast
-from domain.state import EVOLVERS, State, evolve, new_state
+from domain.session import ALL_EVENT_CLASSES, upcast
+from domain.state import EVOLVERS, State, evolve, fold_kept_alive, new_state
 from domain.store import EventStore, StoredEvent, make_engine
 from projections.sql import upsert
 from projections.tables import ViewTables
@@ -30,6 +37,8 @@ from projections.views import (
     CellDelta,
     Change,
     CountView,
+    DetailView,
+    ListView,
     Projection,
     StatsView,
     all_views,
@@ -37,6 +46,116 @@ from projections.views import (
 )
 
 log = logging.getLogger(__name__)
+
+
+# From this many events a load splits the streams between two processes: below it, starting
+# a second interpreter costs more than it saves.
+PARALLEL_FROM = 200_000
+# The share of the log's events the second process loads (see `_load_parallel`): under
+# half, since it starts a second or so late (a fresh interpreter's imports).
+CHILD_SHARE = 0.45
+# Events that end a session; at each, the reader tells whether its stream has more to come
+# (a session can still get a verdict, details, annotations or a delete after it ends).
+_ENDS = frozenset({"Stopped", "Expired", "Deleted"})
+# The views a second loader can rebuild on its own (it is handed their classes).
+_STANDARD_VIEWS = (DetailView, ListView, CountView, StatsView)
+# Each event type's current schema version: the payloads already there skip `upcast`.
+_CURRENT = {kind: cls.class_version for kind, cls in ALL_EVENT_CLASSES.items()}
+# Where `python -m projections.runner` finds this package (put on the second loader's path).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_part(
+    store: EventStore,
+    engine: Engine,
+    t: ViewTables,
+    views: Sequence[Projection],
+    until: int,
+    streams: tuple[str | None, str | None],
+    sessions_per_batch: int,
+    progress: Callable[[int], None] | None,
+) -> tuple[dict[str, Any], int]:
+    """Load the sessions whose ids fall in `streams` into `t` (direct views) and into the
+    returned sums (count and stats), reading the log once in position order.
+
+    Only open sessions are kept in memory: a session is folded as its events arrive and,
+    once its stream's last event up to `until` is folded, waits in `done` for the next
+    batch write, so each session's rows are written once, from its final state. The
+    reader says, at each ending event (stopped, expired, deleted), which version is the
+    stream's last: a session that still gets events after it (a late verdict, detail
+    update, annotation, delete) stays open until that one. Memory is bounded by the
+    sessions open at a time and the batch, not by the log. Returns the sums and how many
+    events were folded."""
+    summed = [v for v in views if isinstance(v, CountView | StatsView)]
+    direct = [v for v in views if not isinstance(v, CountView | StatsView)]
+    sums: dict[str, Any] = {
+        v.name: defaultdict(CellDelta if isinstance(v, StatsView) else int) for v in summed
+    }
+    live: dict[str, State] = {}  # sessions with events still to come
+    closing: dict[str, int] = {}  # ended, with later events: the version that completes them
+    done: dict[str, State] = {}  # complete, not yet written
+    seen = 0
+
+    def flush() -> None:
+        # In id order: the rows land in the tables' key order within the batch, so each
+        # B-tree page is visited once (sessions complete in log order, which is random).
+        changes: list[Change] = [(sid, None, done[sid]) for sid in sorted(done)]
+        done.clear()
+        for v in summed:
+            v.deltas(changes, sums[v.name])
+        with engine.begin() as conn:
+            for view in direct:
+                view.apply(conn, t, changes)
+
+    loads, current, kept_alive = orjson.loads, _CURRENT, fold_kept_alive
+    for rows in store.iter_rows(until, EVOLVERS, _ENDS, streams):
+        for sid, kind, version, at, payload, position, seq, last in rows:
+            state = live.get(sid)
+            if state is None:
+                state = live[sid] = new_state(sid)
+            data = loads(payload)
+            if version < current[kind]:
+                data = upcast(kind, version, data)
+            if kind == "KeptAlive":
+                kept_alive(state, data, at)
+            else:
+                evolve(state, kind, data, at, position)
+            if last is not None:  # an ending event: is anything of this stream to come?
+                if seq >= last:
+                    done[sid] = live.pop(sid)
+                    closing.pop(sid, None)
+                else:
+                    closing[sid] = last
+            elif closing and closing.get(sid) == seq:
+                del closing[sid]
+                done[sid] = live.pop(sid)
+        seen += len(rows)
+        if len(done) >= sessions_per_batch:
+            flush()
+        if progress is not None:
+            progress(rows[-1][5])
+    done.update(live)  # still open at `until`: written as they stand
+    flush()
+    return sums, seen
+
+
+def _load_child(job: bytes) -> bytes:
+    """The second loader (`python -m projections.runner`, a fresh interpreter): the streams
+    from `lo` on, into the same tables of the same views database (each batch its own
+    short write transaction, like the parent's); returns its sums, pickled."""
+    store_url, views_url, suffix, kinds, until, lo, sessions_per_batch = pickle.loads(job)
+    store = EventStore(store_url)
+    engine = make_engine(views_url, immediate=True, durable=False, cache_mb=16)
+    try:
+        sums, _ = _load_part(
+            store, engine, ViewTables(suffix, bulk=True), [k() for k in kinds], until,
+            (lo, None), sessions_per_batch, None,
+        )  # fmt: skip
+        # Plain dicts pickle smaller and need no default factory on the other side.
+        return pickle.dumps({name: dict(s) for name, s in sums.items()}, pickle.HIGHEST_PROTOCOL)
+    finally:
+        engine.dispose()
+        store.dispose()
 
 
 class ProjectionRunner:
@@ -150,49 +269,36 @@ class ProjectionRunner:
         until: int | None = None,
         progress: Callable[[int], None] | None = None,
         sessions_per_batch: int = 2000,
+        parallel_from: int | None = None,
     ) -> int:
-        """Fill empty tables from the log up to `until` (default: the head) in one pass,
-        stream after stream: each session is folded whole and its rows written once, and
-        the count and stats views, whose rows are sums over sessions, add up in memory
-        (their cells are few) and are written at the end. The same views and fold as
-        `apply`, so the tables end up exactly as applying the log in order would leave
-        them; each batch commits on its own, so a live worker sharing the database waits
-        for one batch at most. Returns the position the tables now stand at."""
+        """Fill empty tables from the log up to `until` (default: the head) in one pass in
+        position order (see `_load_part`): each session is folded in memory while its
+        stream is open and its rows are written once it has ended, and the count and stats
+        views, whose rows are sums over sessions, add up in memory (their cells are few) and
+        are written at the end. The same views and fold as `apply`, so the tables end up
+        exactly as applying the log in order would leave them; each batch commits on its
+        own, so a live worker sharing the database waits for one batch at most.
+
+        From `parallel_from` events on (default PARALLEL_FROM), on a SQLite file with the
+        four standard views, the streams are split in two by id and a second process loads
+        one part beside this one (see `_load_parallel`). Returns the position the tables
+        now stand at."""
         if self._position != 0:
             raise RuntimeError("load fills empty views; use catch_up to continue")
         target = self.store.head_digest()[0] if until is None else until
         t = self.tables
-        summed = [v for v in self.views if isinstance(v, CountView | StatsView)]
-        direct = [v for v in self.views if not isinstance(v, CountView | StatsView)]
-        sums: dict[str, Any] = {
-            v.name: defaultdict(CellDelta if isinstance(v, StatsView) else int) for v in summed
-        }
-        changes: list[Change] = []
-        seen = 0
-
-        def flush() -> None:
-            for v in summed:
-                v.deltas(changes, sums[v.name])
-            with self.engine.begin() as conn:
-                for view in direct:
-                    view.apply(conn, t, changes)
-            changes.clear()
-            if progress is not None:
-                progress(seen)
-
-        loads = orjson.loads
-        for sid, events in groupby(self.store.iter_by_stream(target, EVOLVERS), itemgetter(0)):
-            state = new_state(sid)
-            for _, kind, version, at, payload, position in events:
-                evolve(state, kind, upcast(kind, version, loads(payload)), at, position)
-                seen += 1
-            changes.append((sid, None, state))
-            if len(changes) >= sessions_per_batch:
-                flush()
-        flush()
+        split_at = PARALLEL_FROM if parallel_from is None else parallel_from
+        if target >= split_at and self._can_split():
+            sums = self._load_parallel(target, progress, sessions_per_batch)
+        else:
+            sums, _ = _load_part(
+                self.store, self.engine, t, self.views, target, (None, None),
+                sessions_per_batch, progress,
+            )  # fmt: skip
         with self.engine.begin() as conn:
-            for v in summed:
-                v.write(conn, t, sums[v.name])
+            for v in self.views:
+                if isinstance(v, CountView | StatsView):
+                    v.write(conn, t, sums[v.name])
             upsert(
                 conn,
                 t.tracking,
@@ -203,6 +309,75 @@ class ProjectionRunner:
             self._position = target
             self._cond.notify_all()
         return target
+
+    def _can_split(self) -> bool:
+        """A second loader needs a SQLite file it can open too (PostgreSQL, the in-memory
+        test databases and a caller's own transaction are loaded by one process) and views
+        it can build itself."""
+        dialect = getattr(self.engine, "dialect", None)
+        url = getattr(self.engine, "url", None)
+        return (
+            dialect is not None
+            and dialect.name == "sqlite"
+            and url is not None
+            and url.database not in (None, "", ":memory:")
+            and all(type(v) in _STANDARD_VIEWS for v in self.views)
+        )
+
+    def _load_parallel(
+        self, target: int, progress: Callable[[int], None] | None, sessions_per_batch: int
+    ) -> dict[str, Any]:
+        """Load the streams from a cut on in a child process while this one loads those
+        before it, both writing their batches into our tables (SQLite serialises the short
+        transactions), then add the child's sums to ours. The two share no stream, so their
+        rows never collide, a late event finds its session where its own loader wrote it,
+        and the sums simply add."""
+        t = self.tables
+        cut = self.store.stream_cut(target, 1 - CHILD_SHARE)
+        if cut is None:
+            return _load_part(
+                self.store, self.engine, t, self.views, target, (None, None),
+                sessions_per_batch, progress,
+            )[0]  # fmt: skip
+        views_url = self.engine.url.render_as_string(hide_password=False)
+        kinds = [type(v) for v in self.views]
+        job = (self.store.url, views_url, t.suffix, kinds, target, cut, sessions_per_batch)
+        # A fresh interpreter, not a fork: no inherited threads, locks or connections, and no
+        # re-import of whatever script started us (multiprocessing's spawn would do that).
+        # Same working directory (relative SQLite paths name the same files), our package
+        # first on its path.
+        path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
+        child = subprocess.Popen(
+            [sys.executable, "-m", "projections.runner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": path},
+        )
+        try:
+            assert child.stdin is not None and child.stdout is not None
+            child.stdin.write(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
+            child.stdin.close()
+            sums, _ = _load_part(
+                self.store, self.engine, t, self.views, target, (None, cut),
+                sessions_per_batch, progress,
+            )  # fmt: skip
+            out = child.stdout.read()
+            child.wait()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        if child.returncode != 0:
+            raise RuntimeError(f"the second loader failed (exit {child.returncode})")
+        theirs: dict[str, Any] = pickle.loads(out)
+        for v in self.views:
+            if isinstance(v, CountView):
+                for k, n in theirs[v.name].items():
+                    sums[v.name][k] += n
+            elif isinstance(v, StatsView):
+                for k, dl in theirs[v.name].items():
+                    sums[v.name][k].merge(dl)
+        return sums
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read."""
@@ -297,3 +472,7 @@ class ProjectionRunner:
                     return False
                 self._cond.wait(left)
         return True
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(_load_child(sys.stdin.buffer.read()))

@@ -47,7 +47,7 @@ def replayed_views(
     with tempfile.TemporaryDirectory(prefix="ledger-replay-") as tmp:
         engine = scratch_engine(f"{tmp}/views.db")
         try:
-            # A scratch copy read once: lean tables, loaded stream by stream.
+            # A scratch copy read once: lean tables, one bulk load in position order.
             runner = ProjectionRunner(store, engine, ViewTables(bulk=True), views)
             runner.create_schema()
             if until > 0:

@@ -1,0 +1,196 @@
+"""The bulk load (`ProjectionRunner.load`, behind `replay rebuild` and the as-of replays) reads
+the log in position order and writes a session once its stream is complete: these prove it
+lands exactly where applying the log event by event lands, for sessions that get events after
+they end (a verdict, details, an annotation, a delete), for every batch size, with the streams
+split between two processes, up to any position, and with only the count and stats views."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from domain import commands as c
+from domain.ledger import Ledger
+from domain.state import evolve, fold_kept_alive, new_state
+from domain.store import EventStore
+from projections import queries as qs
+from projections.runner import ProjectionRunner
+from projections.views import CountView, StatsView
+from tests.test_views_property import StepClock, dump, history, run_history
+
+
+def docs(runner: ProjectionRunner) -> dict[str, Any]:
+    """Every detail document, deleted sessions' too (a reader's `dump` skips those)."""
+    t = runner.tables
+    with runner.engine.connect() as conn:
+        rows = conn.execute(t.detail.select()).all()
+    return {sid: orjson.loads(doc) for sid, doc in rows}
+
+
+def sums(runner: ProjectionRunner) -> dict[str, Any]:
+    """What the count and stats views answer from their own rows (groupings by two
+    dimensions fold the list's documents instead)."""
+    t = runner.tables
+    with runner.engine.connect() as conn:
+        out: dict[str, Any] = {
+            "count": qs.count_sessions(conn, t, qs.SessionFilter()),
+            "count_tag": qs.count_sessions(conn, t, qs.SessionFilter(tags=(("k", "v"),))),
+        }
+        for group in [(), ("status",), ("day", "status"), ("project",), ("browser", "status")]:
+            query = qs.StatsQuery(group_by=group)
+            assert qs.answered_by_cells(query)
+            out[f"stats{group}"] = qs.stats(conn, t, query)["groups"]
+    return out
+
+
+def loaded(store: EventStore, path: Path, **kw: Any) -> ProjectionRunner:
+    views = kw.pop("views", None)
+    runner = ProjectionRunner.for_url(store, f"sqlite:///{path}", views=views)
+    runner.create_schema()
+    runner.load(**kw)
+    return runner
+
+
+def late_events_history(tmp: Path) -> EventStore:
+    """Interleaved sessions, most of them touched after they end."""
+    store = EventStore(f"sqlite:///{tmp}/ledger.db")
+    store.create_schema()
+    clock = StepClock()
+    ledger = Ledger(store, clock)
+    ids = [f"s{i}" for i in range(12)]
+    cmds: list[c.Command] = []
+    for i, sid in enumerate(ids):
+        cmds.append(
+            c.StartSession(
+                session_id=sid, project=f"p{i % 3}", user="ann", tags={"k": "v"}, status="running"
+            )
+        )
+    for sid in ids:
+        cmds.append(c.KeepAlive(session_id=sid, path="/a"))
+        cmds.append(c.RecordResult(session_id=sid, status="passed"))
+    for sid in ids[::2]:
+        cmds.append(c.StopSession(session_id=sid))
+    for sid in ids[1::2]:
+        cmds.append(c.ExpireSession(session_id=sid, timeout=0.0))
+    cmds += [
+        c.ChangeStatus(session_id="s0", status="failed"),  # a verdict after the run
+        c.UpdateDetails(session_id="s2", changes={"project": "moved", "tags": {"k": "w"}}),
+        c.Annotate(session_id="s4", annotation_id="n", text="late"),
+        c.DeleteSession(session_id="s6"),
+        c.UpdateDetails(session_id="s1", changes={"name": "late"}),
+        c.ChangeStatus(session_id="s3", status="passed"),
+    ]
+    for cmd in cmds:
+        clock.now += 1.25
+        ledger.execute_many([cmd])
+    # The same sessions again, long after: two more rounds of late events.
+    for sid in ("s0", "s2"):
+        clock.now += 3600
+        ledger.execute_many([c.Annotate(session_id=sid, annotation_id="m", text="later")])
+    ledger.execute_many([c.DeleteSession(session_id="s0")])
+    return store
+
+
+def test_sessions_with_events_after_they_end_load_like_the_live_path(tmp_path: Path) -> None:
+    store = late_events_history(tmp_path)
+    live = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/live.db", batch_size=4)
+    live.create_schema()
+    live.catch_up()
+    head = store.head_digest()[0]
+    for n, kw in enumerate(
+        [
+            {},
+            {"sessions_per_batch": 1},  # a write after every completed session
+            {"parallel_from": 0},  # streams split between two processes
+            {"parallel_from": 0, "sessions_per_batch": 1},
+        ]
+    ):
+        got = loaded(store, tmp_path / f"l{n}.db", **kw)
+        assert got.position == head
+        assert dump(got) == dump(live), kw
+        assert docs(got) == docs(live), kw
+    # Only the sum views (what `replay stats` replays): no detail rows to lean on.
+    only = [CountView(), StatsView()]
+    got = loaded(store, tmp_path / "sums.db", views=only, sessions_per_batch=1)
+    assert sums(got) == sums(live)
+    store.dispose()
+
+
+def test_load_up_to_a_position_stops_there(tmp_path: Path) -> None:
+    store = late_events_history(tmp_path)
+    head = store.head_digest()[0]
+    for until in (1, 13, head // 2, head - 3):
+        ref = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/ref{until}.db")
+        ref.create_schema()
+        ref.catch_up(until=until)
+        for n, kw in enumerate([{}, {"parallel_from": 0, "sessions_per_batch": 2}]):
+            got = loaded(store, tmp_path / f"u{until}-{n}.db", until=until, **kw)
+            assert got.position == until
+            assert dump(got) == dump(ref), (until, kw)
+            assert docs(got) == docs(ref), (until, kw)
+    store.dispose()
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(hist=history, cut=st.floats(0, 1))
+def test_small_batches_and_cuts_load_like_catch_up(
+    tmp_path_factory: Any, hist: Any, cut: float
+) -> None:
+    tmp = tmp_path_factory.mktemp("l")
+    store, _, live, _, _ = run_history(tmp, hist)
+    got = loaded(store, tmp / "one.db", sessions_per_batch=1)
+    assert dump(got) == dump(live)
+    assert docs(got) == docs(live)
+    until = math.floor(store.head_digest()[0] * cut)
+    ref = ProjectionRunner.for_url(store, f"sqlite:///{tmp}/ref.db")
+    ref.create_schema()
+    ref.catch_up(until=until)
+    part = loaded(store, tmp / "part.db", until=until, sessions_per_batch=1)
+    assert dump(part) == dump(ref)
+    stats_only = loaded(store, tmp / "sums.db", views=[CountView(), StatsView()], until=until)
+    assert sums(stats_only) == sums(ref)
+    store.dispose()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["KeptAlive", "Hidden", "Stopped", "ResultRecorded"]),
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "visible": st.booleans(),
+                    "path": st.sampled_from(["", "/a", "/b"]) | st.none(),
+                    "status": st.just("passed"),
+                },
+            ),
+            st.integers(-4, 12).map(lambda n: n / 3),
+        ),
+        max_size=12,
+    )
+)
+def test_the_inlined_keepalive_step_is_evolve(
+    steps: list[tuple[str, dict[str, Any], float]],
+) -> None:
+    a, b = new_state("s"), new_state("s")
+    evolve(a, "Started", {}, 0.0, 1)
+    evolve(b, "Started", {}, 0.0, 1)
+    for kind, payload, at in steps:
+        if kind == "ResultRecorded" and "status" not in payload:
+            continue
+        evolve(a, kind, payload, at)
+        if kind == "KeptAlive":
+            fold_kept_alive(b, payload, at)
+        else:
+            evolve(b, kind, payload, at)
+        assert a == b
