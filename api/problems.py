@@ -75,7 +75,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:
         first = err.errors()[0] if err.errors() else {}
-        loc = [str(x) for x in first.get("loc", ()) if x not in ("body", "query", "path")]
+        loc = list(first.get("loc", ()))
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            loc = loc[1:]  # where the field was, not part of its name (a body field may be "path")
+        if first.get("type") == "json_invalid":
+            loc = []  # the rest is a character offset in the body, not a field
+        loc = [str(x) for x in loc]
         field = ".".join(loc) or None
         msg = f"{field}: {first.get('msg', 'invalid')}" if field else first.get("msg", "invalid")
         return _render(request, 422, "invalid-input", msg, field)
