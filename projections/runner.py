@@ -139,6 +139,21 @@ def _load_part(
     return sums, seen
 
 
+def _read_answer(pipe: Any) -> bytes:
+    """The second loader's length-prefixed answer, read to its end (a read can come back
+    short, e.g. when a profiler stops the child mid-write)."""
+    out = b""
+    need = 8
+    while len(out) < need:
+        chunk = pipe.read(need - len(out))
+        if not chunk:
+            break
+        out += chunk
+        if need == 8 and len(out) >= 8:
+            need = 8 + int.from_bytes(out[:8], "big")
+    return out
+
+
 def _load_child(job: bytes) -> bytes:
     """The second loader (`python -m projections.runner`, a fresh interpreter): the streams
     from `lo` on, into the same tables of the same views database (each batch its own
@@ -361,7 +376,7 @@ class ProjectionRunner:
                 self.store, self.engine, t, self.views, target, (None, cut),
                 sessions_per_batch, progress,
             )  # fmt: skip
-            out = child.stdout.read()
+            out = _read_answer(child.stdout)
             child.wait()
         finally:
             if child.poll() is None:
@@ -369,7 +384,9 @@ class ProjectionRunner:
                 child.wait()
         if child.returncode != 0:
             raise RuntimeError(f"the second loader failed (exit {child.returncode})")
-        theirs: dict[str, Any] = pickle.loads(out)
+        if len(out) < 8 or len(out) - 8 != int.from_bytes(out[:8], "big"):
+            raise RuntimeError(f"the second loader's answer was cut short ({len(out)} bytes)")
+        theirs: dict[str, Any] = pickle.loads(out[8:])
         for v in self.views:
             if isinstance(v, CountView):
                 for k, n in theirs[v.name].items():
@@ -475,4 +492,7 @@ class ProjectionRunner:
 
 
 if __name__ == "__main__":
-    sys.stdout.buffer.write(_load_child(sys.stdin.buffer.read()))
+    answer = _load_child(sys.stdin.buffer.read())
+    # Length first: the parent can tell a whole answer from one cut short.
+    sys.stdout.buffer.write(len(answer).to_bytes(8, "big") + answer)
+    sys.stdout.buffer.flush()
