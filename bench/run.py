@@ -423,14 +423,19 @@ def bench_bulk(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]
     return res
 
 
-def _avg_payload(db: Path) -> float:
+def _scalar(db: Path, sql: str) -> Any:
+    """One value from the database file, read-only (the bench reads, never writes, a log)."""
     import sqlite3
 
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
-        return float(conn.execute("SELECT avg(length(payload)) FROM events").fetchone()[0] or 0)
+        return conn.execute(sql).fetchone()[0]
     finally:
         conn.close()
+
+
+def _avg_payload(db: Path) -> float:
+    return float(_scalar(db, "SELECT avg(length(payload)) FROM events") or 0)
 
 
 # -- 3 and 4. rebuild, replay stats, replay verify ---------------------------------------------
@@ -588,13 +593,7 @@ def bench_replay(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, An
 
 
 def _head(db: Path) -> int:
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT max(position) FROM events").fetchone()[0] or 0)
-    finally:
-        conn.close()
+    return int(_scalar(db, "SELECT max(position) FROM events") or 0)
 
 
 # -- 5. queries at many sessions ---------------------------------------------------------------
