@@ -309,7 +309,8 @@ class Ledger:
     ) -> tuple[list[Outcome], int]:
         cmds = [cmd for batch, _ in items for cmd in batch]
         with self.store.write_transaction() as conn:
-            head = self.store.head(conn)
+            position, prev, floor = self.store.tail(conn)
+            head = (position, prev)
             known = self.store.find_idempotent(
                 conn, {cmd.idempotency_key for cmd in cmds if cmd.idempotency_key}
             )
@@ -351,6 +352,9 @@ class Ledger:
                         continue
                     sid = cmd.session_id
                     at = clock()
+                    if at < floor:  # recorded times never go backwards along the log
+                        at = floor
+                    floor = at
                     mark = len(new)
                     try:
                         agg = decide(cmd, touched.get(sid), at, new)

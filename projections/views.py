@@ -344,6 +344,24 @@ def add_to_cells(cells: list[CellDelta], s: State, sign: int, extras_only: bool 
             cell.results[k] += n
 
 
+def add_moved_extras(cells: list[CellDelta], before: State, after: State) -> None:
+    """What moved between two states of a session that stays in its cells with the same
+    duration: the visible time of the paths whose time changed and the results whose count
+    did. (A keepalive moves one path; taking every path away and adding it back cost each
+    keepalive two cell updates per path the session ever saw, per cell, when measured.)"""
+    bv, av = before["visible_time"], after["visible_time"]
+    paths = [(p, v - bv.get(p, 0.0)) for p, v in av.items() if v != bv.get(p)]
+    paths += [(p, -v) for p, v in bv.items() if p not in av]
+    br, ar = before["result_counts"], after["result_counts"]
+    results = [(k, n - br.get(k, 0)) for k, n in ar.items() if n != br.get(k)]
+    results += [(k, -n) for k, n in br.items() if k not in ar]
+    for cell in cells:
+        for p, v in paths:
+            cell.paths[p] += v
+        for k, n in results:
+            cell.results[k] += n
+
+
 StatsDeltas = dict[CellKey, CellDelta]
 
 
@@ -363,9 +381,7 @@ class StatsView:
                     continue
                 keys = cell_keys(a)
                 if keys == cell_keys(live_before) and live_before["duration"] == a["duration"]:
-                    cells = [deltas[k] for k in keys]
-                    add_to_cells(cells, live_before, -1, extras_only=True)
-                    add_to_cells(cells, a, +1, extras_only=True)
+                    add_moved_extras([deltas[k] for k in keys], live_before, a)
                     continue
             if live_before is not None:
                 add_to_cells([deltas[k] for k in cell_keys(live_before)], live_before, -1)

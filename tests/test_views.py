@@ -51,9 +51,10 @@ def test_a_zero_duration_is_a_max_too(container, clock) -> None:
 
     ledger = container.ledger
     ledger.execute(c.StartSession(session_id="instant", project="p"))
+    clock.advance(-0.001)  # every command below reads the start's instant
     ledger.execute(c.ChangeStatus(session_id="instant", status="passed"))
     container.runner.catch_up()
-    clock.advance(-0.002)  # the stop reads the same instant as the start
+    clock.advance(-0.001)
     ledger.execute(c.StopSession(session_id="instant"))
     container.runner.catch_up()
     with container.runner.engine.connect() as conn:
@@ -69,11 +70,14 @@ def test_percentiles_read_through_spans_equal_the_whole_histogram(container, clo
 
     ledger = container.ledger
     durations = [0.5 * 1.07**i for i in range(120)]  # 0.5 s .. ~1,600 s: dozens of spans
-    for i, d in enumerate(durations):
+    starts = []
+    for i in range(len(durations)):
         ledger.execute(c.StartSession(session_id=f"s{i}", project=f"p{i // 40}"))
-        clock.advance(d)
+        starts.append(clock.now)
+    # Stops in start order (durations grow faster than starts), so the clock only moves on.
+    for i, d in enumerate(durations):
+        clock.advance(starts[i] + d - clock.now)
         ledger.execute(c.StopSession(session_id=f"s{i}"))
-        clock.advance(-d)
     container.runner.catch_up()
     with container.runner.engine.connect() as conn:
         out = qs.stats(conn, container.runner.tables, qs.StatsQuery(group_by=("project",)))

@@ -58,18 +58,17 @@ def _builder(cls: type[c.Command]) -> Callable[[dict[str, Any]], c.Command]:
     required = frozenset(
         f.name for f in fields if f.default is MISSING and f.default_factory is MISSING
     )
-    new = object.__new__
+    new, set_attr = object.__new__, object.__setattr__
 
     def build(obj: dict[str, Any]) -> c.Command:
         if not required.issubset(obj):
             return cls(**obj)  # raises the constructor's TypeError
         cmd = new(cls)
-        d = cmd.__dict__
-        d.update(defaults)
+        d = defaults | obj
         for name, factory in factories:
             if name not in obj:
                 d[name] = factory()  # type: ignore[misc]
-        d.update(obj)
+        set_attr(cmd, "__dict__", d)
         return cmd
 
     return build
