@@ -482,9 +482,11 @@ def measure_noop_http(
     warmup_s: float = 2.0,
     threads: int = 1,
     tool: str = "auto",
+    app: str = "bench.noop_app:app",
 ) -> dict[str, Any]:
-    """`http_load` result against the no-op app (after a discarded warm-up)."""
-    with uvicorn_server("bench.noop_app:app") as base:
+    """`http_load` result against a no-op app (after a discarded warm-up): FastAPI's, or
+    `bench.noop_app:raw`, a bare ASGI callable."""
+    with uvicorn_server(app) as base:
         url = base + "/noop"
         if warmup_s > 0:
             http_load(url, "POST", NOOP_BODY, connections, warmup_s, threads=threads, tool=tool)

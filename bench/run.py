@@ -304,6 +304,11 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
         durable = min(ka["rise"], acked) / ka["wall_s"]
         noop = (runs["noop1"]["rps"] + runs["noop2"]["rps"]) / 2
         res.update(runs=runs, durable_eps=durable, noop_rps=noop, acked=acked)
+    # The ceiling of any endpoint on this machine: the same uvicorn serving a bare ASGI
+    # no-op (no framework, no work), under the same load.
+    raw = bl.measure_noop_http(secs, 64, warmup_s=cfg["warmup_s"], app="bench.noop_app:raw")
+    say(f"  raw ASGI no-op (uvicorn, no framework, separate process) {raw['rps']:,.0f} req/s")
+    res["raw_asgi_rps"] = raw["rps"]
     say("  eventsourcing library, one save per event ...")
     es = bl.measure_eventsourcing_lib(cfg["es_events"], max_duration_s=cfg["es_s"])
     say(f"  eventsourcing lib {es['rate']:,.0f} events/s ({es['events']} events)")
@@ -318,6 +323,16 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
         "es lib ev/s",
         2.0,
         detail=detail,
+    )
+    figs.add(
+        "keepalive_vs_raw_asgi",
+        durable,
+        "ev/s",
+        raw["rps"],
+        "raw ASGI no-op rps",
+        None,
+        detail="2x the library's rate is "
+        f"{2 * es['rate']:,.0f} ev/s; a bare uvicorn no-op serves {raw['rps']:,.0f} req/s",
     )
     return res
 

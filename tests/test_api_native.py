@@ -215,6 +215,26 @@ def test_a_malformed_batch_line_rejects_the_whole_batch(client) -> None:
     assert head(client) == before
 
 
+def test_batch_lines_are_lines_whatever_the_line_ends(client) -> None:
+    """CRLF ends and blank lines are fine; two values on one line are one bad line, even
+    though the body as a whole holds one value per line on average."""
+    before = head(client)
+    two_on_one = (
+        b'{"command":"start","session_id":"x1"}, {"command":"start","session_id":"x2"}\n'
+        b"\n"
+        b'{"command":"start","session_id":"x3"}\n'
+    )
+    r = client.post("/v1/events:batch", content=two_on_one)
+    assert r.status_code == 400 and r.json()["field"] == "line 1"
+    assert head(client) == before
+    crlf = (
+        b'\r\n{"command":"start","session_id":"c1"}\r\n\r\n{"command":"stop","session_id":"c1"}\r\n'
+    )
+    r = client.post("/v1/events:batch", content=crlf)
+    assert r.status_code == 200 and r.json()["appended"] == 2
+    assert client.get("/v1/sessions/c1").json()["status"] == "completed"
+
+
 def test_global_log_pages_by_position_and_digest_tracks_the_head(client) -> None:
     for i in range(5):
         start(client, f"s{i}")

@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {
     "keepalive_vs_noop",
     "keepalive_vs_eventsourcing",
+    "keepalive_vs_raw_asgi",
     "bulk_vs_sqlite_full",
     "bulk_vs_sqlite_normal",
     "rebuild_views",
