@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, cast
 
@@ -39,6 +38,7 @@ from domain.errors import (
     SessionExistsError,
     SessionNotFoundError,
 )
+from domain.runtime import paused_gc
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
 from domain.store import EventStore, NewEvent, StoredEvent
@@ -435,33 +435,6 @@ class Ledger:
         if isinstance(first, int):
             return first
         return c.CommandResult(**orjson.loads(first))
-
-
-_gc_lock = threading.Lock()
-_gc_pauses = 0
-_gc_was_enabled = False
-
-
-@contextlib.contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause the cycle collector while a block allocates many short-lived, acyclic objects
-    (a commit group, a bulk body's commands). Collecting while they lived re-traversed them
-    (and, in full collections, the whole heap of cached sessions) for nothing: about a tenth
-    of the writer's time, and a third of parsing a bulk body, when measured. Pauses from
-    several threads nest; the collector resumes (if it ran before) when the last ends."""
-    global _gc_pauses, _gc_was_enabled
-    with _gc_lock:
-        if _gc_pauses == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_pauses += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_pauses -= 1
-            if _gc_pauses == 0 and _gc_was_enabled:
-                gc.enable()
 
 
 def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:

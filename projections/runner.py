@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, inspect, select
 
+from domain.runtime import paused_gc
 from domain.session import ALL_EVENT_CLASSES, upcast
 from domain.state import EVOLVERS, State, evolve, fold_kept_alive, new_state
 from domain.store import EventStore, StoredEvent, make_engine
@@ -51,9 +52,12 @@ log = logging.getLogger(__name__)
 # From this many events a load splits the streams between two processes: below it, starting
 # a second interpreter costs more than it saves.
 PARALLEL_FROM = 200_000
-# The share of the log's events the second process loads (see `_load_parallel`): under
-# half, since it starts a second or so late (a fresh interpreter's imports).
-CHILD_SHARE = 0.45
+# The share of the log's events the second process loads (see `_load_parallel`): a little
+# under half, since it starts half a second late (a fresh interpreter's imports). Measured
+# on the 1M-event bench log once each loader writes its own sums: 0.45 left the second one
+# idle for the last second; from 0.47 to 0.5 the two end within a second of each other,
+# either first (the noise of a shared machine).
+CHILD_SHARE = 0.48
 # Events that end a session; at each, the reader tells whether its stream has more to come
 # (a session can still get a verdict, details, annotations or a delete after it ends).
 _ENDS = frozenset({"Stopped", "Expired", "Deleted"})
@@ -65,6 +69,21 @@ _CURRENT = {kind: cls.class_version for kind, cls in ALL_EVENT_CLASSES.items()}
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _prepared(
+    view: Projection, t: ViewTables, changes: list[Change]
+) -> Callable[[Connection], None]:
+    """`view.apply(conn, t, changes)` with the standard views' rows built (documents
+    serialised) now, before the write lock is taken: two loaders share that lock, and the
+    building was over half of the time a batch held it."""
+    if isinstance(view, DetailView):
+        docs = view.prepare(changes)
+        return lambda conn: view.write(conn, t, docs)
+    if isinstance(view, ListView):
+        rows = view.prepare(changes)
+        return lambda conn: view.write(conn, t, rows)
+    return lambda conn: view.apply(conn, t, changes)
+
+
 def _load_part(
     store: EventStore,
     engine: Engine,
@@ -74,9 +93,10 @@ def _load_part(
     streams: tuple[str | None, str | None],
     sessions_per_batch: int,
     progress: Callable[[int], None] | None,
-) -> tuple[dict[str, Any], int]:
-    """Load the sessions whose ids fall in `streams` into `t` (direct views) and into the
-    returned sums (count and stats), reading the log once in position order.
+) -> int:
+    """Load the sessions whose ids fall in `streams` into `t`, reading the log once in
+    position order; the count and stats views, whose rows are sums over sessions, add up
+    in memory (their cells are few) and are written at the end.
 
     Only open sessions are kept in memory: a session is folded as its events arrive and,
     once its stream's last event up to `until` is folded, waits in `done` for the next
@@ -84,7 +104,7 @@ def _load_part(
     reader says, at each ending event (stopped, expired, deleted), which version is the
     stream's last: a session that still gets events after it (a late verdict, detail
     update, annotation, delete) stays open until that one. Memory is bounded by the
-    sessions open at a time and the batch, not by the log. Returns the sums and how many
+    sessions open at a time, the batch and the cells, not by the log. Returns how many
     events were folded."""
     summed = [v for v in views if isinstance(v, CountView | StatsView)]
     direct = [v for v in views if not isinstance(v, CountView | StatsView)]
@@ -103,40 +123,48 @@ def _load_part(
         done.clear()
         for v in summed:
             v.deltas(changes, sums[v.name])
+        writes = [_prepared(v, t, changes) for v in direct]
         with engine.begin() as conn:
-            for view in direct:
-                view.apply(conn, t, changes)
+            for write in writes:
+                write(conn)
 
     loads, current, kept_alive = orjson.loads, _CURRENT, fold_kept_alive
-    for rows in store.iter_rows(until, EVOLVERS, _ENDS, streams):
-        for sid, kind, version, at, payload, position, seq, last in rows:
-            state = live.get(sid)
-            if state is None:
-                state = live[sid] = new_state(sid)
-            data = loads(payload)
-            if version < current[kind]:
-                data = upcast(kind, version, data)
-            if kind == "KeptAlive":
-                kept_alive(state, data, at)
-            else:
-                evolve(state, kind, data, at, position)
-            if last is not None:  # an ending event: is anything of this stream to come?
-                if seq >= last:
-                    done[sid] = live.pop(sid)
-                    closing.pop(sid, None)
+    with paused_gc():
+        for rows in store.iter_rows(until, EVOLVERS, _ENDS, streams):
+            for sid, kind, version, at, payload, position, seq, last in rows:
+                state = live.get(sid)
+                if state is None:
+                    state = live[sid] = new_state(sid)
+                data = loads(payload)
+                if version < current[kind]:
+                    data = upcast(kind, version, data)
+                if kind == "KeptAlive":
+                    kept_alive(state, data, at)
                 else:
-                    closing[sid] = last
-            elif closing and closing.get(sid) == seq:
-                del closing[sid]
-                done[sid] = live.pop(sid)
-        seen += len(rows)
-        if len(done) >= sessions_per_batch:
-            flush()
-        if progress is not None:
-            progress(rows[-1][5])
-    done.update(live)  # still open at `until`: written as they stand
-    flush()
-    return sums, seen
+                    evolve(state, kind, data, at, position)
+                if last is not None:  # an ending event: is anything of this stream to come?
+                    if seq >= last:
+                        done[sid] = live.pop(sid)
+                        closing.pop(sid, None)
+                    else:
+                        closing[sid] = last
+                elif closing and closing.get(sid) == seq:
+                    del closing[sid]
+                    done[sid] = live.pop(sid)
+            seen += len(rows)
+            if len(done) >= sessions_per_batch:
+                flush()
+            if progress is not None:
+                progress(rows[-1][5])
+        done.update(live)  # still open at `until`: written as they stand
+        flush()
+        # The sums are written by each loader on its own: their rows only ever add up (the
+        # upserts add counts, sums and histograms and raise the max), so two loaders' sums
+        # land as their merge would, and neither waits for the other's.
+        with engine.begin() as conn:
+            for v in summed:
+                v.write(conn, t, sums[v.name])
+    return seen
 
 
 def _read_answer(pipe: Any) -> bytes:
@@ -157,17 +185,19 @@ def _read_answer(pipe: Any) -> bytes:
 def _load_child(job: bytes) -> bytes:
     """The second loader (`python -m projections.runner`, a fresh interpreter): the streams
     from `lo` on, into the same tables of the same views database (each batch its own
-    short write transaction, like the parent's); returns its sums, pickled."""
+    short write transaction, like the parent's, and its sums added at the end); returns
+    how many events it folded, pickled."""
     store_url, views_url, suffix, kinds, until, lo, sessions_per_batch = pickle.loads(job)
     store = EventStore(store_url)
-    engine = make_engine(views_url, immediate=True, durable=False, cache_mb=16)
+    # The same page cache as the first loader's in the benchmark and the live worker's
+    # (`for_url`): both loaders insert at random places of the detail, list and tag keys.
+    engine = make_engine(views_url, immediate=True, durable=False, cache_mb=64)
     try:
-        sums, _ = _load_part(
+        seen = _load_part(
             store, engine, ViewTables(suffix, bulk=True), [k() for k in kinds], until,
             (lo, None), sessions_per_batch, None,
         )  # fmt: skip
-        # Plain dicts pickle smaller and need no default factory on the other side.
-        return pickle.dumps({name: dict(s) for name, s in sums.items()}, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(seen, pickle.HIGHEST_PROTOCOL)
     finally:
         engine.dispose()
         store.dispose()
@@ -304,16 +334,13 @@ class ProjectionRunner:
         t = self.tables
         split_at = PARALLEL_FROM if parallel_from is None else parallel_from
         if target >= split_at and self._can_split():
-            sums = self._load_parallel(target, progress, sessions_per_batch)
+            self._load_parallel(target, progress, sessions_per_batch)
         else:
-            sums, _ = _load_part(
+            _load_part(
                 self.store, self.engine, t, self.views, target, (None, None),
                 sessions_per_batch, progress,
             )  # fmt: skip
         with self.engine.begin() as conn:
-            for v in self.views:
-                if isinstance(v, CountView | StatsView):
-                    v.write(conn, t, sums[v.name])
             upsert(
                 conn,
                 t.tracking,
@@ -341,19 +368,20 @@ class ProjectionRunner:
 
     def _load_parallel(
         self, target: int, progress: Callable[[int], None] | None, sessions_per_batch: int
-    ) -> dict[str, Any]:
+    ) -> None:
         """Load the streams from a cut on in a child process while this one loads those
-        before it, both writing their batches into our tables (SQLite serialises the short
-        transactions), then add the child's sums to ours. The two share no stream, so their
-        rows never collide, a late event finds its session where its own loader wrote it,
-        and the sums simply add."""
+        before it, both writing their batches and then their sums into our tables (SQLite
+        serialises the short transactions). The two share no stream, so their rows never
+        collide, a late event finds its session where its own loader wrote it, and the
+        sums simply add."""
         t = self.tables
         cut = self.store.stream_cut(target, 1 - CHILD_SHARE)
         if cut is None:
-            return _load_part(
+            _load_part(
                 self.store, self.engine, t, self.views, target, (None, None),
                 sessions_per_batch, progress,
-            )[0]  # fmt: skip
+            )  # fmt: skip
+            return
         views_url = self.engine.url.render_as_string(hide_password=False)
         kinds = [type(v) for v in self.views]
         job = (self.store.url, views_url, t.suffix, kinds, target, cut, sessions_per_batch)
@@ -372,7 +400,7 @@ class ProjectionRunner:
             assert child.stdin is not None and child.stdout is not None
             child.stdin.write(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
             child.stdin.close()
-            sums, _ = _load_part(
+            _load_part(
                 self.store, self.engine, t, self.views, target, (None, cut),
                 sessions_per_batch, progress,
             )  # fmt: skip
@@ -386,15 +414,7 @@ class ProjectionRunner:
             raise RuntimeError(f"the second loader failed (exit {child.returncode})")
         if len(out) < 8 or len(out) - 8 != int.from_bytes(out[:8], "big"):
             raise RuntimeError(f"the second loader's answer was cut short ({len(out)} bytes)")
-        theirs: dict[str, Any] = pickle.loads(out[8:])
-        for v in self.views:
-            if isinstance(v, CountView):
-                for k, n in theirs[v.name].items():
-                    sums[v.name][k] += n
-            elif isinstance(v, StatsView):
-                for k, dl in theirs[v.name].items():
-                    sums[v.name][k].merge(dl)
-        return sums
+        pickle.loads(out[8:])  # a whole answer: the child's rows and sums are committed
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read."""

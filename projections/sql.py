@@ -38,6 +38,23 @@ def _upsert_sql(
     )
 
 
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    cols: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    keys: tuple[str, ...],
+    add: frozenset[str] = frozenset(),
+    keep: frozenset[str] = frozenset(),
+) -> None:
+    """`upsert` for rows already built as tuples in the order of `cols`: the projections'
+    hot tables (every session of a rebuild passes through them) build them so, without a
+    dict per row to convert back."""
+    if rows:
+        sql = _upsert_sql(conn.dialect.name, table.name, cols, keys, add, keep)
+        conn.exec_driver_sql(sql, rows)
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -51,5 +68,6 @@ def upsert(
     if not rows:
         return
     cols = tuple(rows[0])
-    sql = _upsert_sql(conn.dialect.name, table.name, cols, tuple(keys), add, keep)
-    conn.exec_driver_sql(sql, [tuple(r[c] for c in cols) for r in rows])
+    upsert_rows(
+        conn, table, cols, [tuple(r[c] for c in cols) for r in rows], tuple(keys), add, keep
+    )

@@ -119,3 +119,13 @@ def test_views_of_an_older_schema_are_refilled_from_the_log(container) -> None:
         out = qs.stats(conn, again.tables, qs.StatsQuery())
         assert qs.count_sessions(conn, again.tables, qs.SessionFilter())["total"] == 6
     assert out["groups"][0]["count"] == 6 and out["groups"][0]["duration"]["p50"] is not None
+
+
+def test_sized_dumps_are_orjson_dumps() -> None:
+    import orjson
+
+    from projections.views import dumps_sized
+
+    doc = {"a": 1.5, "b": [1, "x", None], "c": {"d": True}}
+    assert dumps_sized(doc) == orjson.dumps(doc)
+    assert type(dumps_sized(doc)) is bytes

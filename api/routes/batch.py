@@ -19,7 +19,7 @@ from api.deps import ContainerDep
 from api.problems import problem, status_of
 from domain import commands as c
 from domain.errors import LedgerError
-from domain.ledger import paused_gc
+from domain.runtime import paused_gc
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 

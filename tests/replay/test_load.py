@@ -6,6 +6,7 @@ split between two processes, up to any position, and with only the count and sta
 
 from __future__ import annotations
 
+import gc
 import math
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,18 @@ def test_sessions_with_events_after_they_end_load_like_the_live_path(tmp_path: P
     got = loaded(store, tmp_path / "sums.db", views=only, sessions_per_batch=1)
     assert sums(got) == sums(live)
     store.dispose()
+
+
+def test_a_load_pauses_the_cyclic_collector_and_gives_it_back(tmp_path: Path) -> None:
+    store = late_events_history(tmp_path)
+    try:
+        for n, enabled in enumerate((True, False)):
+            (gc.enable if enabled else gc.disable)()
+            loaded(store, tmp_path / f"gc{n}.db", sessions_per_batch=1)
+            assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
+        store.dispose()
 
 
 def test_load_up_to_a_position_stops_there(tmp_path: Path) -> None:
