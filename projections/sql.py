@@ -55,6 +55,27 @@ def upsert_rows(
         conn.exec_driver_sql(sql, rows)
 
 
+@lru_cache(maxsize=64)
+def _update_sql(dialect: str, table: str, cols: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    mark = "?" if dialect == "sqlite" else "%s"
+    sets = ", ".join(f'"{c}" = {mark}' for c in cols)
+    where = " AND ".join(f'"{k}" = {mark}' for k in keys)
+    return f"UPDATE {table} SET {sets} WHERE {where}"
+
+
+def update_rows(
+    conn: Connection,
+    table: Table,
+    cols: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    keys: tuple[str, ...],
+) -> None:
+    """Set only `cols` on existing rows; each row is the new values of `cols`, then its key.
+    (An index none of whose columns is set is left alone, where an upsert rewrites all.)"""
+    if rows:
+        conn.exec_driver_sql(_update_sql(conn.dialect.name, table.name, cols, keys), rows)
+
+
 def upsert(
     conn: Connection,
     table: Table,

@@ -129,3 +129,43 @@ def test_sized_dumps_are_orjson_dumps() -> None:
     doc = {"a": 1.5, "b": [1, "x", None], "c": {"d": True}}
     assert dumps_sized(doc) == orjson.dumps(doc)
     assert type(dumps_sized(doc)) is bytes
+
+
+def test_a_keepalive_moves_the_list_row_and_a_same_instant_change_still_lands(
+    container, clock
+) -> None:
+    """Keepalives update only the list row's last-seen time and summary; anything else that
+    moves (here a status change recorded at the very instant of the previous change, as a
+    clock stepped back records) rewrites the row."""
+    from projections import queries as qs
+
+    ledger, runner = container.ledger, container.runner
+    for sid in ("a", "b"):
+        ledger.execute(c.StartSession(session_id=sid, project="p"))
+    runner.catch_up()
+    clock.advance(30)
+    ledger.execute(c.KeepAlive(session_id="a", path="/x"))
+    clock.advance(30)
+    ledger.execute(c.KeepAlive(session_id="a", path="/y"))
+    runner.catch_up()
+    with runner.engine.connect() as conn:
+        page = qs.list_sessions(
+            conn, runner.tables, qs.SessionFilter(), "last_seen_at", True, 10, 0
+        )
+        assert [s["id"] for s in page.items] == ["a", "b"]
+        seen = ledger.load("a")["last_seen_at"]
+        assert page.items[0]["last_seen_at"] == seen
+        assert page.items[0]["visible_time"] == {"/x": 30.001}
+    ledger.execute(c.UpdateDetails(session_id="b", changes={"name": "bee"}))
+    runner.catch_up()
+    updated = ledger.load("b")["updated_at"]
+    clock.advance(-100)  # the clock steps back: the next event is recorded at the last time
+    ledger.execute(c.ChangeStatus(session_id="b", status="passed"))
+    assert ledger.load("b")["updated_at"] == updated
+    runner.catch_up()
+    with runner.engine.connect() as conn:
+        passed = qs.list_sessions(
+            conn, runner.tables, qs.SessionFilter(status=("passed",)), "started_at", True, 10, 0
+        )
+        assert [s["id"] for s in passed.items] == ["b"]
+        assert passed.items[0]["status"] == "passed"
