@@ -171,9 +171,8 @@ class ListView:
         rows, seen = [], []
         for sid, b, a in live:
             attrs = a["attributes"]
-            active = a["ended_at"] is None  # `is_active`: deleted sessions are not listed
-            summ = dict(zip(SUMMARY_FIELDS, _summary_values(a), strict=True))
-            summ["active"] = active
+            summ = summary(a)
+            active = summ["active"]
             if b is not None and _only_seen(b, a):
                 seen.append((a["last_seen_at"], dumps(summ), sid))
                 continue
