@@ -13,6 +13,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from api.app import create_app
     from api.settings import Settings
+    from domain.runtime import settle_gc
 
     settings = Settings.from_env(projection_worker=args.worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -21,8 +22,10 @@ def serve(args: argparse.Namespace) -> int:
         f"views: {settings.views_url}; OpenAPI at /docs)",
         file=sys.stderr,
     )
+    app = create_app(settings)
+    settle_gc()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -38,9 +41,11 @@ def project(args: argparse.Namespace) -> int:
 
     from api.bootstrap import bootstrap
     from api.settings import Settings
+    from domain.runtime import settle_gc
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     container = bootstrap(Settings.from_env())
+    settle_gc()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     parent = int(os.environ.get("LEDGER_PARENT_PID", "0"))

@@ -37,3 +37,20 @@ def paused_gc() -> Iterator[None]:
             _gc_pauses -= 1
             if _gc_pauses == 0 and _gc_was_enabled:
                 gc.enable()
+
+
+# Young objects collected every 20,000 net allocations instead of 700: a request, a commit
+# group or a view batch allocates thousands of short-lived objects, and at 700 the collector
+# ran several times per group, each time re-traversing what the group still held.
+SERVICE_GC_THRESHOLD = (20_000, 10, 10)
+
+
+def settle_gc() -> None:
+    """For a long-running process once it has started (the server, the projection worker):
+    freeze what start-up built (modules, the app, its routes: never garbage, but traversed
+    by every full collection) and collect the young generation less often. Cycles are still
+    collected. Measured on the keepalive load: the server's collector time fell from ~0.9 s
+    to ~0.2 s per 55,000 requests."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*SERVICE_GC_THRESHOLD)

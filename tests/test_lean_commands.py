@@ -44,6 +44,28 @@ def test_the_hot_commands_are_served_by_their_lean_twins(client) -> None:
     }
 
 
+def test_the_lane_serves_the_lean_twins_ahead_of_the_stack(client) -> None:
+    served = {regex.pattern for regex, _ in client.app.lane}
+    assert served == {
+        f"^/v1/sessions/(?P<session_id>[^/]+)/{name}$"
+        for name in ("keepalive", "hide", "status", "stop")
+    }
+
+
+def test_under_a_root_path_the_router_serves_the_same_answers(container) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    with TestClient(create_app(container=container), root_path="/ledger") as behind_proxy:
+        assert behind_proxy.post("/v1/sessions", json={"id": "r1"}).status_code == 201
+        r = behind_proxy.post("/v1/sessions/r1/keepalive", json={"path": "/p"})
+        assert r.status_code == 200 and r.json()["version"] == 2
+        r = behind_proxy.post("/v1/sessions/r1/status", json={"status": "bogus"})
+        assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+        assert r.json()["field"] == "status"
+
+
 def test_a_lean_answer_is_the_command_answer(started) -> None:
     r = started.post("/v1/sessions/s1/keepalive", json={"visible": True, "path": "/p"})
     assert r.status_code == 200

@@ -1,10 +1,12 @@
 """Native session commands and queries under /v1/sessions and /v1/stats.
 
-The hottest commands (keepalive, hide, status, stop) also have a lean twin (`lean`,
-`CommandRoute`): the same body model, headers, command and answer, served as a plain ASGI
-app instead of through FastAPI's per-request dependency solving and response building,
-which cost more loop time than the command itself. Their FastAPI signatures still describe
-them in the OpenAPI schema, and their errors are the same problem+json answers.
+The hottest commands (keepalive, hide, status, stop) also have a lean twin (`lean`): the
+same body model, headers, command and answer, served as a plain ASGI app instead of through
+FastAPI's per-request dependency solving and response building, which cost more loop time
+than the command itself. The app's lane (api/app.py `LedgerAPI`) serves the twins ahead of
+the middleware stack; `CommandRoute` serves them when a request reaches the router. Their
+FastAPI signatures still describe them in the OpenAPI schema, and their errors are the same
+problem+json answers.
 """
 
 from __future__ import annotations
