@@ -293,12 +293,19 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
                 r = bl.http_load(noop_url, "POST", bl.NOOP_BODY, 64, secs)
             r["wall_s"] = time.perf_counter() - t0
             r["rise"] = srv.position() - p0
+            t1 = time.perf_counter()
+            srv.wait_views()
+            r["views_behind_s"] = time.perf_counter() - t1
             runs[label] = r
             say(
                 f"  {label:<9} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:.1f} ms  p99 "
                 f"{r['p99_ms']:.1f} ms  errors {r['errors']}  requests {r['requests']}"
                 f"  log +{r['rise']}  ({r['tool']})"
             )
+        say(
+            "  the views had caught up "
+            f"{runs['keepalive']['views_behind_s']:.1f} s after the keepalive load stopped"
+        )
         ka = runs["keepalive"]
         acked = ka["requests"] - int(ka.get("error_detail", {}).get("status", 0))
         durable = min(ka["rise"], acked) / ka["wall_s"]
@@ -313,7 +320,10 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
     es = bl.measure_eventsourcing_lib(cfg["es_events"], max_duration_s=cfg["es_s"])
     say(f"  eventsourcing lib {es['rate']:,.0f} events/s ({es['events']} events)")
     res["eventsourcing"] = es
-    detail = f"errors={ka['errors']} rps={ka['rps']:,.0f} p99={ka['p99_ms']:.1f}ms"
+    detail = (
+        f"errors={ka['errors']} rps={ka['rps']:,.0f} p99={ka['p99_ms']:.1f}ms "
+        f"views caught up {ka['views_behind_s']:.1f}s after"
+    )
     figs.add("keepalive_vs_noop", durable, "ev/s", noop, "noop rps", 0.6, detail=detail)
     figs.add(
         "keepalive_vs_eventsourcing",

@@ -284,6 +284,14 @@ def count_keys(s: State) -> list[CountKey]:
     return keys
 
 
+# What a session's count keys are made of (`count_keys`).
+_count_fields = itemgetter("deleted", "status", "ended_at", *COUNT_DIMS)
+
+
+def _counted_alike(b: State, a: State) -> bool:
+    return _count_fields(b) == _count_fields(a) and b["tags"] == a["tags"]
+
+
 class CountView:
     """Visible sessions per (dimension, value, status): the count view, the list's totals and
     the list planner's selectivities."""
@@ -295,6 +303,8 @@ class CountView:
     ) -> dict[CountKey, int]:
         delta: dict[CountKey, int] = defaultdict(int) if into is None else into
         for _, b, a in changes:
+            if b is not None and _counted_alike(b, a):
+                continue  # a keepalive, say: its keys would be taken away and added back
             if b is not None and not b["deleted"]:
                 for k in count_keys(b):
                     delta[k] -= 1
@@ -449,11 +459,14 @@ class StatsView:
         for _, b, a in changes:
             live_before = b if b is not None and not b["deleted"] else None
             if live_before is not None and not a["deleted"]:
-                if _same_contribution(live_before, a):
-                    continue
                 keys = cell_keys(a)
                 if keys == cell_keys(live_before) and live_before["duration"] == a["duration"]:
-                    add_moved_extras([deltas[k] for k in keys], live_before, a)
+                    # In the same cells with the same duration: only paths and results move.
+                    if (
+                        live_before["visible_time"] != a["visible_time"]
+                        or live_before["result_counts"] != a["result_counts"]
+                    ):
+                        add_moved_extras([deltas[k] for k in keys], live_before, a)
                     continue
             if live_before is not None:
                 add_to_cells([deltas[k] for k in cell_keys(live_before)], live_before, -1)
@@ -474,19 +487,22 @@ class StatsView:
         for key, dl in deltas.items():
             cid = cell_id(key)
             top = dl.top
-            cells.append(
-                {
-                    "cell_id": cid,
-                    "dim": key[0],
-                    "value": key[1],
-                    "day": key[2],
-                    "status": key[3],
-                    "n": dl.n,
-                    "ended": dl.ended,
-                    "duration_sum": dl.sum,
-                    "duration_max": top,
-                }
-            )
+            if dl.n or dl.ended or dl.sum or top is not None or dl.durations_out:
+                # A delta without any of these (only paths or results moved: keepalives, say)
+                # is for a cell that has its row already: a session stays in it.
+                cells.append(
+                    {
+                        "cell_id": cid,
+                        "dim": key[0],
+                        "value": key[1],
+                        "day": key[2],
+                        "status": key[3],
+                        "n": dl.n,
+                        "ended": dl.ended,
+                        "duration_sum": dl.sum,
+                        "duration_max": top,
+                    }
+                )
             if dl.durations_out:
                 maybe_lost_max[cid] = key
             hist += [(cid, b, n) for b, n in dl.hist.items() if n]
@@ -554,16 +570,6 @@ def cell_id(key: CellKey) -> int:
     """A stable 63-bit id for a cell key (the same live and after any rebuild)."""
     digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
-
-
-def _same_contribution(b: State, a: State) -> bool:
-    return (
-        b["status"] == a["status"]
-        and b["duration"] == a["duration"]
-        and b["visible_time"] == a["visible_time"]
-        and b["result_counts"] == a["result_counts"]
-        and cell_keys(b) == cell_keys(a)
-    )
 
 
 def all_views() -> list[Projection]:

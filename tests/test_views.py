@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from domain import commands as c
+from projections import queries as qs
 
 
 def test_stats_max_is_exact_after_the_longest_session_changes_status(container, clock) -> None:
@@ -169,3 +170,27 @@ def test_a_keepalive_moves_the_list_row_and_a_same_instant_change_still_lands(
         )
         assert [s["id"] for s in passed.items] == ["b"]
         assert passed.items[0]["status"] == "passed"
+
+
+def test_the_live_worker_gathers_bigger_batches_only_when_the_log_is_busy(container) -> None:
+    from projections.runner import BUSY_BATCH, GATHER_S
+
+    r, poll = container.runner, 0.005
+    assert r.pause_after(r.batch_size, poll) == 0.0  # a full batch: more is waiting
+    assert r.pause_after(0, poll) == r.pause_after(BUSY_BATCH - 1, poll) == poll
+    assert r.pause_after(BUSY_BATCH, poll) == GATHER_S > poll
+    assert r.pause_after(BUSY_BATCH, 1.0) == 1.0  # never polls faster than asked
+    # A busy log still lands whole: a thread worker gathering between batches catches up.
+    container.ledger.execute(c.StartSession(session_id="busy"))
+    container.ledger.execute_many(
+        [c.KeepAlive(session_id="busy", path=f"/{i}") for i in range(3 * BUSY_BATCH)]
+    )
+    container.start()
+    try:
+        assert r.wait_for(container.ledger.last_position, timeout=10)
+    finally:
+        container.ledger.close()
+        r.close()
+    with r.engine.connect() as conn:
+        seen = qs.get_detail(conn, r.tables, "busy")
+    assert seen["keepalives"] == 3 * BUSY_BATCH and seen["visible_path"] == f"/{3 * BUSY_BATCH - 1}"
