@@ -30,6 +30,9 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         access_log=args.access_log,
+        # The ledger never reads the client's address or scheme, so by default it skips
+        # uvicorn's X-Forwarded-* rewriting (a middleware layer on every request).
+        proxy_headers=args.proxy_headers,
     )
     return 0
 
@@ -74,6 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--log-level", default="info")
     p.add_argument("--access-log", action="store_true", help="log every request")
+    p.add_argument(
+        "--proxy-headers",
+        action="store_true",
+        help="trust X-Forwarded-For/-Proto from a proxy on this host (off: not needed)",
+    )
     p.add_argument(
         "--worker",
         choices=("process", "thread"),
