@@ -24,6 +24,7 @@ from projections.views import (
     bucket_value,
     day_of,
     dim_value,
+    summary,
 )
 
 SORT_FIELDS = ("started_at", "ended_at", "last_seen_at", "updated_at", "duration", "number", "name")
@@ -280,12 +281,19 @@ def list_sessions(
 
 
 def _summaries(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict[str, Any]]:
-    """The list rows of `numbers`, in that order."""
+    """The list rows of `numbers`, in that order: each the `summary` of its session's detail
+    document (one copy of a session's state in the views, not two)."""
     if not numbers:
         return []
-    c = t.list.c
-    rows = dict(conn.execute(select(c.number, c.summary).where(c.number.in_(numbers))).all())
-    return [orjson.loads(rows[n]) for n in numbers if n in rows]
+    lst, detail = t.list, t.detail
+    rows = dict(
+        conn.execute(
+            select(lst.c.number, detail.c.doc)
+            .select_from(lst.join(detail, detail.c.session_id == lst.c.session_id))
+            .where(lst.c.number.in_(numbers))
+        ).all()
+    )
+    return [summary(orjson.loads(rows[n])) for n in numbers if n in rows]
 
 
 def get_detail(conn: Connection, t: ViewTables, session_id: str) -> dict[str, Any] | None:

@@ -234,12 +234,17 @@ class ProjectionRunner:
 
     def create_schema(self) -> None:
         """Create the views' tables; views written by an older schema (a table of this one is
-        missing while positions are tracked) are dropped and refilled from position 0, since
-        views are only ever derived from the log."""
+        missing, or has other columns, while positions are tracked) are dropped and refilled
+        from position 0, since views are only ever derived from the log."""
         with self.engine.begin() as conn:
-            have = set(inspect(conn).get_table_names())
+            insp = inspect(conn)
+            have = set(insp.get_table_names())
             tables = self.tables.metadata.sorted_tables
-            if self.tables.tracking.name in have and any(x.name not in have for x in tables):
+            if self.tables.tracking.name in have and any(
+                x.name not in have
+                or {col["name"] for col in insp.get_columns(x.name)} != set(x.c.keys())
+                for x in tables
+            ):
                 log.warning("views were written by an older schema: refilling them from the log")
                 self.tables.metadata.drop_all(conn)
             self.tables.metadata.create_all(conn)

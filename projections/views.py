@@ -152,7 +152,7 @@ class ListWrites(NamedTuple):
 
     gone: list[str]  # deleted sessions: every row of theirs goes
     rows: list[tuple[Any, ...]]
-    seen: list[tuple[Any, ...]]  # (last_seen_at, summary, session_id): nothing else moved
+    seen: list[tuple[Any, ...]]  # (last_seen_at, session_id): nothing else moved
     stale_tags: list[str]  # sessions whose tags changed: their tag rows are rewritten
     tag_rows: list[tuple[Any, ...]]
     stale_members: list[str]
@@ -167,24 +167,21 @@ class ListView:
     def prepare(self, changes: Sequence[Change]) -> ListWrites:
         gone = [sid for sid, _, after in changes if after["deleted"]]
         live = [(sid, b, a) for sid, b, a in changes if not a["deleted"]]
-        dumps, values, day = dumps_sized, _list_values, day_of
+        values, day = _list_values, day_of
         rows, seen = [], []
         for sid, b, a in live:
-            attrs = a["attributes"]
-            summ = summary(a)
-            active = summ["active"]
             if b is not None and _only_seen(b, a):
-                seen.append((a["last_seen_at"], dumps(summ), sid))
+                seen.append((a["last_seen_at"], sid))
                 continue
+            attrs = a["attributes"]
             rows.append(
                 (
                     sid,
                     *values(a),
                     attrs.get("browser"),
                     attrs.get("os"),
-                    int(active),
+                    int(is_active(a)),
                     day(a["started_at"]),
-                    dumps(summ),
                 )
             )
         # A session new to the views (no "before") has no tag or member rows to clear.
@@ -216,7 +213,7 @@ class ListView:
             for table in (t.list, t.tags, t.members):
                 conn.execute(delete(table).where(table.c.session_id.in_(w.gone)))
         upsert_rows(conn, t.list, _LIST_COLS, w.rows, ("session_id",))
-        update_rows(conn, t.list, ("last_seen_at", "summary"), w.seen, ("session_id",))
+        update_rows(conn, t.list, ("last_seen_at",), w.seen, ("session_id",))
         if w.stale_tags:
             conn.execute(delete(t.tags).where(t.tags.c.session_id.in_(w.stale_tags)))
         upsert_rows(conn, t.tags, _TAG_COLS, w.tag_rows, ("session_id", "key"))
@@ -247,16 +244,16 @@ _LIST_FIELDS = (
     "created_by",
 )
 _list_values = itemgetter(*_LIST_FIELDS)
-# What a keepalive or hide leaves as it was of a list row (all but the last-seen time and the
-# summary); `snapshot` keeps each of these fields of the state before a batch.
+# What a keepalive or hide leaves as it was of a list row (all but the last-seen time);
+# `snapshot` keeps each of these fields of the state before a batch.
 _unseen_values = itemgetter(*(f for f in _LIST_FIELDS if f != "last_seen_at"))
 
 
 def _only_seen(b: State, a: State) -> bool:
-    """Whether a session's list row moved only in its last-seen time and summary (what
-    keepalives and hides do). Such a row is updated in those two columns: an upsert rewrites
-    every column, so SQLite rewrote the row's entry in all 13 list indexes, where a
-    last-seen change touches 7 (measured: about half the time per row)."""
+    """Whether a session's list row moved only in its last-seen time (what keepalives and
+    hides do). Such a row is updated in that column: an upsert rewrites every column, so
+    SQLite rewrote the row's entry in all 13 list indexes, where a last-seen change touches
+    7 (measured: about half the time per row)."""
     ba, aa = b["attributes"], a["attributes"]
     return (
         _unseen_values(b) == _unseen_values(a)
@@ -265,7 +262,7 @@ def _only_seen(b: State, a: State) -> bool:
     )
 
 
-_LIST_COLS = ("session_id", *_LIST_FIELDS, "browser", "os", "active", "day", "summary")
+_LIST_COLS = ("session_id", *_LIST_FIELDS, "browser", "os", "active", "day")
 _TAG_COLS = ("session_id", "key", "value", "started_at", "number")
 _MEMBER_COLS = ("session_id", "kind", "member")
 

@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from api.render import iso
 from domain.store import EventStore
 from projections.tables import ViewTables
+from projections.views import summary
 from replay.asof import views_at
 from replay.source import Point, ReplayError
 
@@ -76,9 +77,14 @@ def session_rows(
 ) -> Iterator[dict[str, Any]]:
     """The list view at `until` (the live views when they stand exactly there, else a replay)."""
     conn, tables = stack.enter_context(views_at(store, live, until))
-    rows = conn.execute(select(tables.list.c.summary).order_by(tables.list.c.number))
+    lst, detail = tables.list, tables.detail
+    rows = conn.execute(
+        select(detail.c.doc)
+        .select_from(lst.join(detail, detail.c.session_id == lst.c.session_id))
+        .order_by(lst.c.number)
+    )
     for (raw,) in rows:
-        s = orjson.loads(raw)
+        s = summary(orjson.loads(raw))
         s["browser"] = s["attributes"].get("browser")
         s["os"] = s["attributes"].get("os")
         yield {c: s.get(c) for c in SESSION_COLUMNS}
