@@ -159,7 +159,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.post("/noop", include_in_schema=False)
     async def noop() -> dict[str, bool]:
         # The benchmark's baseline: a no-op through FastAPI's standard request handling,
-        # matched first (the lean command twins in api/routes/sessions.py skip part of it).
+        # matched first (the lane serves the lean command twins ahead of all of it).
         return {"ok": True}
 
     if settings.server_timing:
