@@ -75,7 +75,7 @@ class ViewTables:
             Column("created_by", String),
             # No copy of the row's summary: a page reads its 50 sessions' detail documents
             # (`queries._summaries`), so a keepalive rewrites one document, not two, and a
-            # rebuild writes the list at a third of the size.
+            # rebuild writes the list at a fifth of the size.
         )
         # Indexes shaped like the list's questions (see projections/queries.py, which picks
         # between them by the count view's exact match counts):

@@ -485,8 +485,9 @@ class StatsView:
             cid = cell_id(key)
             top = dl.top
             if dl.n or dl.ended or dl.sum or top is not None or dl.durations_out:
-                # A delta without any of these (only paths or results moved: keepalives, say)
-                # is for a cell that has its row already: a session stays in it.
+                # A delta without any of these needs no cell row written: either only paths
+                # or results moved (keepalives, say), for sessions that stay in the cell, so
+                # its row is there already; or sessions came and went within the batch.
                 cells.append(
                     {
                         "cell_id": cid,
