@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -73,11 +74,14 @@ class LedgerAPI(FastAPI):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lane = []
+        self._lane_wrap: Any = None
 
     def open_lane(self, wrap: Any = None) -> None:
-        """Serve every POST route that has a lean twin from the lane (`wrap` around each)."""
+        """Serve every POST route that has a lean twin from the lane; `wrap` (an ASGI
+        middleware class) goes around each whole answer, refusals included."""
+        self._lane_wrap = wrap
         self.lane = [
-            (route.path_regex, wrap(twin) if wrap else twin)
+            (route.path_regex, twin)
             for route in self.router.routes
             if (twin := getattr(getattr(route, "endpoint", None), "__lean__", None)) is not None
             and "POST" in getattr(route, "methods", ())
@@ -91,7 +95,11 @@ class LedgerAPI(FastAPI):
                 if match is not None:
                     scope["app"] = self
                     scope["path_params"] = match.groupdict()
-                    await self._serve_lane(twin, scope, receive, send)
+                    if self._lane_wrap is None:
+                        await self._serve_lane(twin, scope, receive, send)
+                    else:
+                        serve = partial(self._serve_lane, twin)
+                        await self._lane_wrap(serve)(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
 

@@ -66,6 +66,28 @@ def test_under_a_root_path_the_router_serves_the_same_answers(container) -> None
         assert r.json()["field"] == "status"
 
 
+def test_server_timing_is_on_lane_answers_and_refusals_as_on_the_stack(settings, clock) -> None:
+    from dataclasses import replace
+
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from api.bootstrap import bootstrap
+
+    timed = bootstrap(replace(settings, server_timing=True), clock=clock)
+    try:
+        with TestClient(create_app(container=timed)) as client:
+            assert client.post("/v1/sessions", json={"id": "t1"}).status_code == 201
+            lane = client.post("/v1/sessions/t1/keepalive", json={})
+            refused = client.post("/v1/sessions/ghost/keepalive", json={})
+            stack = client.get("/healthz")
+    finally:
+        timed.close()
+    assert lane.status_code == 200 and refused.status_code == 404
+    for r in (lane, refused, stack):
+        assert r.headers["server-timing"].startswith("app;dur=")
+
+
 def test_a_lean_answer_is_the_command_answer(started) -> None:
     r = started.post("/v1/sessions/s1/keepalive", json={"visible": True, "path": "/p"})
     assert r.status_code == 200
