@@ -393,79 +393,60 @@ class EventStore:
                 return
             pos = batch[-1].position
 
-    def iter_rows(
+    def iter_stream_rows(
         self,
         until: int,
         types: Iterable[str],
-        last_for: Iterable[str] = (),
         streams: tuple[str | None, str | None] = (None, None),
         chunk: int = 20000,
-    ) -> Iterator[list[tuple[str, str, int, float, bytes, int, int, int | None]]]:
-        """Events up to position `until` of the given types in position order, as chunks of
-        (stream_id, type, schema_version, recorded_at, payload, position, version, last)
-        tuples. `last` is, for events of a type in `last_for`, the version of the stream's
-        last event of those `types` up to `until` (one index probe each), else None: it
-        tells a reader whether more of that stream is still to come. `streams` = (lo, hi)
-        keeps only stream ids with lo <= id < hi (None: unbounded), so several readers can
-        split the streams between them. Keyset chunks on the primary key: a sequential scan
-        of the table (the baseline's own order), flat memory, and no read transaction held
-        for the whole pass."""
+    ) -> Iterator[list[tuple[str, str, int, float, bytes, int]]]:
+        """Events up to position `until` of the given types, stream by stream (stream id,
+        then version order), as chunks of (stream_id, type, schema_version, recorded_at,
+        payload, position) tuples. `streams` = (lo, hi) keeps only stream ids with
+        lo <= id < hi (None: unbounded), so readers can share the streams out between them
+        (`stream_bounds`). One walk along the unique (stream_id, version) index: each stream
+        comes whole and in order, so a reader holds one stream open at a time, and only the
+        range is read, not the whole table filtered. One read transaction per call: callers
+        keep the ranges small (a long pass is many ranges)."""
         kinds = sorted(set(types))
-        ends = sorted(set(last_for))
         m = self._mark
         lo, hi = streams
-        # SQLite: `+stream_id` keeps the planner on the position scan; the stream index
-        # would read a range out of position order and sort it for every chunk.
-        col = "+e.stream_id" if self.is_sqlite else "e.stream_id"
-        bounds = (f" AND {col} >= {m}" if lo is not None else "") + (
-            f" AND {col} < {m}" if hi is not None else ""
+        bounds = (f" AND stream_id >= {m}" if lo is not None else "") + (
+            f" AND stream_id < {m}" if hi is not None else ""
         )
-        marks = ", ".join([m] * len(kinds))
-        last = (
-            (
-                f"CASE WHEN e.type IN ({', '.join([m] * len(ends))}) THEN "
-                f"(SELECT l.version FROM events l WHERE l.stream_id = e.stream_id "
-                f"AND l.position <= {m} AND l.type IN ({marks}) "
-                "ORDER BY l.version DESC LIMIT 1) END"
-            )
-            if ends
-            else "NULL"
-        )
-        last_params = (*ends, until, *kinds) if ends else ()
         # Driver-level: SQLAlchemy's per-row processing would cost more than the read.
         sql = (
-            "SELECT e.stream_id, e.type, e.schema_version, e.recorded_at, e.payload, "
-            f"e.position, e.version, {last} FROM events e "
-            f"WHERE e.position > {m} AND e.position <= {m}{bounds} "
-            f"AND e.type IN ({marks}) ORDER BY e.position LIMIT {int(chunk)}"
+            "SELECT stream_id, type, schema_version, recorded_at, payload, position "
+            f"FROM events WHERE position <= {m}{bounds} "
+            f"AND type IN ({', '.join([m] * len(kinds))}) ORDER BY stream_id, version"
         )
-        extra = tuple(b for b in (lo, hi) if b is not None)
-        after = 0
-        while after < until:
-            with self.read_engine.connect() as c:
-                cur = c.connection.cursor()
-                try:
-                    cur.execute(sql, (*last_params, after, until, *extra, *kinds))
-                    rows = cast("list[Any]", cur.fetchall())  # a list on both drivers
-                finally:
-                    cur.close()
-            if not rows:
-                return
-            yield rows
-            if len(rows) < chunk:
-                return
-            after = rows[-1][5]
-
-    def stream_cut(self, until: int, share: float) -> str | None:
-        """The stream id at `share` (0..1) of the log's events in stream-id order: the
-        streams before it hold about that share of the events up to `until`, for splitting
-        a pass between readers (`iter_rows(streams=...)`). One walk along the unique
-        (stream_id, version) index; None when the log is empty."""
-        m = self._mark
-        sql = f"SELECT stream_id FROM events ORDER BY stream_id, version LIMIT 1 OFFSET {m}"
+        params = (until, *(b for b in (lo, hi) if b is not None), *kinds)
         with self.read_engine.connect() as c:
-            row = c.exec_driver_sql(sql, (int(until * share),)).first()
-        return None if row is None else str(row[0])
+            cur = c.connection.cursor()
+            try:
+                cur.execute(sql, params)
+                while rows := cast("list[Any]", cur.fetchmany(chunk)):
+                    yield rows
+            finally:
+                cur.close()
+
+    def stream_bounds(self, until: int, parts: int) -> list[str]:
+        """Up to `parts - 1` stream ids, in order, that cut the streams into ranges holding
+        about equal shares of the events up to `until` (for `iter_stream_rows`). Taken from
+        the stream ids at evenly spaced positions, a sample weighted by events read by
+        primary key alone: the ranges come out roughly equal, which is all that readers
+        taking ranges as they go need."""
+        if parts <= 1 or until <= 0:
+            return []
+        samples = min(until, 8 * parts)
+        at = sorted({1 + (2 * i + 1) * (until - 1) // (2 * samples) for i in range(samples)})
+        marks = ", ".join([self._mark] * len(at))
+        sql = f"SELECT stream_id FROM events WHERE position IN ({marks})"
+        with self.read_engine.connect() as c:
+            ids = sorted(str(r[0]) for r in c.exec_driver_sql(sql, tuple(at)))
+        if not ids:
+            return []
+        return sorted({ids[len(ids) * k // parts] for k in range(1, parts)})
 
     def stream_ids(self, prefix: str, limit: int = 1000, offset: int = 0) -> list[str]:
         """Ids of the streams whose id starts with `prefix`, in id order (one per stream)."""

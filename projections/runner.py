@@ -6,10 +6,10 @@ every view the (before, after) changes, and writes the views' rows and their tra
 positions in one transaction. A killed process resumes at the last committed position; the
 live worker and the rebuild are this same class.
 
-A bulk load into empty tables (`load`: rebuilds and as-of replays) reads the log once in
-position order instead, keeps only open sessions in memory, writes each session once it is
-complete, and on a large log splits the streams with a second process
-(`python -m projections.runner` is that process's entry point).
+A bulk load into empty tables (`load`: rebuilds and as-of replays) reads the log stream by
+stream instead, in ranges of stream ids, folds one session at a time and writes each once,
+complete; on a large log a second process takes ranges too (`python -m projections.runner`
+is that process's entry point), each loader claiming the next free range as it goes.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -49,28 +51,57 @@ from projections.views import (
 log = logging.getLogger(__name__)
 
 
-# From this many events a load splits the streams between two processes: below it, starting
+# From this many events a load shares the streams with a second process: below it, starting
 # a second interpreter costs more than it saves.
 PARALLEL_FROM = 200_000
-# The share of the log's events the second process loads (see `_load_parallel`): a little
-# under half, since it starts half a second late (a fresh interpreter's imports). Measured
-# on the 1M-event bench log once each loader writes its own sums: 0.45 left the second one
-# idle for the last second; from 0.47 to 0.5 the two end within a second of each other,
-# either first (the noise of a shared machine).
-CHILD_SHARE = 0.48
+# About this many events per range of streams a loader claims: small enough that the two
+# loaders end within a fraction of a second of each other whichever runs slower (a shared
+# machine's cores do not keep one speed), large enough that a range's query start is noise.
+RANGE_EVENTS = 20_000
+MAX_RANGES = 256
 # The live worker's pacing (`pause_after`): from this many events a batch means a busy log,
 # and the worker then lets the next batch gather for this long.
 BUSY_BATCH = 64
 GATHER_S = 0.05
-# Events that end a session; at each, the reader tells whether its stream has more to come
-# (a session can still get a verdict, details, annotations or a delete after it ends).
-_ENDS = frozenset({"Stopped", "Expired", "Deleted"})
 # The views a second loader can rebuild on its own (it is handed their classes).
 _STANDARD_VIEWS = (DetailView, ListView, CountView, StatsView)
 # Each event type's current schema version: the payloads already there skip `upcast`.
 _CURRENT = {kind: cls.class_version for kind, cls in ALL_EVENT_CLASSES.items()}
 # Where `python -m projections.runner` finds this package (put on the second loader's path).
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+Range = tuple[str | None, str | None]
+# A loader's count and stats sums, by view name (`_load_part`).
+Sums = dict[str, Any]
+
+
+def stream_ranges(store: EventStore, until: int, per_range: int = RANGE_EVENTS) -> list[Range]:
+    """The log's streams up to `until` cut into ranges of about `per_range` events each
+    (in id order, together covering every id)."""
+    cuts: list[str | None] = list(
+        store.stream_bounds(until, min(MAX_RANGES, max(1, until // per_range)))
+    )
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+class Claims:
+    """Which loader reads which range: a range belongs to the process that first creates
+    its marker file in a directory the loaders share (O_EXCL: exactly one succeeds). Each
+    loader walks the ranges in order and takes the next unclaimed one, so neither waits
+    while ranges are left. Without a directory every range is this process's."""
+
+    def __init__(self, ranges: Sequence[Range], directory: str | None = None) -> None:
+        self.ranges = list(ranges)
+        self.directory = directory
+
+    def taken(self) -> Iterator[tuple[int, Range]]:
+        for i, rng in enumerate(self.ranges):
+            if self.directory is not None:
+                try:
+                    os.close(os.open(os.path.join(self.directory, str(i)), os.O_CREAT | os.O_EXCL))
+                except FileExistsError:
+                    continue
+            yield i, rng
 
 
 def _prepared(
@@ -94,36 +125,26 @@ def _load_part(
     t: ViewTables,
     views: Sequence[Projection],
     until: int,
-    streams: tuple[str | None, str | None],
+    claims: Claims,
     sessions_per_batch: int,
     progress: Callable[[int], None] | None,
-) -> int:
-    """Load the sessions whose ids fall in `streams` into `t`, reading the log once in
-    position order; the count and stats views, whose rows are sums over sessions, add up
-    in memory (their cells are few) and are written at the end.
-
-    Only open sessions are kept in memory: a session is folded as its events arrive and,
-    once its stream's last event up to `until` is folded, waits in `done` for the next
-    batch write, so each session's rows are written once, from its final state. The
-    reader says, at each ending event (stopped, expired, deleted), which version is the
-    stream's last: a session that still gets events after it (a late verdict, detail
-    update, annotation, delete) stays open until that one. Memory is bounded by the
-    sessions open at a time, the batch and the cells, not by the log. Returns how many
-    events were folded."""
+) -> tuple[int, Sums]:
+    """Load the sessions of the ranges this process claims into `t`, each range read stream
+    by stream: a session is folded from its first event to its last up to `until`, then
+    waits in `done` for the next batch write, so each session's rows are written once, from
+    its final state. The count and stats views, whose rows are sums over sessions, add up in
+    memory (their cells are few): returned with how many events were folded, for the caller
+    to write (`_write_sums`). Memory is bounded by the batch and the cells, not by the log."""
     summed = [v for v in views if isinstance(v, CountView | StatsView)]
     direct = [v for v in views if not isinstance(v, CountView | StatsView)]
-    sums: dict[str, Any] = {
+    sums: Sums = {
         v.name: defaultdict(CellDelta if isinstance(v, StatsView) else int) for v in summed
     }
-    live: dict[str, State] = {}  # sessions with events still to come
-    closing: dict[str, int] = {}  # ended, with later events: the version that completes them
-    done: dict[str, State] = {}  # complete, not yet written
+    done: list[Change] = []  # complete, not yet written (in id order: rows land in key order)
     seen = 0
 
     def flush() -> None:
-        # In id order: the rows land in the tables' key order within the batch, so each
-        # B-tree page is visited once (sessions complete in log order, which is random).
-        changes: list[Change] = [(sid, None, done[sid]) for sid in sorted(done)]
+        changes = done[:]
         done.clear()
         for v in summed:
             v.deltas(changes, sums[v.name])
@@ -133,42 +154,38 @@ def _load_part(
                 write(conn)
 
     loads, current, kept_alive = orjson.loads, _CURRENT, fold_kept_alive
+    n = len(claims.ranges)
     with paused_gc():
-        for rows in store.iter_rows(until, EVOLVERS, _ENDS, streams):
-            for sid, kind, version, at, payload, position, seq, last in rows:
-                state = live.get(sid)
-                if state is None:
-                    state = live[sid] = new_state(sid)
-                data = loads(payload)
-                if version < current[kind]:
-                    data = upcast(kind, version, data)
-                if kind == "KeptAlive":
-                    kept_alive(state, data, at)
-                else:
-                    evolve(state, kind, data, at, position)
-                if last is not None:  # an ending event: is anything of this stream to come?
-                    if seq >= last:
-                        done[sid] = live.pop(sid)
-                        closing.pop(sid, None)
+        for i, streams in claims.taken():
+            base, top = until * i // n, until * (i + 1) // n
+            sid: str | None = None
+            state: State = {}
+            in_range = 0
+            for rows in store.iter_stream_rows(until, EVOLVERS, streams):
+                for row_sid, kind, version, at, payload, position in rows:
+                    if row_sid != sid:
+                        if sid is not None:
+                            done.append((sid, None, state))
+                        sid, state = row_sid, new_state(row_sid)
+                    data = loads(payload)
+                    if version < current[kind]:
+                        data = upcast(kind, version, data)
+                    if kind == "KeptAlive":
+                        kept_alive(state, data, at)
                     else:
-                        closing[sid] = last
-                elif closing and closing.get(sid) == seq:
-                    del closing[sid]
-                    done[sid] = live.pop(sid)
-            seen += len(rows)
+                        evolve(state, kind, data, at, position)
+                in_range += len(rows)
+                if len(done) >= sessions_per_batch:
+                    flush()
+                if progress is not None:
+                    progress(min(top, base + in_range))
+            if sid is not None:  # a range's last stream is complete at its end
+                done.append((sid, None, state))
+            seen += in_range
             if len(done) >= sessions_per_batch:
                 flush()
-            if progress is not None:
-                progress(rows[-1][5])
-        done.update(live)  # still open at `until`: written as they stand
         flush()
-        # The sums are written by each loader on its own: their rows only ever add up (the
-        # upserts add counts, sums and histograms and raise the max), so two loaders' sums
-        # land as their merge would, and neither waits for the other's.
-        with engine.begin() as conn:
-            for v in summed:
-                v.write(conn, t, sums[v.name])
-    return seen
+    return seen, sums
 
 
 def _read_answer(pipe: Any) -> bytes:
@@ -187,21 +204,23 @@ def _read_answer(pipe: Any) -> bytes:
 
 
 def _load_child(job: bytes) -> bytes:
-    """The second loader (`python -m projections.runner`, a fresh interpreter): the streams
-    from `lo` on, into the same tables of the same views database (each batch its own
-    short write transaction, like the parent's, and its sums added at the end); returns
-    how many events it folded, pickled."""
-    store_url, views_url, suffix, kinds, until, lo, sessions_per_batch = pickle.loads(job)
+    """The second loader (`python -m projections.runner`, a fresh interpreter): the ranges
+    it claims, into the same tables of the same views database (each batch its own short
+    write transaction, like the parent's); returns how many events it folded and its sums
+    (for the parent to write with its own: one write of the cells, not two), pickled."""
+    store_url, views_url, suffix, kinds, until, ranges, directory, sessions_per_batch = (
+        pickle.loads(job)
+    )
     store = EventStore(store_url)
     # The same page cache as the first loader's in the benchmark and the live worker's
     # (`for_url`): both loaders insert at random places of the detail, list and tag keys.
     engine = make_engine(views_url, immediate=True, durable=False, cache_mb=64)
     try:
-        seen = _load_part(
+        seen, sums = _load_part(
             store, engine, ViewTables(suffix, bulk=True), [k() for k in kinds], until,
-            (lo, None), sessions_per_batch, None,
+            Claims(ranges, directory), sessions_per_batch, None,
         )  # fmt: skip
-        return pickle.dumps(seen, pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((seen, sums), pickle.HIGHEST_PROTOCOL)
     finally:
         engine.dispose()
         store.dispose()
@@ -324,32 +343,37 @@ class ProjectionRunner:
         progress: Callable[[int], None] | None = None,
         sessions_per_batch: int = 2000,
         parallel_from: int | None = None,
+        range_events: int = RANGE_EVENTS,
     ) -> int:
-        """Fill empty tables from the log up to `until` (default: the head) in one pass in
-        position order (see `_load_part`): each session is folded in memory while its
-        stream is open and its rows are written once it has ended, and the count and stats
-        views, whose rows are sums over sessions, add up in memory (their cells are few) and
-        are written at the end. The same views and fold as `apply`, so the tables end up
-        exactly as applying the log in order would leave them; each batch commits on its
-        own, so a live worker sharing the database waits for one batch at most.
+        """Fill empty tables from the log up to `until` (default: the head), stream by
+        stream (see `_load_part`): each session is folded from its first event to its last
+        and its rows are written once, and the count and stats views, whose rows are sums
+        over sessions, add up in memory (their cells are few) and are written at the end.
+        The same views and fold as `apply`, so the tables end up exactly as applying the
+        log in order would leave them; each batch commits on its own, so a live worker
+        sharing the database waits for one batch at most.
 
         From `parallel_from` events on (default PARALLEL_FROM), on a SQLite file with the
-        four standard views, the streams are split in two by id and a second process loads
-        one part beside this one (see `_load_parallel`). Returns the position the tables
-        now stand at."""
+        four standard views, a second process loads ranges of streams beside this one (see
+        `_load_parallel`); `range_events` sizes the ranges of streams the loaders take.
+        Returns the position the tables now stand at."""
         if self._position != 0:
             raise RuntimeError("load fills empty views; use catch_up to continue")
         target = self.store.head_digest()[0] if until is None else until
         t = self.tables
+        ranges = stream_ranges(self.store, target, range_events)
         split_at = PARALLEL_FROM if parallel_from is None else parallel_from
-        if target >= split_at and self._can_split():
-            self._load_parallel(target, progress, sessions_per_batch)
+        if target >= split_at and len(ranges) > 1 and self._can_split():
+            sums = self._load_parallel(target, ranges, progress, sessions_per_batch)
         else:
-            _load_part(
-                self.store, self.engine, t, self.views, target, (None, None),
+            _, sums = _load_part(
+                self.store, self.engine, t, self.views, target, Claims(ranges),
                 sessions_per_batch, progress,
             )  # fmt: skip
         with self.engine.begin() as conn:
+            for v in self.views:
+                if isinstance(v, CountView | StatsView):
+                    v.write(conn, t, sums[v.name])
             upsert(
                 conn,
                 t.tracking,
@@ -376,54 +400,68 @@ class ProjectionRunner:
         )
 
     def _load_parallel(
-        self, target: int, progress: Callable[[int], None] | None, sessions_per_batch: int
-    ) -> None:
-        """Load the streams from a cut on in a child process while this one loads those
-        before it, both writing their batches and then their sums into our tables (SQLite
-        serialises the short transactions). The two share no stream, so their rows never
-        collide, a late event finds its session where its own loader wrote it, and the
-        sums simply add."""
+        self,
+        target: int,
+        ranges: list[Range],
+        progress: Callable[[int], None] | None,
+        sessions_per_batch: int,
+    ) -> Sums:
+        """Load the ranges of streams with a child process, each loader claiming the next
+        free range as it goes (`Claims`) and writing its batches into our tables (SQLite
+        serialises the short transactions); returns both loaders' sums, added up. Taking
+        ranges as they go, not halves fixed in advance, the two end together whichever is
+        slower (the child starts half a second late, and a shared machine's cores do not
+        keep one speed). They share no stream, so their rows never collide."""
         t = self.tables
-        cut = self.store.stream_cut(target, 1 - CHILD_SHARE)
-        if cut is None:
-            _load_part(
-                self.store, self.engine, t, self.views, target, (None, None),
-                sessions_per_batch, progress,
-            )  # fmt: skip
-            return
         views_url = self.engine.url.render_as_string(hide_password=False)
         kinds = [type(v) for v in self.views]
-        job = (self.store.url, views_url, t.suffix, kinds, target, cut, sessions_per_batch)
+        directory = tempfile.mkdtemp(prefix="ledger-load-")
+        job = (
+            self.store.url, views_url, t.suffix, kinds, target, ranges, directory,
+            sessions_per_batch,
+        )  # fmt: skip
         # A fresh interpreter, not a fork: no inherited threads, locks or connections, and no
         # re-import of whatever script started us (multiprocessing's spawn would do that).
         # Same working directory (relative SQLite paths name the same files), our package
         # first on its path.
         path = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH")) if p)
-        child = subprocess.Popen(
-            [sys.executable, "-m", "projections.runner"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": path},
-        )
         try:
-            assert child.stdin is not None and child.stdout is not None
-            child.stdin.write(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
-            child.stdin.close()
-            _load_part(
-                self.store, self.engine, t, self.views, target, (None, cut),
-                sessions_per_batch, progress,
-            )  # fmt: skip
-            out = _read_answer(child.stdout)
-            child.wait()
-        finally:
-            if child.poll() is None:
-                child.kill()
+            child = subprocess.Popen(
+                [sys.executable, "-m", "projections.runner"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": path},
+            )
+            try:
+                assert child.stdin is not None and child.stdout is not None
+                child.stdin.write(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
+                child.stdin.close()
+                _, sums = _load_part(
+                    self.store, self.engine, t, self.views, target,
+                    Claims(ranges, directory), sessions_per_batch, progress,
+                )  # fmt: skip
+                out = _read_answer(child.stdout)
                 child.wait()
+            finally:
+                if child.poll() is None:
+                    child.kill()
+                    child.wait()
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
         if child.returncode != 0:
             raise RuntimeError(f"the second loader failed (exit {child.returncode})")
         if len(out) < 8 or len(out) - 8 != int.from_bytes(out[:8], "big"):
             raise RuntimeError(f"the second loader's answer was cut short ({len(out)} bytes)")
-        pickle.loads(out[8:])  # a whole answer: the child's rows and sums are committed
+        # A whole answer: the child's rows are committed, and its sums are here.
+        _, child_sums = pickle.loads(out[8:])
+        for name, part in child_sums.items():
+            mine = sums[name]
+            for key, value in part.items():
+                if isinstance(value, CellDelta):
+                    mine[key].merge(value)
+                else:
+                    mine[key] += value
+        return sums
 
     def run_once(self) -> int:
         """Apply the next batch; returns how many events were read."""

@@ -1,13 +1,15 @@
 """The bulk load (`ProjectionRunner.load`, behind `replay rebuild` and the as-of replays) reads
-the log in position order and writes a session once its stream is complete: these prove it
-lands exactly where applying the log event by event lands, for sessions that get events after
-they end (a verdict, details, an annotation, a delete), for every batch size, with the streams
-split between two processes, up to any position, and with only the count and stats views."""
+the log stream by stream, in ranges of streams, and writes a session once its stream is
+complete: these prove it lands exactly where applying the log event by event lands, for
+sessions that get events after they end (a verdict, details, an annotation, a delete), for
+every batch and range size, with the ranges shared between two processes, up to any position,
+and with only the count and stats views."""
 
 from __future__ import annotations
 
 import gc
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from domain.ledger import Ledger
 from domain.state import evolve, fold_kept_alive, new_state
 from domain.store import EventStore
 from projections import queries as qs
-from projections.runner import ProjectionRunner
+from projections.runner import Claims, ProjectionRunner, stream_ranges
 from projections.views import CountView, StatsView
 from tests.test_views_property import StepClock, dump, history, run_history
 
@@ -107,8 +109,9 @@ def test_sessions_with_events_after_they_end_load_like_the_live_path(tmp_path: P
         [
             {},
             {"sessions_per_batch": 1},  # a write after every completed session
-            {"parallel_from": 0},  # streams split between two processes
-            {"parallel_from": 0, "sessions_per_batch": 1},
+            {"range_events": 1},  # as many ranges as the sample finds streams
+            {"parallel_from": 0, "range_events": 4},  # ranges shared with a second process
+            {"parallel_from": 0, "sessions_per_batch": 1, "range_events": 2},
         ]
     ):
         got = loaded(store, tmp_path / f"l{n}.db", **kw)
@@ -119,6 +122,69 @@ def test_sessions_with_events_after_they_end_load_like_the_live_path(tmp_path: P
     only = [CountView(), StatsView()]
     got = loaded(store, tmp_path / "sums.db", views=only, sessions_per_batch=1)
     assert sums(got) == sums(live)
+    store.dispose()
+
+
+def test_ranges_of_streams_cover_every_stream_once_and_share_the_events(tmp_path: Path) -> None:
+    store = late_events_history(tmp_path)
+    head = store.head_digest()[0]
+    every = sorted({e.stream_id for e in store.iter_all()})
+    assert stream_ranges(store, head, per_range=head * 2) == [(None, None)]
+    ranges = stream_ranges(store, head, per_range=4)
+    assert len(ranges) > 3
+    held = []
+    for lo, hi in ranges:
+        ids = [sid for sid in every if (lo is None or sid >= lo) and (hi is None or sid < hi)]
+        got = {r[0] for rows in store.iter_stream_rows(head, {"Started"}, (lo, hi)) for r in rows}
+        assert got == set(ids)
+        held += ids
+    assert held == every  # in order, none twice, none missing
+    # Within a range each stream comes whole and in version order.
+    rows = [
+        r
+        for rows in store.iter_stream_rows(head, {"Started", "KeptAlive", "Stopped"})
+        for r in rows
+    ]
+    assert [r[0] for r in rows] == sorted(r[0] for r in rows)
+    by_stream: dict[str, list[int]] = {}
+    for r in rows:
+        by_stream.setdefault(r[0], []).append(r[5])
+    assert all(p == sorted(p) for p in by_stream.values())
+    store.dispose()
+
+
+def test_two_loaders_claiming_ranges_take_each_exactly_once(tmp_path: Path) -> None:
+    ranges = [(None, "b"), ("b", "d"), ("d", "f"), ("f", None)]
+    first, second = Claims(ranges, str(tmp_path)), Claims(ranges, str(tmp_path))
+    a, b = first.taken(), second.taken()
+    # Interleaved as two processes would: whoever asks first gets the next free range.
+    got_a = [next(a)[0]]
+    got_b = [next(b)[0], next(b)[0]]
+    got_a += [i for i, _ in a]
+    got_b += [i for i, _ in b]
+    assert got_a == [0, 3] and got_b == [1, 2]
+    # Without a directory every range is this process's.
+    assert [i for i, _ in Claims(ranges).taken()] == [0, 1, 2, 3]
+
+
+def test_a_second_loader_takes_the_ranges_the_first_has_not_reached(tmp_path: Path) -> None:
+    store = late_events_history(tmp_path)
+    live = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/live.db")
+    live.create_schema()
+    live.catch_up()
+    ranges = stream_ranges(store, store.head_digest()[0], per_range=2)
+    reached: list[int] = []
+
+    def slow(at: int) -> None:  # the first loader crawls: the second has time to start
+        reached.append(at)
+        time.sleep(0.25)
+
+    got = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/two.db")
+    got.create_schema()
+    got.load(progress=slow, parallel_from=0, range_events=2, sessions_per_batch=1)
+    assert 0 < len(reached) < len(ranges)  # one progress step per range it loaded itself
+    assert dump(got) == dump(live)
+    assert docs(got) == docs(live)
     store.dispose()
 
 
@@ -141,7 +207,9 @@ def test_load_up_to_a_position_stops_there(tmp_path: Path) -> None:
         ref = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/ref{until}.db")
         ref.create_schema()
         ref.catch_up(until=until)
-        for n, kw in enumerate([{}, {"parallel_from": 0, "sessions_per_batch": 2}]):
+        for n, kw in enumerate(
+            [{}, {"parallel_from": 0, "sessions_per_batch": 2, "range_events": 3}]
+        ):
             got = loaded(store, tmp_path / f"u{until}-{n}.db", until=until, **kw)
             assert got.position == until
             assert dump(got) == dump(ref), (until, kw)
@@ -154,20 +222,20 @@ def test_load_up_to_a_position_stops_there(tmp_path: Path) -> None:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(hist=history, cut=st.floats(0, 1))
+@given(hist=history, cut=st.floats(0, 1), per_range=st.sampled_from([1, 2, 5, 20_000]))
 def test_small_batches_and_cuts_load_like_catch_up(
-    tmp_path_factory: Any, hist: Any, cut: float
+    tmp_path_factory: Any, hist: Any, cut: float, per_range: int
 ) -> None:
     tmp = tmp_path_factory.mktemp("l")
     store, _, live, _, _ = run_history(tmp, hist)
-    got = loaded(store, tmp / "one.db", sessions_per_batch=1)
+    got = loaded(store, tmp / "one.db", sessions_per_batch=1, range_events=per_range)
     assert dump(got) == dump(live)
     assert docs(got) == docs(live)
     until = math.floor(store.head_digest()[0] * cut)
     ref = ProjectionRunner.for_url(store, f"sqlite:///{tmp}/ref.db")
     ref.create_schema()
     ref.catch_up(until=until)
-    part = loaded(store, tmp / "part.db", until=until, sessions_per_batch=1)
+    part = loaded(store, tmp / "part.db", until=until, sessions_per_batch=1, range_events=per_range)
     assert dump(part) == dump(ref)
     stats_only = loaded(store, tmp / "sums.db", views=[CountView(), StatsView()], until=until)
     assert sums(stats_only) == sums(ref)
