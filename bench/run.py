@@ -676,14 +676,17 @@ def query_paths(kind: str, n_sessions: int, rng: random.Random) -> list[str]:
             {"tag": "suite:nightly"},
             {"started_after": week_ago, "sort": "started_at"},
             {"type": "api", "sort": "last_seen_at"},
+            # A keepalive-moved sort under a filter of ~1% of the sessions.
+            {"user": "user-42", "sort": "last_seen_at"},
             {"active": "true"},
             {"status": "failed", "project": "project-5", "sort": "number"},
         ]
-        out = []
-        for i, m in enumerate(mixes * 2):
-            m = {**m, "limit": 50, "offset": (0, 50, 500, 2000)[(i + i // 10) % 4]}
-            out.append("/v1/sessions?" + urlencode(m, doseq=True))
-        return out
+        # Every question at every depth (a page of 50 at offsets 0, 50, 500 and 2000).
+        return [
+            "/v1/sessions?" + urlencode({**m, "limit": 50, "offset": off}, doseq=True)
+            for off in (0, 50, 500, 2000)
+            for m in mixes
+        ]
     if kind == "count":
         mixes = [{}, {"status": "failed"}, {}, {"project": "project-7"}, {"user": "user-13"}]
         return ["/v1/sessions/count" + (f"?{urlencode(m)}" if m else "") for m in mixes]

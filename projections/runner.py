@@ -254,7 +254,8 @@ class ProjectionRunner:
     def create_schema(self) -> None:
         """Create the views' tables; views written by an older schema (a table of this one is
         missing, or has other columns, while positions are tracked) are dropped and refilled
-        from position 0, since views are only ever derived from the log."""
+        from position 0, since views are only ever derived from the log. An index of another
+        shape than this schema's is built again from its table."""
         with self.engine.begin() as conn:
             insp = inspect(conn)
             have = set(insp.get_table_names())
@@ -266,6 +267,17 @@ class ProjectionRunner:
             ):
                 log.warning("views were written by an older schema: refilling them from the log")
                 self.tables.metadata.drop_all(conn)
+                have = set()
+            for x in tables:
+                if x.name not in have or not x.indexes:
+                    continue
+                shapes = {ix["name"]: ix["column_names"] for ix in insp.get_indexes(x.name)}
+                for index in x.indexes:
+                    shape = shapes.get(index.name)
+                    if shape is not None and shape != [col.name for col in index.columns]:
+                        log.warning("index %s has an older shape: building it again", index.name)
+                        index.drop(conn)
+                        index.create(conn)  # create_all passes over a table that exists
             self.tables.metadata.create_all(conn)
         self._position = self.read_position()
 

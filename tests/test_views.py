@@ -132,6 +132,38 @@ def test_views_of_an_older_schema_are_refilled_from_the_log(container, older) ->
     assert out["groups"][0]["count"] == 6 and out["groups"][0]["duration"]["p50"] is not None
 
 
+def test_an_index_of_an_older_shape_is_built_again_and_the_views_kept(container) -> None:
+    """A list index with other columns than this schema's (as an older release would have left
+    it) is built again from its table at start; the views keep their rows and position, since
+    an index holds nothing the table does not."""
+    from sqlalchemy import inspect, text
+
+    from projections import queries as qs
+    from projections.runner import ProjectionRunner
+
+    ledger = container.ledger
+    for i in range(4):
+        ledger.execute(c.StartSession(session_id=f"s{i}", user="ann"))
+    container.runner.catch_up()
+    engine = container.runner.engine
+    with engine.begin() as conn:
+        conn.execute(text("DROP INDEX ix_session_list_user"))
+        conn.execute(text("CREATE INDEX ix_session_list_user ON session_list (user, last_seen_at)"))
+    position = container.runner.position
+    again = ProjectionRunner(container.store, engine)
+    again.create_schema()
+    assert again.position == position  # not refilled
+    with engine.connect() as conn:
+        shapes = {
+            ix["name"]: ix["column_names"] for ix in inspect(conn).get_indexes("session_list")
+        }
+        (index,) = [ix for ix in again.tables.list.indexes if ix.name == "ix_session_list_user"]
+        assert shapes["ix_session_list_user"] == [col.name for col in index.columns]
+        assert "name" not in shapes["ix_session_list_user"]
+        page = qs.list_sessions(conn, again.tables, qs.SessionFilter(user=("ann",)))
+    assert page.total == 4 and len(page.items) == 4
+
+
 def test_sized_dumps_are_orjson_dumps() -> None:
     import orjson
 
