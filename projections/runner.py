@@ -128,20 +128,19 @@ def _load_part(
     claims: Claims,
     sessions_per_batch: int,
     progress: Callable[[int], None] | None,
-) -> tuple[int, Sums]:
+) -> Sums:
     """Load the sessions of the ranges this process claims into `t`, each range read stream
     by stream: a session is folded from its first event to its last up to `until`, then
     waits in `done` for the next batch write, so each session's rows are written once, from
     its final state. The count and stats views, whose rows are sums over sessions, add up in
-    memory (their cells are few): returned with how many events were folded, for the caller
-    to write (`_write_sums`). Memory is bounded by the batch and the cells, not by the log."""
+    memory (their cells are few) and are returned for `load` to write once, with the
+    tracking positions. Memory is bounded by the batch and the cells, not by the log."""
     summed = [v for v in views if isinstance(v, CountView | StatsView)]
     direct = [v for v in views if not isinstance(v, CountView | StatsView)]
     sums: Sums = {
         v.name: defaultdict(CellDelta if isinstance(v, StatsView) else int) for v in summed
     }
     done: list[Change] = []  # complete, not yet written (in id order: rows land in key order)
-    seen = 0
 
     def flush() -> None:
         changes = done[:]
@@ -181,11 +180,10 @@ def _load_part(
                     progress(min(top, base + in_range))
             if sid is not None:  # a range's last stream is complete at its end
                 done.append((sid, None, state))
-            seen += in_range
             if len(done) >= sessions_per_batch:
                 flush()
         flush()
-    return seen, sums
+    return sums
 
 
 def _read_answer(pipe: Any) -> bytes:
@@ -206,8 +204,8 @@ def _read_answer(pipe: Any) -> bytes:
 def _load_child(job: bytes) -> bytes:
     """The second loader (`python -m projections.runner`, a fresh interpreter): the ranges
     it claims, into the same tables of the same views database (each batch its own short
-    write transaction, like the parent's); returns how many events it folded and its sums
-    (for the parent to write with its own: one write of the cells, not two), pickled."""
+    write transaction, like the parent's); returns its sums, pickled, for the parent to add
+    to its own and write once."""
     store_url, views_url, suffix, kinds, until, ranges, directory, sessions_per_batch = (
         pickle.loads(job)
     )
@@ -216,11 +214,11 @@ def _load_child(job: bytes) -> bytes:
     # (`for_url`): both loaders insert at random places of the detail, list and tag keys.
     engine = make_engine(views_url, immediate=True, durable=False, cache_mb=64)
     try:
-        seen, sums = _load_part(
+        sums = _load_part(
             store, engine, ViewTables(suffix, bulk=True), [k() for k in kinds], until,
             Claims(ranges, directory), sessions_per_batch, None,
         )  # fmt: skip
-        return pickle.dumps((seen, sums), pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps(sums, pickle.HIGHEST_PROTOCOL)
     finally:
         engine.dispose()
         store.dispose()
@@ -378,7 +376,7 @@ class ProjectionRunner:
         if target >= split_at and len(ranges) > 1 and self._can_split():
             sums = self._load_parallel(target, ranges, progress, sessions_per_batch)
         else:
-            _, sums = _load_part(
+            sums = _load_part(
                 self.store, self.engine, t, self.views, target, Claims(ranges),
                 sessions_per_batch, progress,
             )  # fmt: skip
@@ -448,7 +446,7 @@ class ProjectionRunner:
                 assert child.stdin is not None and child.stdout is not None
                 child.stdin.write(pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
                 child.stdin.close()
-                _, sums = _load_part(
+                sums = _load_part(
                     self.store, self.engine, t, self.views, target,
                     Claims(ranges, directory), sessions_per_batch, progress,
                 )  # fmt: skip
@@ -465,7 +463,7 @@ class ProjectionRunner:
         if len(out) < 8 or len(out) - 8 != int.from_bytes(out[:8], "big"):
             raise RuntimeError(f"the second loader's answer was cut short ({len(out)} bytes)")
         # A whole answer: the child's rows are committed, and its sums are here.
-        _, child_sums = pickle.loads(out[8:])
+        child_sums = pickle.loads(out[8:])
         for name, part in child_sums.items():
             mine = sums[name]
             for key, value in part.items():
