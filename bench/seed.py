@@ -240,7 +240,7 @@ def sessions_log(n_sessions: int, log: Callable[[str], None] = print) -> Path:
     )
 
 
-VIEWS_VERSION = 6  # bumped when the view tables change shape
+VIEWS_VERSION = 7  # bumped when the view tables change shape
 
 
 def views_for(db: Path, log: Callable[[str], None] = print) -> Path:

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, exists, func, select, tuple_
+from sqlalchemy import Connection, and_, exists, func, select, tuple_, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
+from domain.state import STATUSES
 from projections.tables import ViewTables
 from projections.views import (
     ALL_DAYS,
@@ -202,24 +203,96 @@ def _walk(
     if not driving:
         return True
     if sort == "started_at" and any(d in _INDEXED for d in driving):
-        return False  # a filter index is already in started_at order
-    ct = t.counts.c
+        return False  # status's index is in started_at order; the others merge runs of it
     everyone = _dim_count(conn, t, "", ("",))
-    sizes = []
-    for dim, values in driving.items():
-        if dim == "status":
-            n = conn.execute(
-                select(func.sum(ct.n)).where(ct.dim == "", ct.status.in_(values))
-            ).scalar()
-            sizes.append(int(n or 0))
-        else:
-            sizes.append(_dim_count(conn, t, dim, values))
-    smallest = min(sizes)
+    smallest = min(_seek_sizes(conn, t, f, driving).values())
     expected = smallest if matches is None else matches
     walk_cost = need * everyone / max(expected, 1)
     # Measured at 1M sessions: collecting and sorting a match costs about as much as walking
     # past an entry inside an index.
     return walk_cost < smallest
+
+
+def _seek_sizes(
+    conn: Connection, t: ViewTables, f: SessionFilter, driving: dict[str, tuple[str, ...]]
+) -> dict[str, int]:
+    """How many index entries collecting each driving filter's matches reads. A filter
+    index is led by its column and then status, so with a status filter it seeks exactly
+    the (value, status) pairs."""
+    ct = t.counts.c
+    sizes = {}
+    for dim, values in driving.items():
+        q = select(func.sum(ct.n))
+        if dim == "status":
+            q = q.where(ct.dim == "", ct.status.in_(values))
+        else:
+            q = q.where(ct.dim == dim, ct.value.in_(values))
+            if f.status and dim in _INDEXED:
+                q = q.where(ct.status.in_(f.status))
+        sizes[dim] = int(conn.execute(q).scalar() or 0)
+    return sizes
+
+
+# At most this many (value, status) runs are merged for one page (see `_status_runs`).
+MAX_RUNS = 64
+
+
+def _status_runs(
+    conn: Connection, t: ViewTables, f: SessionFilter, by_status: dict[str, int] | None
+) -> tuple[str, list[tuple[Any, str]]] | None:
+    """For a page in the default order under a filter index other than status's: the
+    index's column and the (value, status) runs whose merge is the page's order. Each run
+    is one seek, already in (started_at, number) order, so merging them reads about as
+    many entries as the page needs. None when no such index filters the page, or when a
+    tag or member filter (a per-row subquery) would be asked once per run."""
+    if f.tags or f.member is not None:
+        return None
+    eq = {d: v for d, v in _equalities(f).items() if d in _INDEXED}
+    if not eq:
+        return None
+    if len(eq) > 1:
+        sizes = _seek_sizes(conn, t, f, eq)
+        dim = min(eq, key=lambda d: (sizes[d], d))
+    else:
+        dim = next(iter(eq))
+    values: list[Any] = [int(v == "1") for v in eq[dim]] if dim == "active" else list(eq[dim])
+    if by_status is not None:  # the count view's exact statuses of these matches
+        statuses = sorted(by_status)
+    elif f.status:
+        statuses = list(f.status)
+    else:
+        ct = t.counts.c
+        seen = conn.execute(select(ct.status).where(ct.dim == "", ct.n > 0)).scalars()
+        statuses = sorted(set(STATUSES).union(seen))
+    runs = [(v, s) for v in values for s in statuses]
+    return (dim, runs) if len(runs) <= MAX_RUNS else None
+
+
+def _merged(
+    conn: Connection,
+    t: ViewTables,
+    f: SessionFilter,
+    dim: str,
+    runs: list[tuple[Any, str]],
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> list[int]:
+    """A page in the default order as the merge of index runs (`_status_runs`): SQLite
+    merges a UNION ALL whose arms come sorted (no temporary B-tree), PostgreSQL appends
+    them with a merge."""
+    c = t.list.c
+    cleared: dict[str, Any] = {dim: () if dim == "user" else None}
+    rest = replace(f, status=(), **cleared)
+    conds = _conditions(t, rest, walk=True)  # no other filter index may serve an arm
+    arms = [
+        select(c.number, c.started_at).where(*conds, c[dim] == v, c.status == s) for v, s in runs
+    ]
+    u = union_all(*arms) if len(arms) > 1 else arms[0]
+    k, n = u.selected_columns.started_at, u.selected_columns.number
+    order = [k.desc(), n.desc()] if descending else [k.asc(), n.asc()]
+    q = u.order_by(*order).limit(limit).offset(offset)
+    return [int(num) for num, _ in conn.execute(q)]
 
 
 def list_sessions(
@@ -256,6 +329,11 @@ def list_sessions(
         return Page(total, _summaries(conn, t, got))
     exact = total if by_status is not None else None
     walk = _walk(conn, t, f, sort, offset + limit, exact)
+    if not walk and sort == "started_at":
+        merge = _status_runs(conn, t, f, by_status)
+        if merge is not None:
+            got = _merged(conn, t, f, *merge, descending, limit, offset)
+            return Page(total, _summaries(conn, t, got))
     conds = _conditions(t, f, walk=walk)
     col = c[sort]
     key: Any = col if walk or sort == "started_at" else col + 0 if sort != "name" else col

@@ -79,9 +79,9 @@ class ViewTables:
         )
         # Indexes shaped like the list's questions (see projections/queries.py, which picks
         # between them by the count view's exact match counts):
-        # - a filter index per equality filter, in the default sort, carrying every sort
-        #   column and the other filters, so "filters, any sort" finds and sorts the matches
-        #   inside the index without reading a row;
+        # - a filter index per equality filter, then status, in the default sort, carrying
+        #   every sort column and the other filters, so "filters, any sort" finds and sorts
+        #   the matches inside the index without reading a row;
         # - a sort index per sort column, carrying the filter columns, so "common filter,
         #   other sort" walks the sort order and filters inside the index.
         # Each costs every write; the rarely-selective source and the text search go without.
@@ -93,11 +93,15 @@ class ViewTables:
                 *(self.list.c[k] for k in FILTER_COLUMNS),
             )
             for col in FILTER_COLUMNS:
+                # Led by the filter and then status (but for status's own), so "filter and
+                # status" seeks exactly its matches; a page of the filter alone in the
+                # default order merges its per-status runs (queries._status_runs).
+                lead = (col,) if col == "status" else (col, "status")
                 Index(
                     f"ix_session_list{s}_{col}",
-                    self.list.c[col],
+                    *(self.list.c[k] for k in lead),
                     *(self.list.c[k] for k in ("started_at", "number", *SORT_CARRIED)),
-                    *(self.list.c[k] for k in FILTER_COLUMNS if k != col),
+                    *(self.list.c[k] for k in FILTER_COLUMNS if k not in lead),
                 )
             for col in SORT_CARRIED:
                 Index(
