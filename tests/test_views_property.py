@@ -97,7 +97,8 @@ def dump(runner: ProjectionRunner) -> dict[str, Any]:
         details = {i["id"]: qs.get_detail(conn, t, i["id"]) for i in page.items}
         out = {
             "list": page.items,
-            # Default-order pages under filter indexes (merged status runs; PostgreSQL too).
+            # Default-order pages under filter indexes: PostgreSQL runs the merged status
+            # runs too, and must agree with SQLite.
             "list_p1": qs.list_sessions(conn, t, qs.SessionFilter(project="p1")).items,
             "list_ann": qs.list_sessions(
                 conn, t, qs.SessionFilter(user=("ann",), status=("running", "completed"))
