@@ -27,6 +27,10 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.ConcurrencyError: 409,
     e.IdempotencyKeyReusedError: 422,
     e.ContextConflictError: 409,
+    e.UnauthorizedError: 401,
+    e.ForbiddenError: 403,
+    e.LimitExceededError: 413,
+    e.StoreUnavailableError: 503,
 }
 
 Renderer = Callable[[int, str, str, str | None], Response]

@@ -60,3 +60,32 @@ class ContextConflictError(LedgerError):
     """An execution context's h was recorded before with other attributes."""
 
     code = "context-conflict"
+
+
+class UnauthorizedError(LedgerError):
+    """No credential, or one the ledger does not know (or has revoked)."""
+
+    code = "unauthorized"
+
+
+class ForbiddenError(LedgerError):
+    """A known key without the scope, or limited to projects that exclude this session."""
+
+    code = "forbidden"
+
+
+class LimitExceededError(LedgerError):
+    """A request over a configured size limit (names the limit); nothing is appended."""
+
+    code = "limit-exceeded"
+
+    def __init__(self, message: str, *, field: str | None = None, limit: str = "") -> None:
+        super().__init__(message, field=field)
+        self.limit = limit
+
+
+class StoreUnavailableError(LedgerError):
+    """The store cannot write now (disk full, read-only, locked): retry later."""
+
+    code = "store-unavailable"
+    retry_after = 5

@@ -32,12 +32,14 @@ from domain.context import ExecutionContext, context_stream, is_context_stream
 from domain.errors import (
     ConcurrencyError,
     ContextConflictError,
+    ForbiddenError,
     IdempotencyKeyReusedError,
     InvalidCommandError,
     LedgerError,
     SessionExistsError,
     SessionNotFoundError,
 )
+from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.runtime import paused_gc
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
@@ -51,7 +53,10 @@ Outcome = c.CommandResult | LedgerError
 # Who waits for a submission's outcomes: a thread (concurrent Future) or an event loop's task
 # (asyncio Future, answered on its own loop; see `Ledger.submit_async`).
 Waiter = Future[list[Outcome]] | asyncio.Future[list[Outcome]]
-Item = tuple[list[c.Command], Waiter]
+# A key limited to projects submits with their names: its commands may touch only sessions
+# of those projects (None: any project).
+Projects = frozenset[str] | None
+Item = tuple[list[c.Command], Waiter, Projects]
 # What the writer decides on and caches: a session, or an execution context (`context:` ids).
 Aggregate = Session | ExecutionContext
 
@@ -178,8 +183,10 @@ class Ledger:
         clock: Clock,
         cache_size: int = 20000,
         max_batch: int = 2000,
+        limits: Limits = DEFAULT_LIMITS,
     ) -> None:
         self.store = store
+        self.limits = limits
         self.clock = clock
         self.cache: OrderedDict[str, Aggregate] = OrderedDict()
         self.cache_size = cache_size
@@ -205,24 +212,57 @@ class Ledger:
 
     # -- submitting -----------------------------------------------------------------------------
 
-    def submit(self, cmds: list[c.Command]) -> Future[list[Outcome]]:
+    def submit(self, cmds: list[c.Command], projects: Projects = None) -> Future[list[Outcome]]:
         fut: Future[list[Outcome]] = Future()
-        if self._thread is None:
-            self._process([(cmds, fut)])
+        refused = self._refused(cmds)
+        if refused is not None:
+            valid = [cmd for cmd, err in zip(cmds, refused, strict=True) if err is None]
+            inner = self.submit(valid, projects) if valid else None
+            fut.set_result(_merge(refused, inner.result() if inner else []))
+        elif self._thread is None:
+            self._process([(cmds, fut, projects)])
         else:
-            self.queue.put((cmds, fut))
+            self.queue.put((cmds, fut, projects))
         return fut
 
-    def submit_async(self, cmds: list[c.Command]) -> asyncio.Future[list[Outcome]]:
+    def submit_async(
+        self, cmds: list[c.Command], projects: Projects = None
+    ) -> asyncio.Future[list[Outcome]]:
         """`submit` for a coroutine on a running event loop: the writer answers a whole commit
         group's waiters on one loop with one thread-safe callback (a loop wake-up per group,
         not one per request as `asyncio.wrap_future` would cost)."""
-        fut: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
-        if self._thread is None:
-            self._process([(cmds, fut)])
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[list[Outcome]] = loop.create_future()
+        refused = self._refused(cmds)
+        if refused is not None:
+            valid = [cmd for cmd, err in zip(cmds, refused, strict=True) if err is None]
+            if not valid:
+                fut.set_result(_merge(refused, []))
+                return fut
+            inner = self.submit_async(valid, projects)
+            inner.add_done_callback(
+                lambda done: fut.set_exception(done.exception())  # type: ignore[arg-type]
+                if done.exception()
+                else fut.set_result(_merge(refused, done.result()))
+            )
+        elif self._thread is None:
+            self._process([(cmds, fut, projects)])
         else:
-            self.queue.put((cmds, fut))
+            self.queue.put((cmds, fut, projects))
         return fut
+
+    def _refused(self, cmds: list[c.Command]) -> list[LedgerError | None] | None:
+        """Each command's rule violation (None where valid); None when all are valid. This
+        runs on the caller's thread: the writer only ever sees commands that passed."""
+        refused: list[LedgerError | None] | None = None
+        for i, cmd in enumerate(cmds):
+            try:
+                validate(cmd, self.limits)
+            except LedgerError as err:
+                if refused is None:
+                    refused = [None] * len(cmds)
+                refused[i] = err
+        return refused
 
     def execute(self, cmd: c.Command) -> c.CommandResult:
         out = self.submit([cmd]).result()[0]
@@ -275,7 +315,7 @@ class Ledger:
             for sid in touched:
                 self.cache.pop(sid, None)
             log.exception("append failed; nothing of this batch was stored")
-            _answer([(fut, exc) for _, fut in items])
+            _answer([(fut, exc) for _, fut, _ in items])
             return
         for sid, agg in touched.items():
             self.cache[sid] = agg
@@ -285,7 +325,7 @@ class Ledger:
         self.last_position = head
         answers: list[tuple[Waiter, list[Outcome] | BaseException]] = []
         i = 0
-        for cmds, fut in items:
+        for cmds, fut, _ in items:
             answers.append((fut, outcomes[i : i + len(cmds)]))
             i += len(cmds)
         _answer(answers)
@@ -297,7 +337,8 @@ class Ledger:
         items: list[Item],
         touched: dict[str, Aggregate],
     ) -> tuple[list[Outcome], int]:
-        cmds = [cmd for batch, _ in items for cmd in batch]
+        cmds = [cmd for batch, _, _ in items for cmd in batch]
+        limits = [p for batch, _, p in items for _ in batch] if _any_limit(items) else None
         with self.store.write_transaction() as conn:
             position, prev, floor = self.store.tail(conn)
             head = (position, prev)
@@ -347,6 +388,8 @@ class Ledger:
                     floor = at
                     mark = len(new)
                     try:
+                        if limits is not None and limits[i] is not None:
+                            check_projects(cmd, touched.get(sid), limits[i])
                         agg = decide(cmd, touched.get(sid), at, new)
                     except LedgerError as err:
                         if len(new) != mark:  # rules are checked before any event is decided
@@ -435,6 +478,37 @@ class Ledger:
         if isinstance(first, int):
             return first
         return c.CommandResult(**orjson.loads(first))
+
+
+def _merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[Outcome]:
+    """The refusals in their places, the valid commands' outcomes in order between them."""
+    rest = iter(outcomes)
+    return [err if err is not None else next(rest) for err in refused]
+
+
+def _any_limit(items: list[Item]) -> bool:
+    for item in items:
+        if item[2] is not None:
+            return True
+    return False
+
+
+def check_projects(cmd: c.Command, agg: Aggregate | None, projects: frozenset[str]) -> None:
+    """Refuse a command of a project-limited key on a session outside its projects (a
+    start or an update that would put the session there included)."""
+    if isinstance(cmd, c.RecordContext):
+        return  # contexts belong to no project
+    if isinstance(cmd, c.StartSession):
+        project = cmd.project
+    elif isinstance(agg, Session):
+        project = agg.state["project"]
+    else:
+        return  # no session: decide() answers not found
+    if project not in projects:
+        raise ForbiddenError(f"this key may not act on sessions of project {project!r}")
+    if isinstance(cmd, c.UpdateDetails) and "project" in cmd.changes:
+        if cmd.changes["project"] not in projects:
+            raise ForbiddenError("this key may not move a session to another project")
 
 
 def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:
