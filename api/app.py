@@ -15,16 +15,19 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
 
-from api import problems
+from api import keys, problems, redact
+from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
+from api.limits import BodyLimits, bounded, check_host
 from api.routes import audit, batch, sessions
 from api.settings import Settings
+from domain.errors import LedgerError
 
 # The seed systems' session APIs, each one module in api/dialects with a `router`.
 DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
@@ -70,10 +73,14 @@ class LedgerAPI(FastAPI):
     """
 
     lane: list[tuple[re.Pattern[str], ASGIApp]]
+    gate: Gate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lane = []
+        self.gate = Gate()
+        self.body_limits = BodyLimits()
+        self.allowed_hosts: tuple[str, ...] = ("*",)
         self._lane_wrap: Any = None
 
     def open_lane(self, wrap: Any = None) -> None:
@@ -88,6 +95,21 @@ class LedgerAPI(FastAPI):
         ]
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            # The one gate: every request is authenticated and authorised here, before the
+            # lane and the router (api/auth.py), so no route can be reached around it; its
+            # Host is one this ledger serves and its body is counted against its cap
+            # (api/limits.py).
+            try:
+                check_host(scope, self.allowed_hosts)
+                await self.gate.check(scope)
+                receive = bounded(scope, receive, self.body_limits)
+            except LedgerError as err:
+                await self._refuse(Refusal(err, {}), scope, receive, send)
+                return
+            except Refusal as refusal:
+                await self._refuse(refusal, scope, receive, send)
+                return
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             path = scope["path"]
             for regex, twin in self.lane:
@@ -102,6 +124,14 @@ class LedgerAPI(FastAPI):
                         await self._lane_wrap(serve)(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
+
+    async def _refuse(self, refusal: Refusal, scope: Any, receive: Any, send: Any) -> None:
+        # The app's own handler renders it, so a dialect's clients get their error shape.
+        handler = self.exception_handlers[LedgerError]
+        response = await handler(Request(scope, receive), refusal.error)
+        for name, value in refusal.headers.items():
+            response.headers[name] = value
+        await response(scope, receive, send)
 
     async def _serve_lane(self, twin: ASGIApp, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -141,6 +171,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         own = container is None
         c = container or bootstrap(settings)
         c.start()
+        keys.create_schema(c.store.write_engine)
+        gate = cast(LedgerAPI, app).gate
+        gate.attach(keys.KeyRing(c.store.read_engine, settings.key_refresh), c)
+        redact.install()
         worker = start_worker_process(settings) if settings.projection_worker == "process" else None
         sweeper = ExpirySweeper(c)
         sweeper.start()
@@ -162,6 +196,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         "the seed systems' session APIs under /compat.",
         lifespan=lifespan,
     )
+    app.gate = Gate(settings.allow_anonymous)
+    app.body_limits = settings.body_limits
+    app.allowed_hosts = settings.allowed_hosts
     problems.install(app)
 
     @app.post("/noop", include_in_schema=False)

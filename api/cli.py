@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -22,6 +23,7 @@ def serve(args: argparse.Namespace) -> int:
         f"views: {settings.views_url}; OpenAPI at /docs)",
         file=sys.stderr,
     )
+    _first_admin_key(settings.database_url)
     app = create_app(settings)
     settle_gc()
     uvicorn.run(
@@ -35,6 +37,75 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
     )
     return 0
+
+
+def _first_admin_key(database_url: str) -> None:
+    """On a ledger without any key, make the `admin` key and show it once, on stderr only
+    (not through logging, so no log file or handler ever receives it)."""
+    from api import keys
+
+    engine = _engine(database_url)
+    try:
+        keys.create_schema(engine)
+        secret = keys.ensure_admin(engine)
+    finally:
+        engine.dispose()
+    if secret is not None:
+        print(
+            f"Created the API key 'admin' (all scopes). It is shown once, here, and cannot be "
+            f"recovered:\n\n    {secret}\n\nSend it as 'Authorization: Bearer <key>'; make "
+            "narrower keys with `ledger keys create`.",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _engine(database_url: str) -> Any:
+    from domain.store import make_engine
+
+    return make_engine(database_url, immediate=True)
+
+
+def keys_command(args: argparse.Namespace) -> int:
+    """`ledger keys create|list|revoke` on the event database (LEDGER_DATABASE_URL)."""
+    from api import keys
+    from api.settings import Settings
+
+    engine = _engine(Settings.from_env().database_url)
+    try:
+        keys.create_schema(engine)
+        if args.keys_command == "create":
+            secret = keys.create(engine, args.name, args.scope, args.project or None)
+            print(secret)
+            print("(shown once: only its hash is stored)", file=sys.stderr)
+        elif args.keys_command == "revoke":
+            keys.revoke(engine, args.name)
+            print(
+                f"revoked {args.name} (other processes stop accepting it within their cache "
+                "refresh, LEDGER_KEY_REFRESH seconds)",
+                file=sys.stderr,
+            )
+        else:
+            _print_keys(keys.list_keys(engine))
+    except keys.KeyRefused as err:
+        print(f"ledger keys: {err}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _print_keys(rows: list[Any]) -> None:
+    from api.render import iso
+
+    print(f"{'name':<20} {'scopes':<26} {'projects':<20} {'created':<26} revoked")
+    for k in rows:
+        projects = ",".join(k.projects) if k.projects is not None else "*"
+        revoked = iso(k.revoked_at) if k.revoked_at is not None else "-"
+        print(
+            f"{k.name:<20} {','.join(k.scopes):<26} {projects:<20} {iso(k.created_at):<26} "
+            f"{revoked}"
+        )
 
 
 def project(args: argparse.Namespace) -> int:
@@ -65,6 +136,27 @@ def project(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_keys_parser(sub: Any) -> None:
+    from api.keys import SCOPES
+
+    k = sub.add_parser("keys", help="create, list and revoke API keys")
+    ks = k.add_subparsers(dest="keys_command", required=True)
+    c = ks.add_parser("create", help="make a key and print it (once)")
+    c.add_argument("name", help="the key's name (Basic-auth dialects send it as the user)")
+    c.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=SCOPES,
+        help="repeatable; admin implies all",
+    )
+    c.add_argument("--project", action="append", help="limit the key to this project (repeatable)")
+    ks.add_parser("list", help="names, scopes, projects, created and revoked times")
+    r = ks.add_parser("revoke", help="revoke a key by name")
+    r.add_argument("name")
+    k.set_defaults(func=keys_command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="ledger",
@@ -89,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run the projection worker as a child process (default) or a thread",
     )
     p.set_defaults(func=serve)
+    _add_keys_parser(sub)
     w = sub.add_parser("project", help="run the projection worker alone (scale-out)")
     w.add_argument("--poll-interval", type=float, default=0.005, help="seconds between polls")
     w.set_defaults(func=project)

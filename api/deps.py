@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy import Connection
 
+from api import auth
 from api.bootstrap import Container
 from domain.commands import Command, CommandResult
-from domain.errors import LedgerError
+from domain.errors import InvalidCommandError, LedgerError
 
 
 async def get_container(request: Request) -> Container:
@@ -23,8 +24,9 @@ ContainerDep = Annotated[Container, Depends(get_container)]
 
 
 async def execute(container: Container, cmd: Command) -> CommandResult:
-    """Submit one command and wait for its group's commit; a refusal is raised."""
-    out = (await container.ledger.submit_async([cmd]))[0]
+    """Submit one command and wait for its group's commit; a refusal is raised. A key
+    limited to projects (api/auth.py) may act only on sessions of those projects."""
+    out = (await container.ledger.submit_async([cmd], auth.projects()))[0]
     if isinstance(out, LedgerError):
         raise out
     return out
@@ -34,8 +36,15 @@ async def fresh_views(
     container: ContainerDep,
     x_min_position: Annotated[int | None, Header()] = None,
 ) -> Container:
-    """Wait (bounded) until the views include every write this process acknowledged."""
+    """Wait (bounded) until the views include every write this process acknowledged, and
+    the position the client names (X-Min-Position: a write another process acknowledged)."""
     target = max(container.ledger.last_position, x_min_position or 0)
+    if target > container.ledger.last_position and target > container.store.head_digest()[0]:
+        # Not in the log yet, so no wait can see it: say so at once rather than hold a
+        # worker thread for the whole wait.
+        raise InvalidCommandError(
+            f"X-Min-Position {target} is beyond the log's head", field="X-Min-Position"
+        )
     runner = container.runner
     if runner.position < target:
         runner.wake()

@@ -74,7 +74,11 @@ def _render(request: Request, status: int, code: str, detail: str, field: str | 
 def install(app: FastAPI) -> None:
     @app.exception_handler(e.LedgerError)
     async def _ledger_error(request: Request, err: e.LedgerError) -> Response:
-        return _render(request, status_of(err), err.code, err.message, err.field)
+        resp = _render(request, status_of(err), err.code, err.message, err.field)
+        retry_after = getattr(err, "retry_after", None)
+        if retry_after is not None:
+            resp.headers["Retry-After"] = str(retry_after)
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:

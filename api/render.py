@@ -5,6 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from starlette.responses import Response
+
+# Uploaded content is the clients', not ours: never sniffed, rendered or scripted on the
+# API's origin (stored XSS), whatever type it was uploaded as.
+UPLOAD_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
+
 TIME_FIELDS = frozenset(
     {"started_at", "ended_at", "last_seen_at", "updated_at", "at", "occurred_at", "recorded_at"}
 )
@@ -49,3 +58,9 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in doc.items() if k not in ("visible_path", "visible_since", "deleted")}
     out["active"] = doc["ended_at"] is None and not doc["deleted"]
     return with_iso_times(out)
+
+
+def uploaded_content(data: bytes, media_type: str, name: str) -> Response:
+    """An uploaded blob served back as a download, with its recorded type."""
+    headers = {**UPLOAD_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(data, media_type=media_type, headers=headers)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from api.limits import BodyLimits
+from domain.rules import Limits
 
 
 def _default_views_url(database_url: str) -> str:
@@ -14,18 +18,6 @@ def _default_views_url(database_url: str) -> str:
         path = Path(database_url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.with_name(path.stem + '-views' + path.suffix)}"
     return database_url
-
-
-def parse_tokens(text: str) -> dict[str, str]:
-    """`token=user,token2=user2` -> {token: user} (LEDGER_API_TOKENS)."""
-    out = {}
-    for part in text.split(","):
-        token, sep, user = part.strip().partition("=")
-        if part.strip():
-            if not sep or not token or not user:
-                raise ValueError("LEDGER_API_TOKENS must look like token=user,token2=user2")
-            out[token] = user
-    return out
 
 
 @dataclass(frozen=True)
@@ -43,7 +35,18 @@ class Settings:
     projection_worker: str = "thread"
     # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
     server_timing: bool = False
-    api_tokens: dict[str, str] = field(default_factory=dict)
+    # "read": requests without a key get the read scope; "" (default): every request needs a
+    # key (api/auth.py).
+    allow_anonymous: str = ""
+    # How stale the API keys cached in a process may be: a key revoked by another process
+    # stops working within this many seconds (api/keys.py KeyRing).
+    key_refresh: float = 5.0
+    # Request body caps (api/limits.py) and command sizes (domain/rules.py): LEDGER_MAX_*.
+    body_limits: BodyLimits = field(default_factory=BodyLimits)
+    command_limits: Limits = field(default_factory=Limits)
+    # Host header values served ("*": any); a DNS-rebinding page then cannot reach a ledger
+    # on loopback (LEDGER_ALLOWED_HOSTS, comma-separated).
+    allowed_hosts: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if not self.views_url:
@@ -52,6 +55,8 @@ class Settings:
             raise ValueError("LEDGER_PROJECTION_WORKER must be thread or process")
         if self.session_timeout <= 0:
             raise ValueError("LEDGER_SESSION_TIMEOUT must be positive")
+        if self.allow_anonymous not in ("", "read"):
+            raise ValueError("LEDGER_ALLOW_ANONYMOUS must be read or empty")
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -66,7 +71,29 @@ class Settings:
             "read_wait": float(env.get("LEDGER_READ_WAIT", "2")),
             "projection_worker": env.get("LEDGER_PROJECTION_WORKER", "thread"),
             "server_timing": env.get("LEDGER_SERVER_TIMING", "") in ("1", "true", "yes"),
-            "api_tokens": parse_tokens(env.get("LEDGER_API_TOKENS", "")),
+            "allow_anonymous": env.get("LEDGER_ALLOW_ANONYMOUS", ""),
+            "key_refresh": float(env.get("LEDGER_KEY_REFRESH", "5")),
+            "body_limits": _from_env(BodyLimits, "LEDGER_"),
+            "command_limits": _from_env(Limits, "LEDGER_MAX_"),
+            "allowed_hosts": tuple(
+                h.strip() for h in env.get("LEDGER_ALLOWED_HOSTS", "*").split(",") if h.strip()
+            ),
         }
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
+
+
+def _from_env(cls: Any, prefix: str) -> Any:
+    """A limits object whose fields come from LEDGER_* variables (a field `max_body_bytes`
+    reads LEDGER_MAX_BODY_BYTES; Limits' `id_length` reads LEDGER_MAX_ID_LENGTH)."""
+    kw = {}
+    for f in fields(cls):
+        name = prefix + f.name.upper()
+        if name in os.environ:
+            try:
+                kw[f.name] = int(os.environ[name])
+            except ValueError:
+                raise ValueError(f"{name} must be an integer") from None
+            if kw[f.name] <= 0:
+                raise ValueError(f"{name} must be positive")
+    return cls(**kw)

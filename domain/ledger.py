@@ -38,12 +38,13 @@ from domain.errors import (
     LedgerError,
     SessionExistsError,
     SessionNotFoundError,
+    StoreUnavailableError,
 )
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.runtime import paused_gc
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
-from domain.store import EventStore, NewEvent, StoredEvent
+from domain.store import EventStore, NewEvent, StaleWriteError, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -241,9 +242,11 @@ class Ledger:
                 return fut
             inner = self.submit_async(valid, projects)
             inner.add_done_callback(
-                lambda done: fut.set_exception(done.exception())  # type: ignore[arg-type]
-                if done.exception()
-                else fut.set_result(_merge(refused, done.result()))
+                lambda done: (
+                    fut.set_exception(done.exception())  # type: ignore[arg-type]
+                    if done.exception()
+                    else fut.set_result(_merge(refused, done.result()))
+                )
             )
         elif self._thread is None:
             self._process([(cmds, fut, projects)])
@@ -307,15 +310,16 @@ class Ledger:
             if stop:
                 return
 
-    def _process(self, items: list[Item]) -> None:
+    def _process(self, items: list[Item], retried: bool = False) -> None:
+        """Decide and append one commit group, then answer its waiters. A failure fails only
+        its own submission: the group is tried again one submission at a time."""
         touched: dict[str, Aggregate] = {}
         try:
             outcomes, head = self._append(items, touched)
         except Exception as exc:
-            for sid in touched:
+            for sid in touched:  # decided in place, then rolled back: stale
                 self.cache.pop(sid, None)
-            log.exception("append failed; nothing of this batch was stored")
-            _answer([(fut, exc) for _, fut, _ in items])
+            self._failed(items, exc, retried)
             return
         for sid, agg in touched.items():
             self.cache[sid] = agg
@@ -331,6 +335,22 @@ class Ledger:
         _answer(answers)
         for listener in self.listeners:
             listener(head)
+
+    def _failed(self, items: list[Item], exc: Exception, retried: bool) -> None:
+        if isinstance(exc, StaleWriteError) and not retried:
+            # Another process wrote the same streams: decide again on what is stored now.
+            self.cache.clear()
+            self._process(items, retried=True)
+            return
+        if len(items) > 1 and not isinstance(exc, StoreUnavailableError):
+            for item in items:  # isolate the submission that fails
+                self._process([item], retried)
+            return
+        if isinstance(exc, StaleWriteError):
+            exc = ConcurrencyError("another process appended to the same stream; retry")
+        elif not isinstance(exc, LedgerError):
+            log.error("append failed; nothing of this submission was stored", exc_info=exc)
+        _answer([(fut, exc) for _, fut, _ in items])
 
     def _append(
         self,
@@ -388,8 +408,9 @@ class Ledger:
                     floor = at
                     mark = len(new)
                     try:
-                        if limits is not None and limits[i] is not None:
-                            check_projects(cmd, touched.get(sid), limits[i])
+                        allowed = limits[i] if limits is not None else None
+                        if allowed is not None:
+                            check_projects(cmd, touched.get(sid), allowed)
                         agg = decide(cmd, touched.get(sid), at, new)
                     except LedgerError as err:
                         if len(new) != mark:  # rules are checked before any event is decided
@@ -487,10 +508,7 @@ def _merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[O
 
 
 def _any_limit(items: list[Item]) -> bool:
-    for item in items:
-        if item[2] is not None:
-            return True
-    return False
+    return any(item[2] is not None for item in items)
 
 
 def check_projects(cmd: c.Command, agg: Aggregate | None, projects: frozenset[str]) -> None:
@@ -506,9 +524,9 @@ def check_projects(cmd: c.Command, agg: Aggregate | None, projects: frozenset[st
         return  # no session: decide() answers not found
     if project not in projects:
         raise ForbiddenError(f"this key may not act on sessions of project {project!r}")
-    if isinstance(cmd, c.UpdateDetails) and "project" in cmd.changes:
-        if cmd.changes["project"] not in projects:
-            raise ForbiddenError("this key may not move a session to another project")
+    moved = isinstance(cmd, c.UpdateDetails) and "project" in cmd.changes
+    if moved and cmd.changes["project"] not in projects:  # type: ignore[attr-defined]
+        raise ForbiddenError("this key may not move a session to another project")
 
 
 def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:

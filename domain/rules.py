@@ -169,11 +169,13 @@ def check_json(value: Any, field: str, limits: Limits, *, flat: bool = False) ->
             return
         if flat or depth > 8 or t not in (list, dict):
             raise invalid(field, "holds a value of an unsupported type or depth")
-        items = v.items() if t is dict else enumerate(v)
-        for k, item in items:
-            if t is dict:
-                check_text(k, f"{field} key", limits.text_length, optional=False)
-                budget[0] -= len(k)
+        if t is list:
+            for item in v:
+                walk(item, depth + 1)
+            return
+        for k, item in v.items():
+            check_text(k, f"{field} key", limits.text_length, optional=False)
+            budget[0] -= len(k)
             walk(item, depth + 1)
 
     for k, v in value.items():

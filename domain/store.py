@@ -36,8 +36,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from domain.checkpoint import BACKSTOP_PAGES, Checkpointer
+from domain.errors import StoreUnavailableError
 
 GENESIS_HASH = b"\x00" * 32
 # Positions outgrow 32 bits on a busy PostgreSQL log; SQLite keeps INTEGER (its rowid alias).
@@ -84,6 +86,11 @@ _POSTGRES_GUARDS = (
     "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()",
 )
+
+
+class StaleWriteError(Exception):
+    """An append collided with rows another process wrote (a stream version or position
+    taken meanwhile): nothing was stored, and deciding again on fresh state may succeed."""
 
 
 class NewEvent(NamedTuple):
@@ -264,10 +271,20 @@ class EventStore:
 
     @contextmanager
     def write_transaction(self) -> Iterator[Connection]:
-        with self.write_engine.begin() as conn:
-            if not self.is_sqlite:
-                conn.exec_driver_sql("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
-            yield conn
+        """One serialised write transaction. A database that cannot write now (disk full,
+        read-only, gone) raises StoreUnavailableError; a collision with another process's
+        rows raises StaleWriteError. Either way the transaction rolled back whole."""
+        try:
+            with self.write_engine.begin() as conn:
+                if not self.is_sqlite:
+                    conn.exec_driver_sql("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
+                yield conn
+        except IntegrityError as err:
+            raise StaleWriteError(str(err.orig)) from err
+        except (OperationalError, InternalError) as err:
+            # The driver's message names the condition ("database or disk is full", "attempt
+            # to write a readonly database"), never a password: the URL is not in it.
+            raise StoreUnavailableError(f"the event store cannot write: {err.orig}") from err
         if self.checkpointer is not None:
             self.checkpointer.poke()
 

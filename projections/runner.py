@@ -6,6 +6,30 @@ every view the (before, after) changes, and writes the views' rows and their tra
 positions in one transaction. A killed process resumes at the last committed position; the
 live worker and the rebuild are this same class.
 
+Exactly once whoever runs: several workers may share one views database (every `ledger
+serve` starts its own, `ledger project` is another, a rebuild catches up inside its swap).
+A batch's first statement moves the views' tracking rows from the position the worker read
+its events after to the batch's last position, only if they still say that position
+(`_claim`). On PostgreSQL that UPDATE waits on the row lock of a worker applying the same
+events and then matches nothing; on SQLite the write lock is taken first. A worker whose
+claim matches nothing rolls back, drops its cached position and reads on from the one
+committed (`_resync`): it never applies an event another worker applied.
+
+A poison event (one the fold, or a view, raises on) is skipped and recorded, and every
+view goes on. The views hang off one fold (the detail table is its store, the others are
+built from its before and after states), so stopping just the view that raised would
+leave the others waiting on the fold, or the fold ahead of them: a stopped view could
+only be restarted by a rebuild. Skipping keeps every view current for every other
+session; the skipped event's session stays as it was before that event. A failed batch is
+split in halves until the single event that fails alone is found (`_isolate`), so the
+events around it are applied as before; the skip moves the tracking position past it in
+one transaction with its record in `view_failures` (projections/failures.py: each view's
+name, the position, the error naming the fold or the view that raised). A failure that is
+the database's (locked, read-only, gone: `is_infrastructure`) is never a skip: the live
+worker retries it, backing off, and `health()` reports the views as stopped until a batch
+goes through. A rebuild's bulk `load` folds whole streams and cannot skip one event: it
+fails on a poison event; `catch_up` from an empty views database gets the live result.
+
 A bulk load into empty tables (`load`: rebuilds and as-of replays) reads the log stream by
 stream instead, in ranges of stream ids, folds one session at a time and writes each once,
 complete; on a large log a second process takes ranges too (`python -m projections.runner`
@@ -28,12 +52,15 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, inspect, select
+from sqlalchemy import Connection, Engine, inspect, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.runtime import paused_gc
 from domain.session import ALL_EVENT_CLASSES, upcast
 from domain.state import EVOLVERS, State, evolve, fold_kept_alive, new_state
 from domain.store import EventStore, StoredEvent, make_engine
+from projections import failures
+from projections.failures import ApplyFailed, ViewHealth, describe
 from projections.sql import upsert
 from projections.tables import ViewTables
 from projections.views import (
@@ -224,6 +251,12 @@ def _load_child(job: bytes) -> bytes:
         store.dispose()
 
 
+def _error_text(exc: BaseException) -> str:
+    """A failed batch's error for `health()` and the health routes: one line, no statement,
+    parameters or credentials (a database error's text can carry them)."""
+    return str(exc) if isinstance(exc, ApplyFailed) else describe(exc)
+
+
 class ProjectionRunner:
     def __init__(
         self,
@@ -277,6 +310,7 @@ class ProjectionRunner:
                         index.drop(conn)
                         index.create(conn)  # create_all passes over a table that exists
             self.tables.metadata.create_all(conn)
+            failures.metadata.create_all(conn)
         self._position = self.read_position()
 
     def read_position(self) -> int:
@@ -295,21 +329,47 @@ class ProjectionRunner:
     # -- one batch --------------------------------------------------------------------------
 
     def apply(self, events: Sequence[StoredEvent]) -> int:
-        """Fold `events` (consecutive, after our position) into every view in one transaction."""
-        if not events:
+        """Fold `events` (in order, after our position) into every view in one transaction;
+        a batch that raises on an event is split until that event is found and skipped
+        (see the module docstring). Returns the position the views now stand at."""
+        try:
+            return self._apply_batch(events)
+        except ApplyFailed as failed:
+            if failed.infrastructure:
+                raise
+            log.warning("a batch failed (%s): finding the event it cannot apply", failed)
+            self._isolate(events, failed)
             return self._position
+
+    def _apply_batch(self, events: Sequence[StoredEvent]) -> int:
+        """One transaction: claim the tracking position, fold, write every view."""
+        old = self._position
+        events = [e for e in events if e.position > old]
+        if not events:
+            return old
+        last = events[-1].position
         t = self.tables
         # Events the session fold does not know (an execution context's, say) change no view,
         # but the tracking position still moves past them, so a batch of them is applied too.
         folded = [e for e in events if e.type in EVOLVERS]
         sids = list(dict.fromkeys(e.stream_id for e in folded))
         with self.engine.begin() as conn:
-            stored = self._tracked(conn)
-            if stored != self._position or events[0].position <= stored:
-                # The tables moved under us (a rebuild was swapped in, or another worker
-                # applied these events): resume from what the tables say, apply nothing.
-                self._position = stored
-                return stored
+            if not self._claim(conn, old, last):
+                overtaken = True
+            else:
+                overtaken = False
+                self._fold_and_write(conn, t, folded, sids)
+                # Leaving the block commits the rows with the claimed position.
+        if overtaken:
+            return self._resync(old)
+        self._moved_to(last)
+        return last
+
+    def _fold_and_write(
+        self, conn: Connection, t: ViewTables, folded: list[StoredEvent], sids: list[str]
+    ) -> None:
+        part = "fold"
+        try:
             before: dict[str, State] = {}
             after: dict[str, State] = {}
             for i in range(0, len(sids), 500):
@@ -334,18 +394,110 @@ class ProjectionRunner:
                 )
             changes: list[Change] = [(sid, before.get(sid), after[sid]) for sid in sids]
             for view in self.views if changes else ():
+                part = view.name
                 view.apply(conn, t, changes)
-            last = events[-1].position
-            upsert(
-                conn,
-                t.tracking,
-                [{"view": v.name, "position": last} for v in self.views],
-                ["view"],
+        except Exception as exc:
+            raise ApplyFailed(part, exc) from exc
+
+    def _claim(self, conn: Connection, old: int, new: int) -> bool:
+        """Move every view's tracking position from `old` to `new`, or none: False when the
+        rows no longer say `old` (another worker applied these events, or a rebuild was
+        swapped in). The first statement of a batch, so on PostgreSQL a second worker's
+        claim waits for the first one's commit and then matches no row."""
+        tr = self.tables.tracking
+        names = [v.name for v in self.views]
+        moved = conn.execute(
+            update(tr).where(tr.c.view.in_(names), tr.c.position == old).values(position=new)
+        ).rowcount
+        if moved == len(names):
+            return True
+        if moved == 0 and old == 0:
+            # Fresh tables have no rows yet: the first batch inserts them. A concurrent first
+            # batch's insert collides on the key (PostgreSQL waits for its commit) and adds none.
+            dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+            rows = [{"view": n, "position": new} for n in names]
+            ins = dialect.insert(tr).values(rows).on_conflict_do_nothing(index_elements=["view"])
+            return conn.execute(ins).rowcount == len(names)
+        return False
+
+    def _resync(self, old: int) -> int:
+        """Another worker (or a rebuild) moved the views on: forget our position and take the
+        committed one. Rows that disagree among the views (a tracking row at another position
+        than the rest) cannot be claimed: that is an error, not a reason to wait."""
+        stored = self.read_position()
+        if stored == old:
+            raise RuntimeError(
+                f"the views' tracking positions disagree around {old}: rebuild the views"
             )
+        log.info("views moved from %s to %s under this worker: resuming there", old, stored)
+        self._moved_to(stored)
+        return stored
+
+    def _moved_to(self, position: int) -> None:
         with self._cond:
-            self._position = last
+            self._position = position
             self._cond.notify_all()
-        return last
+
+    def _isolate(self, events: Sequence[StoredEvent], failed: ApplyFailed) -> None:
+        """Apply `events`, one of which (at least) fails: halves that go through are
+        committed as they are, a half that fails is split again, and an event that fails
+        alone is skipped (`_skip`). Only after a failure: a batch costs the same as ever."""
+        if len(events) == 1:
+            self._skip(events[0], failed)
+            return
+        mid = len(events) // 2
+        for half in (events[:mid], events[mid:]):
+            try:
+                self._apply_batch(half)
+            except ApplyFailed as again:
+                if again.infrastructure:
+                    raise
+                self._isolate(half, again)
+
+    def _skip(self, event: StoredEvent, failed: ApplyFailed) -> None:
+        """Move every view past `event` without applying it, and record why."""
+        old = self._position
+        if event.position <= old:
+            return
+        names = [v.name for v in self.views]
+        error = f"{failed.part}: {describe(failed.cause)}"
+        with self.engine.begin() as conn:
+            claimed = self._claim(conn, old, event.position)
+            if claimed:
+                failures.record(conn, names, event.position, error)
+        if not claimed:
+            self._resync(old)
+            return
+        log.error(
+            "skipped the event at position %s (%s of %s): %s",
+            event.position, event.type, event.stream_id, error,
+        )  # fmt: skip
+        self._moved_to(event.position)
+
+    def health(self) -> dict[str, ViewHealth]:
+        """Per view: its position, its lag behind the log's head, its state (stopped while
+        the live worker's batches fail on the database itself) and its last error (that
+        failure, else the last event it skipped). Read from the views database, so a server
+        sees what a worker process did; a stop is known only to the worker's own process."""
+        head = self.store.head_digest()[0]
+        tr = self.tables.tracking
+        with self.engine.connect() as conn:
+            have = dict(conn.execute(select(tr.c.view, tr.c.position)).all())
+            skipped = failures.latest(conn)
+        stop = self.last_error
+        out: dict[str, ViewHealth] = {}
+        for v in self.views:
+            position = int(have.get(v.name, 0))
+            last = skipped.get(v.name)
+            out[v.name] = {
+                "position": position,
+                "lag": max(0, head - position),
+                "state": "stopped" if stop else "ok",
+                "last_error": stop or (last[1] if last else None),
+                "last_error_position": None if stop or last is None else last[0],
+                "skipped": last[2] if last else 0,
+            }
+        return out
 
     def load(
         self,
@@ -537,11 +689,13 @@ class ProjectionRunner:
         while not should_stop():
             try:
                 applied = self.run_once()
-            except Exception:
+            except Exception as exc:
                 log.exception("projection batch failed at position %s", self._position)
+                self.last_error = _error_text(exc)
                 self._position = self.read_position()
                 time.sleep(1.0)
                 continue
+            self.last_error = None
             pause = self.pause_after(applied, poll_interval)
             if pause:
                 time.sleep(pause)
@@ -556,7 +710,7 @@ class ProjectionRunner:
             except Exception as exc:
                 # Loud, and retried from the last committed position: nothing is skipped.
                 log.exception("projection batch failed at position %s", self._position)
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = _error_text(exc)
                 self._position = self.read_position()
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

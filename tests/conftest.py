@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from api import keys
 from api.app import create_app
 from api.bootstrap import Container, bootstrap
 from api.settings import Settings
@@ -61,8 +62,20 @@ def container(settings: Settings, clock: FakeClock) -> Iterator[Container]:
 
 
 @pytest.fixture
-def client(container: Container) -> Iterator[TestClient]:
-    with TestClient(create_app(container=container)) as cl:
+def admin_key(container: Container) -> str:
+    """An admin API key on the container's ledger (every request needs a key)."""
+    keys.create_schema(container.store.write_engine)
+    return keys.create(container.store.write_engine, "admin", ["admin"])
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def client(container: Container, admin_key: str) -> Iterator[TestClient]:
+    """The app, sending the admin key on every request unless a request says otherwise."""
+    with TestClient(create_app(container=container), headers=bearer(admin_key)) as cl:
         yield cl
 
 
@@ -73,10 +86,22 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, url: str, proc: subprocess.Popen[bytes], db: Path) -> None:
+    def __init__(self, url: str, proc: subprocess.Popen[bytes], db: Path, key: str) -> None:
         self.url = url
         self.proc = proc
         self.db = db
+        self.key = key  # an admin key, made with `ledger keys create` before the start
+
+
+def make_key(env: dict[str, str], name: str, *scopes: str, projects: tuple[str, ...] = ()) -> str:
+    """`ledger keys create` against the database `env` names; returns the printed key."""
+    args = [a for s in scopes for a in ("--scope", s)]
+    args += [a for p in projects for a in ("--project", p)]
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "keys", "create", name, *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return out.stdout.strip()
 
 
 @pytest.fixture
@@ -88,6 +113,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
         LEDGER_DATABASE_URL=f"sqlite:///{tmp_path}/ledger.db",
         LEDGER_BLOB_DIR=str(tmp_path / "blobs"),
     )
+    key = make_key(env, "admin", "admin")
     log = (tmp_path / "server.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
@@ -108,7 +134,7 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
             proc.kill()
             raise RuntimeError((tmp_path / "server.log").read_text())
         time.sleep(0.1)
-    yield LiveServer(url, proc, tmp_path / "ledger.db")
+    yield LiveServer(url, proc, tmp_path / "ledger.db", key)
     proc.terminate()
     proc.wait(timeout=10)
 

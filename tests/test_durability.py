@@ -12,11 +12,13 @@ import httpx
 
 def test_acknowledged_events_survive_a_killed_server(live_server) -> None:
     url = live_server.url
-    assert httpx.post(f"{url}/v1/sessions", json={"id": "s1"}).status_code == 201
+    auth = {"Authorization": f"Bearer {live_server.key}"}
+    assert httpx.post(f"{url}/v1/sessions", json={"id": "s1"}, headers=auth).status_code == 201
     acked: list[int] = []
 
     def keepalive(i: int) -> None:
-        r = httpx.post(f"{url}/v1/sessions/s1/keepalive", json={"path": f"/{i % 5}"}, timeout=10)
+        body = {"path": f"/{i % 5}"}
+        r = httpx.post(f"{url}/v1/sessions/s1/keepalive", json=body, headers=auth, timeout=10)
         if r.status_code == 200:
             acked.append(r.json()["position"])
 

@@ -52,12 +52,14 @@ def test_the_lane_serves_the_lean_twins_ahead_of_the_stack(client) -> None:
     }
 
 
-def test_under_a_root_path_the_router_serves_the_same_answers(container) -> None:
+def test_under_a_root_path_the_router_serves_the_same_answers(container, admin_key) -> None:
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    with TestClient(create_app(container=container), root_path="/ledger") as behind_proxy:
+    auth = {"Authorization": f"Bearer {admin_key}"}
+    app = create_app(container=container)
+    with TestClient(app, root_path="/ledger", headers=auth) as behind_proxy:
         assert behind_proxy.post("/v1/sessions", json={"id": "r1"}).status_code == 201
         r = behind_proxy.post("/v1/sessions/r1/keepalive", json={"path": "/p"})
         assert r.status_code == 200 and r.json()["version"] == 2
@@ -71,12 +73,15 @@ def test_server_timing_is_on_lane_answers_and_refusals_as_on_the_stack(settings,
 
     from fastapi.testclient import TestClient
 
+    from api import keys
     from api.app import create_app
     from api.bootstrap import bootstrap
 
     timed = bootstrap(replace(settings, server_timing=True), clock=clock)
+    keys.create_schema(timed.store.write_engine)
+    auth = {"Authorization": f"Bearer {keys.create(timed.store.write_engine, 'a', ['admin'])}"}
     try:
-        with TestClient(create_app(container=timed)) as client:
+        with TestClient(create_app(container=timed), headers=auth) as client:
             assert client.post("/v1/sessions", json={"id": "t1"}).status_code == 201
             lane = client.post("/v1/sessions/t1/keepalive", json={})
             refused = client.post("/v1/sessions/ghost/keepalive", json={})

@@ -1,9 +1,9 @@
 """The Canopsis API v2 session stats (seed 002), translated onto the ledger.
 
-Who calls: the caller is the user. An `x-canopsis-authkey` header (or `authkey` query
-parameter, Canopsis's two spellings) is looked up in `settings.api_tokens` (key -> user); else
-the username of HTTP Basic auth is taken as is (the ledger is no identity provider, so the
-password is not checked: put a real authenticating proxy in front). Neither: 401.
+Who calls: the caller is the user, named by an API key (api/keys.py): the request gate
+(api/auth.py) takes it from an `x-canopsis-authkey` header or `authkey` query parameter
+(Canopsis's two spellings), or from HTTP Basic `user:key`, where the user must be the key's
+name (a user name alone proves nothing). The caller is that key's name. None: 401.
 
 One active Canopsis session per user: `sessionstart` reuses the caller's active session when
 there is one (a second tab or a reload must not split the visible time), else starts a new one
@@ -14,17 +14,15 @@ expiry sweeper append Expired; visible time per path follows domain/state.py.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from api import problems
+from api import auth, problems
 from api.deps import FreshDep, connect, execute
 from api.render import parse_time
 from domain import commands as c
@@ -43,23 +41,12 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
 problems.register_renderer(PREFIX, _render_error)
 
 
-def caller(request: Request, container: FreshDep) -> str:
-    """The authenticated user (see the module docstring for the rules)."""
-    key = request.headers.get("x-canopsis-authkey") or request.query_params.get("authkey")
-    if key is not None:
-        user = container.settings.api_tokens.get(key)
-        if not user:
-            raise HTTPException(401, "unknown authkey")
-        return user
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            user = base64.b64decode(credentials, validate=True).decode().partition(":")[0]
-        except (binascii.Error, UnicodeDecodeError):
-            user = ""
-        if user:
-            return user
-    raise HTTPException(401, "authentication required (Basic auth or x-canopsis-authkey)")
+def caller() -> str:
+    """The authenticated user: the name of the key the gate accepted."""
+    who = auth.current.get()
+    if who is None:  # only when the app is served without its gate
+        raise HTTPException(401, "authentication required (Basic auth or x-canopsis-authkey)")
+    return who.name
 
 
 Caller = Annotated[str, Depends(caller)]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -14,9 +12,11 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
+from api import auth
 from api.deps import ContainerDep, FreshDep, connect, execute
 from api.problems import register_renderer
-from api.render import iso
+from api.render import UPLOAD_HEADERS, iso, uploaded_content
+from api.uploads import store_upload
 from domain import commands as c
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.state import STATUSES
@@ -48,15 +48,10 @@ register_renderer(PREFIX, _render_error)
 
 
 def _actor(request: Request) -> str | None:
-    """The Basic-auth username the clients send (nothing is authenticated here)."""
-    auth = request.headers.get("authorization", "")
-    if not auth.lower().startswith("basic "):
-        return None
-    try:
-        user = base64.b64decode(auth[6:], validate=True).decode().partition(":")[0]
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return user or None
+    """Who writes: the name of the key the gate accepted (Basic `name:key`, the name being
+    the key's own, as the clients send their user name and access key)."""
+    who = auth.current.get()
+    return None if who is None or who is auth.ANONYMOUS else who.name
 
 
 def _detail(container: Any, session_id: str) -> dict[str, Any]:
@@ -270,9 +265,10 @@ def artifact(session_id: str, index: int, container: FreshDep) -> Response:
     if not 0 <= index < len(arts) or not arts[index].get("sha256"):
         raise SessionNotFoundError(f"Session {session_id} has no stored artifact {index}")
     art = arts[index]
-    return Response(
+    return uploaded_content(
         container.blobs.get(art["sha256"]),
-        media_type=art.get("content_type") or "application/octet-stream",
+        art.get("content_type") or "application/octet-stream",
+        f"{art['kind']}-{index}",
     )
 
 
@@ -292,29 +288,18 @@ def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     try:
         parsed = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return JSONResponse({"data": content.decode(errors="replace")})
+        return JSONResponse({"data": content.decode(errors="replace")}, headers=UPLOAD_HEADERS)
     if isinstance(parsed, dict):
-        return Response(content, media_type="application/json")
-    return JSONResponse({"data": parsed})
+        return Response(content, media_type="application/json", headers=UPLOAD_HEADERS)
+    return JSONResponse({"data": parsed}, headers=UPLOAD_HEADERS)
 
 
 async def _upload(
     request: Request, container: Any, session_id: str, kind: str, idem: str | None
 ) -> None:
     """Store the body (or a multipart form's file) by sha256, then record UploadLog."""
-    ctype = request.headers.get("content-type", "application/octet-stream")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        files = [v for v in form.values() if not isinstance(v, str)]
-        if not files:
-            raise InvalidCommandError("the form has no file", field="file")
-        data = await files[0].read()
-        ctype = files[0].content_type or "application/octet-stream"
-    else:
-        data = await request.body()
-    if not data:
-        raise InvalidCommandError("the body is empty: send the log content", field="body")
-    sha, size = container.blobs.put(data)
+    cap = container.settings.body_limits.max_upload_bytes
+    sha, size, ctype = await store_upload(request, container.blobs, cap)
     cmd = c.UploadLog(
         session_id=session_id, kind=kind, content_type=ctype, size=size, sha256=sha,
         by=_actor(request), idempotency_key=idem,

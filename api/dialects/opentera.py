@@ -6,8 +6,8 @@ Mapping (differences from OpenTera are noted on the routes and in opentera_shape
   3 cancelled=cancelled, 4 terminated=error; moves follow the ledger's legal moves, and 2/3/4
   also stop the session (ended at start + session_duration when given).
 - `session_parameters` is stored as the JSON object it holds, else as {"raw": "<string>"}.
-- `token` (query) or `Authorization: OpenTera <token>` is required; with no api_tokens set
-  any non-empty token is accepted.
+- `token` (query) or `Authorization: OpenTera <token>` is required: an API key (api/keys.py),
+  checked by the request gate (api/auth.py); the key's name is the actor of the writes.
 """
 
 from __future__ import annotations

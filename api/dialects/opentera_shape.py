@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, HTTPException, Query, Request
+from fastapi import Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 
+from api import auth
 from api.render import parse_time
 from domain.errors import InvalidCommandError
 
@@ -63,21 +64,14 @@ class SessionBody(Body):
 
 
 def require_token(
-    request: Request, token: Annotated[str | None, Query(description="Secret token")] = None
+    token: Annotated[str | None, Query(description="Secret token (an API key)")] = None,
 ) -> str | None:
-    """The caller's name when settings.api_tokens knows the token; 401 without a token."""
-    if not token:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() == "opentera":
-            token = value.strip()
-    if not token:
+    """The caller's name: the key the request gate (api/auth.py) accepted, from `token` or
+    `Authorization: OpenTera <key>` (anonymous reads name no one)."""
+    who = auth.current.get()
+    if who is None:  # only when the app is served without its gate
         raise HTTPException(401, "Missing token")
-    tokens: dict[str, str] = request.app.state.container.settings.api_tokens
-    if not tokens:
-        return None  # no tokens configured: any token is accepted, and none names an actor
-    if token not in tokens:
-        raise HTTPException(401, "Invalid token")
-    return tokens[token]
+    return None if who is auth.ANONYMOUS else who.name
 
 
 Principal = Annotated[str | None, Depends(require_token)]

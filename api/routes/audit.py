@@ -33,7 +33,7 @@ def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
 @router.get("/events")
 def global_log(
     container: ContainerDep,
-    after: int = Query(0, ge=0, description="position to read after"),
+    after: int = Query(0, ge=0, le=2**63 - 1, description="position to read after"),
     limit: int = Query(100, ge=1, le=10000),
     type: Annotated[list[str] | None, Query(description="event types")] = None,
 ) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 Each line is `{"command": "<name>", "session_id": "...", ...fields}`. A malformed line
 rejects the whole request (400, naming the line) and nothing is appended; a line the
-domain rejects is reported with its problem while the other lines are appended.
+domain rejects (its rules in domain/rules.py, the same as every route's, or the session's
+state) is reported with its problem while the other lines are appended. A body is capped in
+bytes and lines (api/limits.py) and goes to the writer in turns, so it never starves the
+keepalives that arrive while it is appended.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from api import auth
 from api.deps import ContainerDep
 from api.problems import problem, status_of
 from domain import commands as c
-from domain.errors import LedgerError
+from domain.errors import LedgerError, LimitExceededError
 from domain.runtime import paused_gc
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
@@ -161,10 +165,20 @@ def _command(obj: Any) -> c.Command | None:
     return None
 
 
+# Commands per submission to the writer: a large batch goes in turns of this size, so the
+# keepalives that arrive meanwhile join the next commit group instead of waiting for all of it.
+TURN = 2000
+
+
 @router.post("/events:batch")
 async def batch(request: Request, container: ContainerDep) -> Any:
     """Append many commands (NDJSON); answers per-line outcomes and the last position."""
-    body = await request.body()
+    body = await request.body()  # bounded by the edge's max_batch_bytes (api/limits.py)
+    max_lines = container.settings.body_limits.max_batch_lines
+    if body.count(b"\n") >= max_lines and len(body.splitlines()) > max_lines:
+        raise LimitExceededError(
+            f"the batch has more than {max_lines} lines (max_batch_lines)", limit="max_batch_lines"
+        )
     try:
         with paused_gc():
             cmds = parse_body(body)
@@ -172,7 +186,11 @@ async def batch(request: Request, container: ContainerDep) -> Any:
         return problem(400, "invalid-batch", str(err), field=f"line {err.line}")
     if not cmds:
         return problem(400, "invalid-batch", "the body has no commands")
-    outcomes = await container.ledger.submit_async(cmds)
+    del body
+    outcomes: list[Any] = []
+    projects = auth.projects()
+    for i in range(0, len(cmds), TURN):
+        outcomes += await container.ledger.submit_async(cmds[i : i + TURN], projects=projects)
     rejected = []
     appended = position = 0
     for i, o in enumerate(outcomes):

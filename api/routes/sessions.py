@@ -28,7 +28,8 @@ from starlette.types import Receive, Scope, Send
 
 from api import schemas as s
 from api.deps import ContainerDep, FreshDep, connect, execute
-from api.render import parse_time, session_view, with_iso_times
+from api.render import parse_time, session_view, uploaded_content, with_iso_times
+from api.uploads import store_upload
 from domain import commands as c
 from domain.commands import CommandResult
 from domain.errors import InvalidCommandError, SessionNotFoundError
@@ -230,6 +231,7 @@ async def start_session(
     )
     result = await execute(container, cmd)
     resp = answer(result, 201)
+    # The domain's id rule keeps ids to URL path characters: safe in a header as they are.
     resp.headers["Location"] = f"/v1/sessions/{result.session_id}"
     return resp
 
@@ -332,15 +334,15 @@ async def delete(
 async def upload_log(
     session_id: str, kind: str, request: Request, container: ContainerDep, idem: IdemKey = None
 ) -> JSONResponse:
-    """Upload a log (raw body); stored by sha256, the event carries hash and size."""
+    """Upload a log (raw body, streamed); stored by sha256, the event carries hash and size."""
     if kind not in LOG_KINDS:
         raise InvalidCommandError(f"log kind must be one of {', '.join(LOG_KINDS)}", field="kind")
-    data = await request.body()
-    sha, size = container.blobs.put(data)
+    cap = container.settings.body_limits.max_upload_bytes
+    sha, size, ctype = await store_upload(request, container.blobs, cap)
     cmd = c.UploadLog(
         session_id=session_id,
         kind=kind,
-        content_type=request.headers.get("content-type", "application/octet-stream"),
+        content_type=ctype,
         size=size,
         sha256=sha,
         idempotency_key=idem,
@@ -350,13 +352,13 @@ async def upload_log(
 
 @router.get("/sessions/{session_id}/logs/{kind}")
 def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
-    """The latest log of that kind, as uploaded."""
+    """The latest log of that kind, as uploaded (served as an attachment, never rendered)."""
     doc = _detail(container, session_id)
     logs = [lg for lg in doc["logs"] if lg["kind"] == kind]
     if not logs:
         raise SessionNotFoundError(f"session {session_id} has no {kind} log")
     last = logs[-1]
-    return Response(container.blobs.get(last["sha256"]), media_type=last["content_type"])
+    return uploaded_content(container.blobs.get(last["sha256"]), last["content_type"], kind)
 
 
 @router.post("/sessions/{session_id}/artifacts", status_code=201)

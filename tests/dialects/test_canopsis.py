@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api import keys
 from api.bootstrap import Container
 from api.expiry import ExpirySweeper
 from api.settings import Settings
+from tests.dialects.conftest import NONE
 
 CP = "/compat/canopsis/api/v2"
 TIMEOUT = 60.0
@@ -28,16 +31,32 @@ def settings(tmp_path: Path) -> Settings:
         blob_dir=tmp_path / "blobs",
         expiry_interval=3600,  # the test sweeps by hand
         session_timeout=TIMEOUT,
-        api_tokens={"key-carol": "carol"},
     )
 
 
-def basic(user: str, password: str = "pw") -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+# Each Canopsis user sends Basic `user:key`, with a key named after them (made on first use).
+KEYS: dict[str, str] = {}
+LEDGER: list[Container] = []
+
+
+@pytest.fixture(autouse=True)
+def _ledger(container: Container) -> Iterator[None]:
+    LEDGER[:] = [container]
+    KEYS.clear()
+    yield
+    LEDGER.clear()
+
+
+def key_for(user: str) -> str:
+    if user not in KEYS:
+        KEYS[user] = keys.create(LEDGER[0].store.write_engine, user, ["ingest", "read"])
+    return KEYS[user]
+
+
+def basic(user: str, key: str | None = None) -> dict[str, str]:
+    key = key_for(user) if key is None else key
+    token = base64.b64encode(f"{user}:{key}".encode()).decode()
     return {"Authorization": f"Basic {token}"}
-
-
-ALICE = basic("alice")
 
 
 def sweep(container: Container) -> int:
@@ -51,7 +70,7 @@ def log_head(client: TestClient) -> int:
 
 
 def sessions(client: TestClient, **params: Any) -> dict[str, Any]:
-    r = client.get(f"{CP}/sessions", params=params, headers=ALICE)
+    r = client.get(f"{CP}/sessions", params=params, headers=basic("alice"))
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -65,7 +84,7 @@ def only_session(client: TestClient, user: str = "alice") -> dict[str, Any]:
 def test_sessionstart_answers_as_the_seed_and_starts_a_session_for_the_caller(
     client: TestClient,
 ) -> None:
-    r = client.post(f"{CP}/sessionstart", headers=ALICE)
+    r = client.post(f"{CP}/sessionstart", headers=basic("alice"))
     assert r.status_code == 200
     assert r.json() == {"description": "Session Start"}
     native = client.get("/v1/sessions", params={"source": "canopsis"}).json()["items"]
@@ -73,9 +92,9 @@ def test_sessionstart_answers_as_the_seed_and_starts_a_session_for_the_caller(
 
 
 def test_a_second_sessionstart_reuses_the_active_session(client: TestClient) -> None:
-    client.post(f"{CP}/sessionstart", headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
     head = log_head(client)
-    assert client.post(f"{CP}/sessionstart", headers=ALICE).json() == {
+    assert client.post(f"{CP}/sessionstart", headers=basic("alice")).json() == {
         "description": "Session Start"
     }
     assert log_head(client) == head  # nothing appended: the same session goes on
@@ -85,24 +104,36 @@ def test_a_second_sessionstart_reuses_the_active_session(client: TestClient) -> 
 
 def test_no_credentials_or_unknown_key_is_401_and_appends_nothing(client: TestClient) -> None:
     head = log_head(client)
-    for headers in ({}, {"x-canopsis-authkey": "nope"}, {"Authorization": "Basic !!"}):
+    alice = key_for("alice")
+    for headers in (
+        NONE,
+        {"x-canopsis-authkey": "nope"},
+        {"Authorization": "Basic !!"},
+        basic("alice", ""),  # a user name alone proves nothing
+        basic("alice", "sl_wrong"),
+        basic("bob", alice),  # a key works only under its own name
+    ):
         r = client.post(f"{CP}/sessionstart", headers=headers)
         assert r.status_code == 401, headers
         assert "description" in r.json()
-    assert client.get(f"{CP}/sessions").status_code == 401
+        assert r.headers["www-authenticate"].startswith("Basic")
+    assert client.get(f"{CP}/sessions", headers=NONE).status_code == 401
     assert log_head(client) == head
 
 
 def test_authkey_header_and_query_map_to_their_user(client: TestClient) -> None:
-    assert client.post(f"{CP}/sessionstart", headers={"x-canopsis-authkey": "key-carol"}).is_success
-    r = client.post(f"{CP}/keepalive", params={"authkey": "key-carol"}, json={"path": VIEW_A})
+    carol = key_for("carol")
+    assert client.post(f"{CP}/sessionstart", headers={"x-canopsis-authkey": carol}).is_success
+    r = client.post(f"{CP}/keepalive", params={"authkey": carol}, json={"path": VIEW_A})
     assert r.status_code == 200, r.text
     assert only_session(client, "carol")["username"] == "carol"
 
 
 def test_keepalive_answer_has_description_time_visible_paths(client: TestClient, clock) -> None:
-    client.post(f"{CP}/sessionstart", headers=ALICE)
-    r = client.post(f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
+    r = client.post(
+        f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=basic("alice")
+    )
     assert r.status_code == 200
     body = r.json()
     assert body == {
@@ -112,22 +143,24 @@ def test_keepalive_answer_has_description_time_visible_paths(client: TestClient,
         "paths": VIEW_A,
     }
     assert abs(body["time"] - clock.now) < 2
-    r = client.post(f"{CP}/session-hide", json={"path": VIEW_A}, headers=ALICE)
+    r = client.post(f"{CP}/session-hide", json={"path": VIEW_A}, headers=basic("alice"))
     assert r.status_code == 200
 
 
 def test_visible_time_per_path_is_counted_as_canopsis_does(client: TestClient, clock) -> None:
-    client.post(f"{CP}/sessionstart", headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
 
     def ka(path: str, visible: bool = True) -> None:
-        r = client.post(f"{CP}/keepalive", json={"visible": visible, "path": path}, headers=ALICE)
+        r = client.post(
+            f"{CP}/keepalive", json={"visible": visible, "path": path}, headers=basic("alice")
+        )
         assert r.status_code == 200, r.text
 
     ka(VIEW_A)
     clock.advance(30)
     ka(VIEW_B)  # A was visible 30 s
     clock.advance(20)
-    client.post(f"{CP}/session-hide", json={"path": VIEW_B}, headers=ALICE)  # B: 20 s
+    client.post(f"{CP}/session-hide", json={"path": VIEW_B}, headers=basic("alice"))  # B: 20 s
     clock.advance(40)  # hidden: counts for nobody
     ka(VIEW_A, visible=False)
     clock.advance(15)
@@ -144,17 +177,17 @@ def test_visible_time_per_path_is_counted_as_canopsis_does(client: TestClient, c
 def test_keepalive_or_hide_without_an_active_session_is_refused(client: TestClient) -> None:
     head = log_head(client)
     for path in ("/keepalive", "/session-hide"):
-        r = client.post(f"{CP}{path}", json={"path": VIEW_A}, headers=ALICE)
+        r = client.post(f"{CP}{path}", json={"path": VIEW_A}, headers=basic("alice"))
         assert r.status_code == 404
         assert "sessionstart" in r.json()["description"]
     assert log_head(client) == head
 
 
 def test_bad_keepalive_body_is_400_and_appends_nothing(client: TestClient) -> None:
-    client.post(f"{CP}/sessionstart", headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
     head = log_head(client)
     for body in ({"visible": "maybe", "path": VIEW_A}, {"visible": True, "path": 42}):
-        r = client.post(f"{CP}/keepalive", json=body, headers=ALICE)
+        r = client.post(f"{CP}/keepalive", json=body, headers=basic("alice"))
         assert r.status_code == 400, body
         assert r.json()["description"]
     assert log_head(client) == head
@@ -163,10 +196,10 @@ def test_bad_keepalive_body_is_400_and_appends_nothing(client: TestClient) -> No
 def test_silence_expires_the_session_counting_visible_time_to_the_last_keepalive(
     client: TestClient, container: Container, clock
 ) -> None:
-    client.post(f"{CP}/sessionstart", headers=ALICE)
-    client.post(f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
+    client.post(f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=basic("alice"))
     clock.advance(25)
-    client.post(f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=ALICE)
+    client.post(f"{CP}/keepalive", json={"visible": True, "path": VIEW_A}, headers=basic("alice"))
     last_keepalive = clock.now
     sid = only_session(client)["id"]
     clock.advance(TIMEOUT - 5)
@@ -183,9 +216,9 @@ def test_silence_expires_the_session_counting_visible_time_to_the_last_keepalive
     assert s["paths"] == {VIEW_A: pytest.approx(25, abs=0.05)}  # not the silent minute
     assert client.get(f"/v1/sessions/{sid}").json()["status"] == "timeout"
 
-    r = client.post(f"{CP}/keepalive", json={"path": VIEW_A}, headers=ALICE)
+    r = client.post(f"{CP}/keepalive", json={"path": VIEW_A}, headers=basic("alice"))
     assert r.status_code == 404  # the expired session takes no more keepalives
-    client.post(f"{CP}/sessionstart", headers=ALICE)
+    client.post(f"{CP}/sessionstart", headers=basic("alice"))
     assert sessions(client, active="true")["total"] == 1
     assert sessions(client)["total"] == 2
 
@@ -214,5 +247,5 @@ def test_list_filters_usernames_active_started_after_stopped_before_and_pages(
     page = sessions(client, limit=2, offset=0)
     assert page["total"] == 3 and len(page["data"]) == 2
     assert [s["username"] for s in sessions(client, limit=2, offset=2)["data"]] == ["ann"]
-    r = client.get(f"{CP}/sessions", params={"started_after": "soon"}, headers=ALICE)
+    r = client.get(f"{CP}/sessions", params={"started_after": "soon"}, headers=basic("alice"))
     assert r.status_code == 400 and "started_after" in r.json()["description"]

@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from api.bootstrap import bootstrap
-from api.settings import Settings
+from api import keys
+from tests.dialects.conftest import NONE
 
 BASE = "/compat/opentera/api"
-T = {"token": "secret"}
+T: dict[str, str] = {}  # ?token=<the admin key>, as OpenTera's clients send it
+
+
+@pytest.fixture(autouse=True)
+def _token(admin_key: str) -> Iterator[None]:
+    T["token"] = admin_key
+    yield
+    T.clear()
+
+
 START = "2023-11-14T22:13:20+00:00"  # the FakeClock's start, 1_700_000_000
 
 
@@ -329,36 +336,27 @@ def test_sessiontypes_are_the_types_seen_on_sessions(client: TestClient) -> None
     assert [t["session_type_name"] for t in one] == ["4"]
 
 
-def test_token_is_required(client: TestClient) -> None:
+def test_token_is_required(client: TestClient, admin_key: str) -> None:
     for path in ("/user/sessions", "/user/sessions/events", "/user/stats", "/user/sessiontypes"):
-        r = client.get(BASE + path, params={"id_session": 1})
+        r = client.get(BASE + path, params={"id_session": 1}, headers=NONE)
         assert r.status_code == 401, path
-    r = client.post(f"{BASE}/user/sessions", json={"session": {"id_session": 0}})
+        assert r.headers["content-type"] == "application/problem+json"
+    r = client.post(f"{BASE}/user/sessions", json={"session": {"id_session": 0}}, headers=NONE)
     assert r.status_code == 401
-    assert client.get("/v1/events").json()["events"] == []
-    ok = client.get(f"{BASE}/user/sessiontypes", headers={"Authorization": "OpenTera abc"})
-    assert ok.status_code == 200
-
-
-@pytest.fixture
-def tokened(tmp_path: Path, clock: Any) -> Iterator[TestClient]:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path}/t.db",
-        blob_dir=tmp_path / "b",
-        expiry_interval=3600,
-        api_tokens={"good": "alice"},
-    )
-    c = bootstrap(settings, clock=clock)
-    with TestClient(create_app(container=c)) as cl:
-        yield cl
-    c.close()
-
-
-def test_configured_tokens_name_the_actor(tokened: TestClient) -> None:
-    body = {"session": {"id_session": 0}}
-    bad = tokened.post(f"{BASE}/user/sessions", params={"token": "other"}, json=body)
+    bad = client.get(f"{BASE}/user/sessiontypes", headers={"Authorization": "OpenTera abc"})
     assert bad.status_code == 401
-    ok = tokened.post(f"{BASE}/user/sessions", params={"token": "good"}, json=body)
+    assert client.get("/v1/events").json()["events"] == []
+    auth = {"Authorization": f"OpenTera {admin_key}"}
+    ok = client.get(f"{BASE}/user/sessiontypes", headers=auth)
     assert ok.status_code == 200
-    native = tokened.get(f"/v1/sessions/{ok.json()[0]['session_uuid']}").json()
+
+
+def test_the_token_key_names_the_actor(client: TestClient, container: Any) -> None:
+    alice = keys.create(container.store.write_engine, "alice", ["ingest", "read"])
+    body = {"session": {"id_session": 0}}
+    bad = client.post(f"{BASE}/user/sessions", params={"token": "other"}, json=body)
+    assert bad.status_code == 401
+    ok = client.post(f"{BASE}/user/sessions", params={"token": alice}, json=body)
+    assert ok.status_code == 200
+    native = client.get(f"/v1/sessions/{ok.json()[0]['session_uuid']}").json()
     assert native["created_by"] == "alice"

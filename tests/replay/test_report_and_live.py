@@ -98,7 +98,8 @@ def test_report_duration_bins_add_up_to_the_ended_sessions(container, clock) -> 
 def test_replay_reads_a_running_server_without_blocking_it(live_server, monkeypatch, capsys):
     monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{live_server.db}")
     monkeypatch.setenv("LEDGER_BLOB_DIR", str(live_server.db.parent / "blobs"))
-    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+    auth = {"Authorization": f"Bearer {live_server.key}"}
+    with httpx.Client(base_url=live_server.url, timeout=10, headers=auth) as http:
         for i in range(3):
             assert (
                 http.post("/v1/sessions", json={"id": f"live{i}", "project": "web"}).status_code
