@@ -134,6 +134,8 @@ class Gate:
         current.set(who)
         need = required_scope(scope["method"], path)
         if not who.allows(need):
+            if who is ANONYMOUS:  # anonymous reads are allowed: anything else needs a key
+                raise self._unauthorized(surface, f"a key with the {need} scope is required")
             raise Refusal(ForbiddenError(f"this key has no {need} scope"), {})
         if who.projects is not None and need in ("read", "audit"):
             if self.container is None:

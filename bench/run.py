@@ -139,14 +139,28 @@ class Figures:
 # -- the service under test -------------------------------------------------------------------
 
 
+class KeyedConnection(http.client.HTTPConnection):
+    """An HTTP connection that sends the bench's API key with every request."""
+
+    def __init__(self, host: str, port: int, key: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.auth = {"Authorization": f"Bearer {key}"}
+
+    def request(
+        self, method: str, url: str, body: Any = None, headers: Any = None, **kw: Any
+    ) -> None:  # type: ignore[override]
+        super().request(method, url, body, {**self.auth, **(headers or {})}, **kw)
+
+
 class Server:
     """`ledger serve` in its own process (with its projection worker process)."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], base: str, port: int) -> None:
-        self.proc, self.base, self.port = proc, base, port
+    def __init__(self, proc: subprocess.Popen[bytes], base: str, port: int, key: str) -> None:
+        self.proc, self.base, self.port, self.key = proc, base, port, key
+        self.auth = {"Authorization": f"Bearer {key}"}
 
     def conn(self, timeout: float = 60.0) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return KeyedConnection("127.0.0.1", self.port, self.key, timeout)
 
     def get_json(self, path: str) -> Any:
         c = self.conn()
@@ -209,6 +223,11 @@ def ledger_server(
         PYTHONPATH=str(ROOT),
         **(extra_env or {}),
     )
+    # Every request needs an API key: make one on the bench's database before the start.
+    key = subprocess.run(
+        [sys.executable, "-m", "api.cli", "keys", "create", "bench", "--scope", "admin"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
     port = bl.free_port()
     log = (workdir / f"server-{port}.log").open("wb")
     proc = subprocess.Popen(
@@ -218,7 +237,7 @@ def ledger_server(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = Server(proc, f"http://127.0.0.1:{port}", port)
+    server = Server(proc, f"http://127.0.0.1:{port}", port, key)
     try:
         deadline = time.monotonic() + 120
         while not bl._http_probe("127.0.0.1", port, "/healthz"):
@@ -287,11 +306,13 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
                 ),
             )
         c.close()
-        script = bl.keepalive_lua(n)
+        # Both loads send the key (the no-op is open, but gets the same request bytes).
+        script = bl.keepalive_lua(n, headers=srv.auth)
+        noop_script = bl.body_lua("POST", bl.NOOP_BODY, srv.auth)
         ka_url, noop_url = srv.base + "/v1/sessions/{id}/keepalive", srv.base + "/noop"
         srv.wait_views()
         bl.http_load(ka_url, "POST", script, 64, cfg["warmup_s"])
-        bl.http_load(noop_url, "POST", bl.NOOP_BODY, 64, cfg["warmup_s"])
+        bl.http_load(noop_url, "POST", noop_script, 64, cfg["warmup_s"])
         runs: dict[str, Any] = {}
         for label in ("noop1", "keepalive", "noop2"):
             srv.wait_views()  # a catching-up worker would slow whichever run came next
@@ -300,7 +321,7 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
             if label == "keepalive":
                 r = bl.http_load(ka_url, "POST", script, 64, secs)
             else:
-                r = bl.http_load(noop_url, "POST", bl.NOOP_BODY, 64, secs)
+                r = bl.http_load(noop_url, "POST", noop_script, 64, secs)
             r["wall_s"] = time.perf_counter() - t0
             r["rise"] = srv.position() - p0
             t1 = time.perf_counter()

@@ -31,6 +31,10 @@ def node_clients() -> Path:
     return NODE_DIR
 
 
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 def run_node(script: str, **env: str) -> dict[str, Any]:
     done = subprocess.run(
         ["node", script], cwd=NODE_DIR, env={**os.environ, **env},
@@ -49,7 +53,7 @@ def start(http: httpx.Client, sid: str, **fields: Any) -> int:
 
 def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
     attrs = {"browser": "Chrome", "browser_version": "120.0", "os": "Windows", "os_version": "11"}
-    with httpx.Client(base_url=live_server.url) as http:
+    with httpx.Client(base_url=live_server.url, headers=bearer(live_server.key)) as http:
         for sid, build, day in (("lt-1", "b1", 2), ("lt-2", "b1", 3), ("lt-3", "b2", 4)):
             start(http, sid, source="lambdatest", build=build, name=sid, attributes=attrs,
                   started_at=f"2024-05-0{day}T10:00:00Z")  # fmt: skip
@@ -61,7 +65,8 @@ def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
         )
         http.post("/v1/sessions/lt-1/artifacts", json={"kind": "video", "url": "https://cdn/v.mp4"})
         out = run_node("lambdatest_client.js", LEDGER_URL=live_server.url + LT,
-                       SID="lt-1", SID2="lt-2", MISSING="nope")  # fmt: skip
+                       SID="lt-1", SID2="lt-2", MISSING="nope",
+                       LT_USER="admin", LT_KEY=live_server.key)  # fmt: skip
         events = {
             sid: [e["type"] for e in http.get(f"/v1/sessions/{sid}/events").json()["events"]]
             for sid in ("lt-1", "lt-2")
@@ -103,7 +108,7 @@ def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
 
 
 def test_testmo_client(node_clients: Path, live_server: Any) -> None:
-    with httpx.Client(base_url=live_server.url) as http:
+    with httpx.Client(base_url=live_server.url, headers=bearer(live_server.key)) as http:
         ids = {
             name: start(http, name, source="testmo", project="1", name=name, user=user,
                         started_at=f"2024-05-0{day}T00:00:00Z")
@@ -118,7 +123,8 @@ def test_testmo_client(node_clients: Path, live_server: Any) -> None:
         r = http.post("/v1/events:batch", content="\n".join(json.dumps(x) for x in lines))
         assert r.status_code == 200, r.text
         out = run_node("testmo_client.js", LEDGER_URL=live_server.url + TM, PROJECT="1",
-                       SESSION=str(ids["t1"]), MISSING="404404")  # fmt: skip
+                       SESSION=str(ids["t1"]), MISSING="404404",
+                       TM_KEY=live_server.key)  # fmt: skip
 
     failed = {k: v for k, v in out.items() if not v["ok"]}
     assert set(failed) == {"missing", "bad_sort"}, failed

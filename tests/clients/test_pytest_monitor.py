@@ -66,7 +66,7 @@ def monitor_venv() -> Path:
     return venv
 
 
-def run_monitor(venv: Path, server_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+def run_monitor(venv: Path, monitor_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
     # The sample runs from a copy with its own pytest.ini, so this project's conftest and
     # settings stay out of the client's pytest; no CI variables, so the tags are just ours.
     workdir.mkdir(exist_ok=True)
@@ -80,7 +80,7 @@ def run_monitor(venv: Path, server_url: str, workdir: Path) -> subprocess.Comple
         "-p",
         "no:cacheprovider",
         "--remote-server",
-        f"{server_url}/compat/monitor/api/v1",
+        monitor_url,
         "--no-db",
         "--tag",
         "k=v",
@@ -91,8 +91,8 @@ def run_monitor(venv: Path, server_url: str, workdir: Path) -> subprocess.Comple
     return done
 
 
-def get(url: str) -> Any:
-    r = httpx.get(url, timeout=10)
+def get(url: str, headers: dict[str, str] | None = None) -> Any:
+    r = httpx.get(url, headers=headers, timeout=10)
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -100,8 +100,9 @@ def get(url: str) -> Any:
 def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
     monitor_venv: Path, live_server: Any, tmp_path: Path
 ) -> None:
-    pm = f"{live_server.url}/compat/monitor/api/v1"
-    run_monitor(monitor_venv, live_server.url, tmp_path / "run1")
+    # The client sends no credentials: its server URL carries the key (/k/<key>/).
+    pm = f"{live_server.url}/compat/monitor/k/{live_server.key}/api/v1"
+    run_monitor(monitor_venv, pm, tmp_path / "run1")
 
     sessions = get(f"{pm}/sessions/")["sessions"]
     assert len(sessions) == 1
@@ -120,7 +121,8 @@ def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
     assert all(m["total_time"] > 0 and m["item_path"] == "test_sample" for m in metrics)
     assert get(f"{pm}/sessions/{session_h}/metrics/count/") == {"count": len(SAMPLE_TESTS)}
 
-    native = get(f"{live_server.url}/v1/sessions/{session_h}")
+    auth = {"Authorization": f"Bearer {live_server.key}"}
+    native = get(f"{live_server.url}/v1/sessions/{session_h}", auth)
     assert (native["source"], native["tags"], native["metrics"]) == (
         "monitor",
         {"k": "v"},
@@ -128,7 +130,7 @@ def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
     )
 
     # A second run on the same machine finds its context by hash and posts no new one.
-    run_monitor(monitor_venv, live_server.url, tmp_path / "run2")
+    run_monitor(monitor_venv, pm, tmp_path / "run2")
     assert get(f"{pm}/sessions/count/") == {"count": 2}
     assert get(f"{pm}/contexts/count/") == {"count": 1}
     second = next(

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Drives the real @lambdatest/node-rest-client (v1 and v2 clients) against the ledger.
 // env: LEDGER_URL = http://host:port/compat/lambdatest/automation/api/v1 (no trailing slash),
-// SID and SID2 = existing sessions, MISSING = an unknown id. Prints {step: {ok, result|error}}.
+// SID and SID2 = existing sessions, MISSING = an unknown id, LT_USER and LT_KEY = the ledger
+// key's name and the key (the client's username and access key). Prints {step: {ok, result|error}}.
 "use strict";
 const lt = require("@lambdatest/node-rest-client");
 const ApiClientV1 = require("@lambdatest/node-rest-client/lib/api_client");
@@ -9,7 +10,7 @@ const ApiClientV2 = require("@lambdatest/node-rest-client/lib/api_client_v2");
 
 const BASE = process.env.LEDGER_URL.replace(/\/+$/, "");
 const { SID, SID2, MISSING } = process.env;
-const creds = { username: "demo", accessKey: "secret-key" };
+const creds = { username: process.env.LT_USER, accessKey: process.env.LT_KEY };
 
 const v1 = lt.AutomationClient(creds);
 ApiClientV1.baseUrl = BASE; // static: the only way to point the v1 client elsewhere

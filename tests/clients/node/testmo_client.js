@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // Drives the real @testmo/testmo-api SessionsApi against the ledger.
 // env: LEDGER_URL = http://host:port/compat/testmo/api/v1, PROJECT, SESSION (a Testmo id),
-// MISSING (an unknown id). Prints {step: {ok, result|status,body}}.
+// MISSING (an unknown id), TM_KEY (a ledger key, sent as the bearer token).
+// Prints {step: {ok, result|status,body}}.
 "use strict";
 const testmo = require("@testmo/testmo-api");
 
 // The generated client puts "/api/v1" in every path: its basePath is the part before it.
 const basePath = process.env.LEDGER_URL.replace(/\/+$/, "").replace(/\/api\/v1$/, "");
 const client = new testmo.ApiClient(basePath);
-client.authentications["bearerAuth"].accessToken = "tm-token";
+client.authentications["bearerAuth"].accessToken = process.env.TM_KEY;
 const api = new testmo.SessionsApi(client);
 const PROJECT = Number(process.env.PROJECT);
 
