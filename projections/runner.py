@@ -251,6 +251,10 @@ def _load_child(job: bytes) -> bytes:
         store.dispose()
 
 
+class _Overtaken(Exception):
+    """A batch's claim found the views already moved on: its transaction rolls back."""
+
+
 def _error_text(exc: BaseException) -> str:
     """A failed batch's error for `health()` and the health routes: one line, no statement,
     parameters or credentials (a database error's text can carry them)."""
@@ -353,14 +357,12 @@ class ProjectionRunner:
         # but the tracking position still moves past them, so a batch of them is applied too.
         folded = [e for e in events if e.type in EVOLVERS]
         sids = list(dict.fromkeys(e.stream_id for e in folded))
-        with self.engine.begin() as conn:
-            if not self._claim(conn, old, last):
-                overtaken = True
-            else:
-                overtaken = False
+        try:
+            with self.engine.begin() as conn:
+                if not self._claim(conn, old, last):
+                    raise _Overtaken  # rolls back whatever the claim wrote
                 self._fold_and_write(conn, t, folded, sids)
-                # Leaving the block commits the rows with the claimed position.
-        if overtaken:
+        except _Overtaken:
             return self._resync(old)
         self._moved_to(last)
         return last
@@ -417,7 +419,8 @@ class ProjectionRunner:
             dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
             rows = [{"view": n, "position": new} for n in names]
             ins = dialect.insert(tr).values(rows).on_conflict_do_nothing(index_elements=["view"])
-            return conn.execute(ins).rowcount == len(names)
+            # Rows returned, not rowcount: a multi-row insert's count is -1 on psycopg.
+            return len(conn.execute(ins.returning(tr.c.view)).all()) == len(names)
         return False
 
     def _resync(self, old: int) -> int:
@@ -461,11 +464,12 @@ class ProjectionRunner:
             return
         names = [v.name for v in self.views]
         error = f"{failed.part}: {describe(failed.cause)}"
-        with self.engine.begin() as conn:
-            claimed = self._claim(conn, old, event.position)
-            if claimed:
+        try:
+            with self.engine.begin() as conn:
+                if not self._claim(conn, old, event.position):
+                    raise _Overtaken
                 failures.record(conn, names, event.position, error)
-        if not claimed:
+        except _Overtaken:
             self._resync(old)
             return
         log.error(
