@@ -1,0 +1,134 @@
+"""`ledger keys create|list|revoke`, hash-only storage, the first `ledger serve`'s admin key,
+and keys kept out of a real server's access log."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api import keys
+from api.cli import main
+from tests.conftest import ROOT, free_port
+
+KEY = re.compile(r"sl_[A-Za-z0-9_\-]{43}")
+
+
+@pytest.fixture
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "ledger.db"
+    monkeypatch.setenv("LEDGER_DATABASE_URL", f"sqlite:///{path}")
+    return path
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def stored_bytes(db: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in db.parent.glob(db.name + "*"))
+
+
+def test_create_list_revoke_round_trip_and_only_the_hash_is_stored(db: Path, capsys) -> None:
+    code, out, _ = run(capsys, "keys", "create", "ci", "--scope", "ingest", "--scope", "read",
+                       "--project", "web")  # fmt: skip
+    assert code == 0 and KEY.fullmatch(out.strip())
+    secret = out.strip()
+    code, out, _ = run(capsys, "keys", "create", "auditor", "--scope", "audit")
+    assert code == 0
+    other = out.strip()
+    assert other != secret
+
+    code, listing, _ = run(capsys, "keys", "list")
+    rows = {line.split()[0]: line.split() for line in listing.splitlines()[1:]}
+    assert rows["ci"][1:3] == ["ingest,read", "web"]
+    assert rows["auditor"][1:3] == ["audit", "*"] and rows["auditor"][-1] == "-"
+    assert secret not in listing and keys.hash_key(secret) not in listing
+
+    data = stored_bytes(db)
+    assert secret.encode() not in data and other.encode() not in data
+    assert keys.hash_key(secret).encode() in data  # what is kept: the SHA-256
+
+    assert run(capsys, "keys", "revoke", "ci")[0] == 0
+    code, listing, _ = run(capsys, "keys", "list")
+    revoked = next(line for line in listing.splitlines() if line.startswith("ci "))
+    assert revoked.split()[-1].endswith("Z")  # its revocation time
+    assert run(capsys, "keys", "revoke", "ci")[0] == 2  # already revoked
+    code, _, err = run(capsys, "keys", "create", "auditor", "--scope", "read")
+    assert code == 2 and "exists" in err
+
+
+def test_a_bad_scope_is_refused(db: Path, capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["keys", "create", "x", "--scope", "everything"])
+    assert keys.SCOPES == ("ingest", "read", "audit", "admin")
+
+
+def serve(db: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, LEDGER_DATABASE_URL=f"sqlite:///{db}",
+               LEDGER_BLOB_DIR=str(db.parent / "blobs"))  # fmt: skip
+    cmd = [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--access-log",
+           "--log-level", "info"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out.open("wb"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(out.read_text())
+        time.sleep(0.1)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+
+
+@pytest.mark.integration
+def test_first_serve_prints_an_admin_key_once_and_logs_never_show_keys(tmp_path: Path) -> None:
+    db, port = tmp_path / "ledger.db", free_port()
+    first = serve(db, port, tmp_path / "first.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        printed = KEY.findall((tmp_path / "first.log").read_text())
+        assert len(printed) == 1
+        key = printed[0]
+        auth = {"Authorization": f"Bearer {key}"}
+        assert httpx.post(f"{url}/v1/sessions", json={"id": "s1"}, headers=auth).is_success
+        # Keys in each place a client may put one: none must reach the access log.
+        for path in (
+            f"/compat/opentera/api/user/sessiontypes?token={key}",
+            f"/compat/canopsis/api/v2/sessions?authkey={key}&limit=5",
+            f"/compat/monitor/k/{key}/api/v1/sessions/",
+            "/v1/sessions",
+        ):
+            assert httpx.get(url + path, headers=auth).status_code == 200, path
+        bad = "sl_" + "x" * 43
+        for path in (f"/compat/monitor/k/{bad}/api/v1/sessions/", f"/v1/sessions?token={bad}"):
+            assert httpx.get(url + path).status_code == 401
+    finally:
+        stop(first)
+    text = (tmp_path / "first.log").read_text()
+    assert text.count(key) == 1, text  # the one line that showed it
+    assert bad not in text
+    assert "GET /compat/opentera/api/user/sessiontypes?token=*** HTTP" in text, text
+    assert "authkey=***&limit=5" in text
+    assert " 401" in text  # the refusals are logged, without their keys
+
+    second = serve(db, port, tmp_path / "second.log")
+    stop(second)
+    again = (tmp_path / "second.log").read_text()
+    assert not KEY.search(again) and "admin" not in again, again
