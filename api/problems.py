@@ -80,6 +80,12 @@ def install(app: FastAPI) -> None:
             resp.headers["Retry-After"] = str(retry_after)
         return resp
 
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(request: Request, err: OverflowError) -> Response:
+        # An integer parameter (an id, a page) past what the database stores: the database
+        # driver refuses to bind it. Bad input, said as such, for every route at once.
+        return _render(request, 422, "invalid-input", "a number is out of range", None)
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, err: RequestValidationError) -> Response:
         first = err.errors()[0] if err.errors() else {}

@@ -23,6 +23,7 @@ from api.deps import FreshDep, execute
 from api.dialects import opentera_events, opentera_extras
 from api.dialects.opentera_read import Selection, find, fresh_detail, missing, require_number
 from api.dialects.opentera_shape import (
+    EMPTY_200,
     FINAL,
     STATUS_OUT,
     Principal,
@@ -188,7 +189,7 @@ async def user_save(body: SessionBody, container: FreshDep, by: Principal) -> li
     return await save(container, body.session, by)
 
 
-@router.delete("/user/sessions")
+@router.delete("/user/sessions", response_class=Response, responses=EMPTY_200)
 async def user_delete(id: int, container: FreshDep, by: Principal) -> Response:
     """Delete a specific session (the view hides it; its events stay for audit)."""
     doc = await asyncio.to_thread(require_number, container, id)
@@ -215,7 +216,7 @@ async def device_save(
     return await save(container, body.session, by)
 
 
-@router.delete("/device/sessions")
+@router.delete("/device/sessions", response_class=Response, responses=EMPTY_200)
 async def device_delete(id: int, container: FreshDep, by: Principal) -> Response:
     """Delete a session (undocumented in OpenTera; same as the user namespace)."""
     return await user_delete(id, container, by)

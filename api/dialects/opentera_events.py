@@ -17,6 +17,7 @@ from api.bootstrap import Container
 from api.deps import FreshDep, execute
 from api.dialects.opentera_read import detail, fresh_detail, missing, require_number
 from api.dialects.opentera_shape import (
+    EMPTY_200,
     Body,
     Principal,
     creator,
@@ -134,8 +135,8 @@ async def save_event(
     return [event_json(ann, position, fresh["number"])]
 
 
-@router.delete("/user/sessions/events")
-@router.delete("/device/sessions/events")
+@router.delete("/user/sessions/events", response_class=Response, responses=EMPTY_200)
+@router.delete("/device/sessions/events", response_class=Response, responses=EMPTY_200)
 async def delete_event(id: int, container: FreshDep, by: Principal) -> Response:
     """Delete a session event: a retraction is appended, the history stays."""
     doc, current = await asyncio.to_thread(locate, container, id)
@@ -177,9 +178,11 @@ def _existing(container: Container, m: ManageIn) -> dict[str, Any] | None:
 async def manage(body: ManageBody, container: FreshDep, by: Principal) -> dict[str, Any]:
     """Manage a session: `start` (a new one without id) and `stop`; answer the session."""
     m = body.session_manage
-    if m.action not in ("start", "stop"):
-        # invite/remove/invite_reply are relayed to a service in OpenTera; there is none here.
+    if m.action in ("invite", "remove", "invite_reply"):
+        # OpenTera relays these to a session service; the ledger has none.
         raise HTTPException(501, f"Not implemented yet: action {m.action!r}")
+    if m.action not in ("start", "stop"):
+        raise HTTPException(400, "Invalid action")
     doc = await asyncio.to_thread(_existing, container, m)
     cmd: c.Command
     if m.action == "stop":

@@ -31,6 +31,9 @@ FINAL = frozenset({"completed", "cancelled", "error"})
 CREATORS = ("user", "device", "participant", "service")
 MEMBERS = (("participants", "participant"), ("users", "user"), ("devices", "device"))
 
+# OpenTera answers a delete with an empty 200: documented as such, not as JSON.
+EMPTY_200: dict[int | str, dict[str, Any]] = {200: {"description": "Deleted", "content": {}}}
+
 
 class Body(BaseModel):
     # OpenTera clients send the objects they fetched, with read-only fields: ignore extras.
