@@ -25,7 +25,7 @@ from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import BodyLimits, bounded, check_host
-from api.routes import audit, batch, sessions
+from api.routes import audit, batch, health, sessions
 from api.settings import Settings
 from domain.errors import LedgerError
 
@@ -215,15 +215,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, Any]:
-        """Liveness, log head and how far the views have caught up."""
-        c: Container = app.state.container
-        return {
-            "status": "degraded" if c.runner.last_error else "ok",
-            "log_position": c.ledger.last_position,
-            "views_position": c.runner.read_position(),
-            "projection_error": c.runner.last_error,
-        }
+    # The liveness and readiness probes (/healthz, /readyz).
+    app.router.routes.extend(health.router.routes)
 
     return app

@@ -1,0 +1,117 @@
+"""The probes: `GET /healthz` (liveness) and `GET /readyz` (readiness).
+
+Liveness answers 200 while the process serves, whatever the database or the views do (a
+restart would not mend them), with the log's head and the views' position for tools that
+watch the catch-up. Readiness answers 200 only when the event log and the views database
+take a write and no view is stopped; otherwise 503 `application/problem+json` with
+`Retry-After`. Both answer the same per-view detail (position, lag, state, last error;
+see ProjectionRunner.health). Probes carry no key (api/auth.py leaves both paths open), so
+they show no database error text: its class only, the rest goes to the server's log.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import APIRouter
+from sqlalchemy import Engine
+from starlette.responses import Response
+
+from api.deps import ContainerDep
+from projections.failures import describe
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["health"])
+
+# Seconds a client (or an orchestrator) is told to wait before asking again.
+RETRY_AFTER = 5
+# PostgreSQL: whether this session can write at all (a standby, or read-only by setting).
+_PG_PROBE = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
+
+
+def write_probe(engine: Engine) -> str | None:
+    """None when the database behind `engine` takes a write, else why not (the error's class:
+    its text can name hosts, users and statements). Nothing is kept: the transaction rolls
+    back. SQLite: the write lock and a header write (`BEGIN IMMEDIATE` alone succeeds on a
+    read-only file); PostgreSQL: not a standby, transaction not read-only."""
+    try:
+        with engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                if conn.dialect.name == "sqlite":
+                    version = conn.exec_driver_sql("PRAGMA user_version").scalar_one()
+                    conn.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+                elif conn.exec_driver_sql(_PG_PROBE).scalar_one():
+                    return "the database is read-only"
+            finally:
+                tx.rollback()
+    except Exception as exc:
+        log.warning("readiness: %s is not writable: %s", engine.url, describe(exc))
+        return f"{type(exc).__name__} (see the server's log)"
+    return None
+
+
+@router.get("/healthz")
+def healthz(container: ContainerDep) -> dict[str, Any]:
+    """Liveness: 200 while the process serves, with the log's head and how far the views
+    have caught up (None when the views database cannot be read: /readyz says why)."""
+    try:
+        views_position: int | None = container.runner.read_position()
+    except Exception as exc:
+        log.warning("liveness: the views' position cannot be read: %s", describe(exc))
+        views_position = None
+    return {
+        "status": "ok",
+        "log_position": container.ledger.last_position,
+        "views_position": views_position,
+        "projection_error": container.runner.last_error,
+    }
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
+)
+def readyz(container: ContainerDep) -> Response:
+    """Readiness: the event log and the views database take a write, and no view is
+    stopped. 200 with each view's position, lag, state and last error; 503 problem+json
+    with `Retry-After` and the same detail when not."""
+    engines = {"log": container.store.write_engine, "views": container.runner.engine}
+    if str(engines["log"].url) == str(engines["views"].url):
+        del engines["views"]  # one database (PostgreSQL's default): one probe
+    database = {name: write_probe(engine) for name, engine in engines.items()}
+    try:
+        views = container.runner.health()
+    except Exception as exc:
+        log.warning("readiness: the views cannot be read: %s", describe(exc))
+        views = {}
+        database["views"] = database.get("views") or f"{type(exc).__name__} (see the server's log)"
+    reasons = [
+        f"the {name} database is not writable: {why}" for name, why in database.items() if why
+    ]
+    stopped = sorted(name for name, v in views.items() if v["state"] != "ok")
+    if stopped:
+        reasons.append(f"stopped views: {', '.join(stopped)}")
+    body: dict[str, Any] = {
+        "database": {
+            name: {"writable": why is None, "error": why} for name, why in database.items()
+        },
+        "views": views,
+    }
+    if not reasons:
+        return Response(orjson.dumps({"status": "ready", **body}), media_type="application/json")
+    problem = {
+        "type": "https://session-ledger.dev/problems/not-ready",
+        "title": "Not ready",
+        "status": 503,
+        "detail": "; ".join(reasons),
+        **body,
+    }
+    return Response(
+        orjson.dumps(problem),
+        status_code=503,
+        media_type="application/problem+json",
+        headers={"Retry-After": str(RETRY_AFTER)},
+    )
