@@ -1,0 +1,149 @@
+"""The probes, asked without a key as an orchestrator asks them: /healthz says the process
+serves whatever the database does; /readyz says 503 (problem+json, Retry-After, per-view
+detail) when the log cannot take a write or a view is stopped, and 200 once it is well."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection
+from sqlalchemy.exc import OperationalError
+
+from api.app import create_app
+from api.bootstrap import Container
+from domain import commands as c
+from domain.store import make_engine, sqlite_path
+from projections.runner import ProjectionRunner
+from projections.tables import ViewTables
+from projections.views import Change, all_views
+
+SECRET = "s3cret-pw"
+
+
+def probe(container: Container) -> Iterator[TestClient]:
+    with TestClient(create_app(container=container)) as cl:  # no key: probes carry none
+        yield cl
+
+
+@pytest.fixture
+def probes(container: Container) -> Iterator[TestClient]:
+    yield from probe(container)
+
+
+def eventually(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (out := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return out
+
+
+def test_ready_service_answers_200_with_each_views_position_and_lag(
+    container: Container, probes: TestClient
+) -> None:
+    container.ledger.execute_many([c.StartSession(session_id="a"), c.KeepAlive(session_id="a")])
+    container.runner.wake()
+    assert eventually(lambda: probes.get("/readyz").json()["views"]["list"]["position"] == 2)
+    r = probes.get("/readyz")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    assert r.json()["database"]["log"] == {"writable": True, "error": None}
+    for view in ("detail", "list", "count", "stats"):
+        got = r.json()["views"][view]
+        assert got["lag"] == 0 and got["state"] == "ok" and got["last_error"] is None
+    live = probes.get("/healthz")
+    assert live.status_code == 200
+    assert live.json() == {
+        "status": "ok",
+        "log_position": 2,
+        "views_position": 2,
+        "projection_error": None,
+    }
+
+
+def test_read_only_log_is_not_ready_but_the_process_is_alive(
+    container: Container, probes: TestClient
+) -> None:
+    # The log's file as a read-only mount leaves it: readable, every write refused. (chmod
+    # does not stop root; SQLite's read-only open is refused a write by SQLite itself.)
+    path = sqlite_path(container.settings.database_url)
+    container.store.write_engine.dispose()
+    container.store.write_engine = make_engine(
+        f"sqlite:///file:{path}?mode=ro&uri=true", immediate=True
+    )
+    r = probes.get("/readyz")
+    assert r.status_code == 503
+    assert r.headers["content-type"] == "application/problem+json"
+    assert int(r.headers["retry-after"]) > 0
+    body = r.json()
+    assert body["status"] == 503 and "the log database is not writable" in body["detail"]
+    assert body["database"]["log"]["writable"] is False
+    assert body["database"]["views"]["writable"] is True
+    assert set(body["views"]) == {"detail", "list", "count", "stats"}
+    assert str(path) not in r.text  # where the files are is the server log's business
+    assert probes.get("/healthz").status_code == 200
+    assert probes.get("/healthz").json()["status"] == "ok"
+
+
+class FailingStore:
+    """A view standing in for the views database failing (what a full disk or a dropped
+    connection raise), with a connection string in its message as drivers sometimes do."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.down = True
+
+    def apply(self, conn: Connection, t: ViewTables, changes: list[Change]) -> None:
+        if self.down:
+            orig = sqlite3.OperationalError(
+                f"could not write via postgresql://ledger:{SECRET}@db:5432/views password={SECRET}"
+            )
+            raise OperationalError("INSERT INTO session_list ...", {}, orig)
+
+
+@pytest.fixture
+def stopped(container: Container) -> Iterator[tuple[FailingStore, TestClient]]:
+    flaky = FailingStore()
+    container.runner.engine.dispose()
+    container.runner = ProjectionRunner.for_url(
+        container.store, container.settings.views_url, views=[*all_views(), flaky]
+    )
+    container.runner.create_schema()
+    container.ledger.listeners.append(container.runner.wake)
+    container.ledger.execute_many([c.StartSession(session_id="a")])
+    for cl in probe(container):
+        yield flaky, cl
+
+
+def test_stopped_views_are_not_ready_and_say_why_without_secrets(
+    stopped: tuple[FailingStore, TestClient], container: Container
+) -> None:
+    flaky, probes = stopped
+    assert eventually(lambda: container.runner.last_error is not None)
+    r = probes.get("/readyz")
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert "stopped views: count, detail, flaky, list, stats" in body["detail"]
+    assert body["database"]["log"]["writable"] is True
+    detail = body["views"]["detail"]
+    assert detail["state"] == "stopped" and detail["position"] == 0 and detail["lag"] == 1
+    assert detail["last_error"].startswith("flaky: OperationalError: could not write via")
+    assert SECRET not in r.text
+    live = probes.get("/healthz")
+    assert live.status_code == 200 and SECRET not in live.text
+    assert live.json()["projection_error"] == detail["last_error"]
+    flaky.down = False  # the database is back: the same batch goes through, nothing skipped
+    assert eventually(lambda: probes.get("/readyz").status_code == 200)
+    assert probes.get("/readyz").json()["views"]["detail"] == {
+        "position": 1,
+        "lag": 0,
+        "state": "ok",
+        "last_error": None,
+        "last_error_position": None,
+        "skipped": 0,
+    }
