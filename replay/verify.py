@@ -1,9 +1,19 @@
 """`ledger replay verify`: recompute the hash chain, the stream versions and the blob hashes
-over the whole log in one streaming pass, and name the first bad position of each kind."""
+over the whole log in one streaming pass, and name the first bad position of each kind.
+
+An insider can write a row whose chain is right (recomputed from the previous hash) but
+whose content no ledger wrote: a column of another type (SQLite stores what it is given),
+a payload that is not JSON, not a JSON object, or a field of another type than its event
+class declares (`PAYLOAD_FIELDS`, from the domain's event classes). Each is named by its
+position, as kind "row" or "payload", and the pass goes on: nothing in a row can stop it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -12,6 +22,8 @@ import orjson
 from sqlalchemy import text
 
 from domain.blobs import BlobStore
+from domain.errors import LedgerError
+from domain.session import ALL_EVENT_CLASSES
 from domain.store import GENESIS_HASH, EventStore
 
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached"})
@@ -24,7 +36,48 @@ KINDS = {
     "version": "the stream's versions are not 1..n in position order",
     "blob": "a referenced blob is missing or no longer matches its sha256",
     "digest": "the earlier digest is not a prefix of this log",
+    "row": "a column holds a value of a type no ledger writes (the row was written by hand)",
+    "payload": "the payload is not a JSON object of its event type's fields and types "
+    "(written behind the ledger's back)",
 }
+# Event attributes the library keeps out of the stored payload.
+_NOT_PAYLOAD = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+Fields = tuple[tuple[str, tuple[type, ...]], ...]
+
+
+def _accepted(hint: Any) -> tuple[type, ...]:
+    """The JSON-decoded types a field annotated `hint` may hold (a float may be written as
+    an integer; an unknown annotation accepts anything)."""
+    if hint is Any:
+        return (object,)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return tuple(t for arg in typing.get_args(hint) for t in _accepted(arg))
+    if origin is not None:
+        return (origin,) if isinstance(origin, type) else (object,)
+    if hint is float:
+        return (int, float)
+    return (hint,) if isinstance(hint, type) else (object,)
+
+
+def payload_fields() -> dict[tuple[str, int], Fields]:
+    """Per (event type, current schema version): each payload field and the types it may
+    hold, read from the domain's event classes. Older versions' payloads (upcast when
+    read) are held to being JSON objects only."""
+    out: dict[tuple[str, int], Fields] = {}
+    for name, cls in ALL_EVENT_CLASSES.items():
+        if not dataclasses.is_dataclass(cls):
+            continue
+        hints = typing.get_type_hints(cls)
+        out[(name, getattr(cls, "class_version", 1))] = tuple(
+            (f.name, _accepted(hints[f.name]))
+            for f in dataclasses.fields(cls)
+            if f.name not in _NOT_PAYLOAD and f.name in hints
+        )
+    return out
+
+
+PAYLOAD_FIELDS = payload_fields()
 
 
 @dataclass
@@ -97,6 +150,10 @@ SELECT_AFTER = (
     "FROM events WHERE position > {mark} ORDER BY position LIMIT {mark}"
 )
 CHUNK = 20_000
+# Payloads the scan remembers as checked: short ones (keepalives, hides, status changes,
+# which repeat), up to this many.
+_KNOWN_BYTES = 200
+_KNOWN_MAX = 100_000
 Row = tuple[int, str, int, str, int, float, bytes, bytes]
 
 
@@ -131,6 +188,8 @@ class Scan:
     def __init__(self, v: Verdict, blobs: BlobStore | None, digest: tuple[int, bytes] | None):
         self.v, self.blobs, self.digest = v, blobs, digest
         self.versions: dict[str, int] = {}
+        # Payloads that passed the payload check, by (type, schema version, bytes).
+        self.known: set[tuple[str, int, bytes]] = set()
         self.prev, self.expected = GENESIS_HASH, 1
         if digest is not None and digest[0] == 0:
             v.digest_checked = True
@@ -144,22 +203,36 @@ class Scan:
         # Positions are unique and ascending, so a chunk without gaps spans exactly its length.
         if first != self.expected or last - first != len(rows) - 1:
             self._gaps(rows)
-        sha, dumps, get = hashlib.sha256, orjson.dumps, versions.get
+        sha, dumps, get, loads = hashlib.sha256, orjson.dumps, versions.get, orjson.loads
         blob_types = BLOB_EVENTS if self.blobs is not None else frozenset()
+        shapes, fits, known = PAYLOAD_FIELDS, _fits, self.known
         prev = self.prev
         for pos, sid, ver, typ, sv, rec, payload, h in rows:
-            # Each link is judged from the previous row's stored hash, so one edit flags one
-            # link. This is domain.store.chain_hash inlined (a tuple dumps like its list); it
-            # must stay byte-identical (tests/replay/test_verify.py holds them side by side).
-            if sha(prev + dumps((pos, sid, ver, typ, sv, rec)) + payload).digest() != h:
-                v.flag("link", pos, f"{typ} of {sid} v{ver}")
-            if get(sid, 0) + 1 == ver:
-                versions[sid] = ver
-            else:
-                self._bad_version(pos, sid, ver)
-            if typ in blob_types:
-                self._blob(pos, payload)
-            prev = h
+            try:
+                # Each link is judged from the previous row's stored hash, so one edit flags
+                # one link. This is domain.store.chain_hash inlined (a tuple dumps like its
+                # list); it must stay byte-identical (tests/replay/test_verify.py holds them
+                # side by side).
+                if sha(prev + dumps((pos, sid, ver, typ, sv, rec)) + payload).digest() != h:
+                    v.flag("link", pos, f"{typ} of {sid} v{ver}")
+                if get(sid, 0) + 1 == ver:
+                    versions[sid] = ver
+                else:
+                    self._bad_version(pos, sid, ver)
+                if (typ, sv, payload) in known:
+                    continue  # the same bytes passed before (keepalives repeat a few shapes)
+                data = loads(payload)
+                fields = shapes.get((typ, sv))
+                if type(data) is not dict or (fields is not None and not fits(data, fields)):
+                    self._bad_payload(pos, typ, sv, data)
+                elif typ in blob_types:
+                    self._blob(pos, data)
+                elif len(payload) <= _KNOWN_BYTES and len(known) < _KNOWN_MAX:
+                    known.add((typ, sv, payload))
+            except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
+                self._bad_row(pos, exc)
+            finally:
+                prev = h if type(h) is bytes else b""  # another type breaks the next link
         self.prev, self.expected = prev, last + 1
         v.events += len(rows)
         v.head = (last, prev)
@@ -185,19 +258,37 @@ class Scan:
     def _bad_version(self, pos: int, sid: str, ver: int) -> None:
         last = self.versions.get(sid, 0)
         self.v.flag("version", pos, f"{sid}: version {ver} after {last}")
-        self.versions[sid] = max(last, ver)
+        if type(ver) is int:
+            self.versions[sid] = max(last, ver)
 
-    def _blob(self, pos: int, payload: bytes) -> None:
-        assert self.blobs is not None
-        try:
-            data = orjson.loads(payload)
-        except orjson.JSONDecodeError:  # an edited payload: the link check names it
+    def _bad_row(self, pos: int, exc: Exception) -> None:
+        """A row the checks cannot even read: a payload that is not JSON, or a column of a
+        type no ledger writes (text where bytes belong, say)."""
+        if isinstance(exc, orjson.JSONDecodeError):
+            self.v.flag("payload", pos, "the payload is not JSON")
+        else:
+            self.v.flag("row", pos, f"a column of an unexpected type ({type(exc).__name__})")
+
+    def _bad_payload(self, pos: int, typ: str, sv: int, data: Any) -> None:
+        if type(data) is not dict:
+            self.v.flag("payload", pos, f"{typ}: the payload is a JSON {type(data).__name__}")
             return
-        sha = data.get("sha256") if isinstance(data, dict) else None
+        fields = PAYLOAD_FIELDS.get((typ, sv), ())
+        wrong = [name for name, ok in fields if name in data and not isinstance(data[name], ok)]
+        self.v.flag("payload", pos, f"{typ}: field {', '.join(wrong) or '?'} of the wrong type")
+
+    def _blob(self, pos: int, data: dict[str, Any]) -> None:
+        assert self.blobs is not None
+        sha = data.get("sha256")
         if sha:
             self.v.blobs += 1
-            if not self.blobs.matches(sha):
-                state = "changed" if self.blobs.exists(sha) else "missing"
+            try:
+                state = None if self.blobs.matches(sha) else "missing"
+                if state is not None and self.blobs.exists(sha):
+                    state = "changed"
+            except LedgerError:  # not a blob name at all (the payload check names such a row)
+                state = "not a blob name"
+            if state is not None:
                 self.v.flag("blob", pos, f"blob {sha} is {state}")
 
     def _digest(self, rows: list[Row]) -> None:
@@ -210,6 +301,15 @@ class Scan:
                 if r[7] != expected_hash:
                     self.v.flag("digest", at, "the hash at the digest's position differs")
                 return
+
+
+def _fits(data: dict[str, Any], fields: Fields) -> bool:
+    """Whether each field `data` holds is of a type its event class declares (a field left
+    out is not judged: the fold reads it as absent)."""
+    for name, accepted in fields:
+        if name in data and not isinstance(data[name], accepted):
+            return False
+    return True
 
 
 def verify(

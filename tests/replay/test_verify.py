@@ -232,3 +232,48 @@ def test_chunk_boundaries_do_not_change_the_verdict(ledger, chunk):
     assert problems == {"gap": (5, 2), "link": (7, 3), "version": (8, 1), "blob": (12, 1)}
     assert whole["digest_checked"] and whole["events"] == 20
     assert chunked == whole
+
+
+def forge(db: Path, stream: str, kind: str, payload: Any) -> int:
+    """Append a row as an insider would: a plain INSERT (the triggers refuse only UPDATE
+    and DELETE) chained correctly from the last row, so only its content gives it away.
+    `payload` bytes are hashed as they are; text is stored as text (SQLite keeps the
+    type it is given) and hashed as its UTF-8 bytes."""
+    conn = sqlite3.connect(db)
+    position, prev, at = conn.execute(
+        "SELECT position, hash, recorded_at FROM events ORDER BY position DESC LIMIT 1"
+    ).fetchone()
+    raw = payload.encode() if isinstance(payload, str) else payload
+    h = chain_hash(prev, position + 1, stream, 1, kind, 1, at, raw)
+    conn.execute(
+        "INSERT INTO events VALUES (?, ?, 1, ?, 1, ?, ?, ?)",
+        (position + 1, stream, kind, at, payload, h),
+    )
+    conn.commit()
+    conn.close()
+    return int(position + 1)
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "problem", "detail"),
+    [
+        ("KeptAlive", b"[1, 2]", "payload", "KeptAlive: the payload is a JSON list"),
+        ("KeptAlive", b"\x00not json", "payload", "the payload is not JSON"),
+        ("KeptAlive", b'{"path":"/x","visible":{"a":1}}', "payload", "field visible"),
+        ("LogUploaded", b'{"kind":"console","sha256":5,"size":3}', "payload", "field sha256"),
+        ("Started", b'{"tags":5}', "payload", "Started: field tags of the wrong type"),
+        ("KeptAlive", '{"path":"/x","visible":true}', "row", "a column of an unexpected type"),
+    ],
+)
+def test_a_forged_row_of_the_wrong_shape_is_named_not_a_crash(
+    ledger, capsys, kind, payload, problem, detail
+):
+    bad = forge(ledger["db"], "forged", kind, payload)
+    code, out = run(capsys, "verify", "--json")
+    doc = json.loads(out)
+    assert code == 1 and not doc["ok"]
+    found = {p["kind"]: p for p in doc["problems"]}
+    assert found[problem]["first_position"] == bad and detail in found[problem]["detail"]
+    assert doc["events"] == bad  # the pass went on to the end
+    code, text = run(capsys, "verify")
+    assert code == 1 and f"{problem:<8} first bad position {bad}" in text
