@@ -300,3 +300,28 @@ def test_no_anonymous_access_by_default(client: TestClient) -> None:
     assert client.get("/v1/sessions", headers=NO_KEY).status_code == 401
     with pytest.raises(ValueError):
         Settings(allow_anonymous="ingest")
+
+
+def test_keys_on_postgresql_are_shared_by_every_process(pg: Any) -> None:
+    """Two processes' key rings on one PostgreSQL store: a key made by one works in the
+    other at once; a revocation is seen after the other's refresh."""
+    from domain.store import make_engine
+
+    url = pg.create_database("keys")
+    mine, theirs = make_engine(url), make_engine(url)
+    try:
+        keys.create_schema(mine)
+        keys.create_schema(theirs)  # idempotent, as each process does at start
+        now = [0.0]
+        ring = keys.KeyRing(theirs, refresh=5.0, clock=lambda: now[0])
+        secret = keys.create(mine, "ci", ["ingest"], ["web"])
+        who = ring.lookup(secret)
+        assert who is not None and who.projects == frozenset({"web"}) and who.allows("ingest")
+        assert not who.allows("read")
+        keys.revoke(mine, "ci")
+        now[0] = 6.0
+        assert ring.lookup(secret) is None
+        assert [k.name for k in keys.list_keys(theirs)] == ["ci"]
+    finally:
+        mine.dispose()
+        theirs.dispose()
