@@ -27,8 +27,9 @@ one transaction with its record in `view_failures` (projections/failures.py: eac
 name, the position, the error naming the fold or the view that raised). A failure that is
 the database's (locked, read-only, gone: `is_infrastructure`) is never a skip: the live
 worker retries it, backing off, and `health()` reports the views as stopped until a batch
-goes through. A rebuild's bulk `load` folds whole streams and cannot skip one event: it
-fails on a poison event; `catch_up` from an empty views database gets the live result.
+goes through. A rebuild's bulk `load` folds whole streams and cannot skip one event: when
+it meets a poison event it starts again batch by batch (`_reload_skipping`), slower, to
+the same views as the live worker's.
 
 A bulk load into empty tables (`load`: rebuilds and as-of replays) reads the log stream by
 stream instead, in ranges of stream ids, folds one session at a time and writes each once,
@@ -529,13 +530,18 @@ class ProjectionRunner:
         t = self.tables
         ranges = stream_ranges(self.store, target, range_events)
         split_at = PARALLEL_FROM if parallel_from is None else parallel_from
-        if target >= split_at and len(ranges) > 1 and self._can_split():
-            sums = self._load_parallel(target, ranges, progress, sessions_per_batch)
-        else:
-            sums = _load_part(
-                self.store, self.engine, t, self.views, target, Claims(ranges),
-                sessions_per_batch, progress,
-            )  # fmt: skip
+        try:
+            if target >= split_at and len(ranges) > 1 and self._can_split():
+                sums = self._load_parallel(target, ranges, progress, sessions_per_batch)
+            else:
+                sums = _load_part(
+                    self.store, self.engine, t, self.views, target, Claims(ranges),
+                    sessions_per_batch, progress,
+                )  # fmt: skip
+        except Exception as exc:
+            if failures.is_infrastructure(exc):
+                raise
+            return self._reload_skipping(target, exc)
         with self.engine.begin() as conn:
             for v in self.views:
                 if isinstance(v, CountView | StatsView):
@@ -550,6 +556,20 @@ class ProjectionRunner:
             self._position = target
             self._cond.notify_all()
         return target
+
+    def _reload_skipping(self, target: int, exc: Exception) -> int:
+        """The bulk load met an event it cannot apply (it folds whole streams, so it cannot
+        leave one event out): empty the tables and apply the log batch by batch instead,
+        which skips such events as the live worker does, so the views end up the same."""
+        log.warning(
+            "the bulk load cannot apply an event (%s): applying the log batch by batch, "
+            "skipping what cannot be applied", describe(exc),
+        )  # fmt: skip
+        with self.engine.begin() as conn:
+            for table in reversed(self.tables.metadata.sorted_tables):
+                conn.execute(table.delete())
+        self._moved_to(0)
+        return self.catch_up(until=target)
 
     def _can_split(self) -> bool:
         """A second loader needs a SQLite file it can open too (PostgreSQL, the in-memory
