@@ -20,7 +20,8 @@ view goes on. The views hang off one fold (the detail table is its store, the ot
 built from its before and after states), so stopping just the view that raised would
 leave the others waiting on the fold, or the fold ahead of them: a stopped view could
 only be restarted by a rebuild. Skipping keeps every view current for every other
-session; the skipped event's session stays as it was before that event. A failed batch is
+session; the skipped event's session is folded as if its stream lacked that event (the
+event stays in the log, and `ledger replay verify` names a forged one). A failed batch is
 split in halves until the single event that fails alone is found (`_isolate`), so the
 events around it are applied as before; the skip moves the tracking position past it in
 one transaction with its record in `view_failures` (projections/failures.py: each view's
