@@ -140,7 +140,10 @@ class Gate:
         if who.projects is not None and need in ("read", "audit"):
             if self.container is None:
                 raise RuntimeError("the gate serves requests only once the app has started")
-            await scoping.check_read(scope, path, who, self.container)
+            try:
+                await scoping.check_read(scope, path, who, self.container)
+            except LedgerError as err:  # 403, or 404 for another project's session
+                raise Refusal(err, {}) from None
 
     def _principal(self, scope: dict[str, Any], surface: Surface, secret: str | None) -> Principal:
         claimed: str | None = None

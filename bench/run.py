@@ -223,9 +223,11 @@ def ledger_server(
         PYTHONPATH=str(ROOT),
         **(extra_env or {}),
     )
-    # Every request needs an API key: make one on the bench's database before the start.
+    # Every request needs an API key: make one on the bench's database before the start
+    # (a name of its own each time: a seeded database is reused from run to run).
+    name = f"bench-{os.getpid()}-{time.time_ns()}"
     key = subprocess.run(
-        [sys.executable, "-m", "api.cli", "keys", "create", "bench", "--scope", "admin"],
+        [sys.executable, "-m", "api.cli", "keys", "create", name, "--scope", "admin"],
         cwd=ROOT, env=env, capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     port = bl.free_port()
