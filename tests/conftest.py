@@ -104,17 +104,19 @@ def make_key(env: dict[str, str], name: str, *scopes: str, projects: tuple[str, 
     return out.stdout.strip()
 
 
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """`ledger serve` in its own process on a free loopback port."""
-    port = free_port()
-    env = dict(
+def ledger_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a ledger on `tmp_path`'s SQLite file and blob folder."""
+    return dict(
         os.environ,
         LEDGER_DATABASE_URL=f"sqlite:///{tmp_path}/ledger.db",
         LEDGER_BLOB_DIR=str(tmp_path / "blobs"),
     )
-    key = make_key(env, "admin", "admin")
-    log = (tmp_path / "server.log").open("wb")
+
+
+def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`ledger serve` in its own process on a free loopback port, once it answers."""
+    port = free_port()
+    log = log_path.open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT,
@@ -127,13 +129,21 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
     while True:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                break
+                return proc, url
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError((tmp_path / "server.log").read_text())
+            raise RuntimeError(log_path.read_text())
         time.sleep(0.1)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """`ledger serve` in its own process on a free loopback port."""
+    env = ledger_env(tmp_path)
+    key = make_key(env, "admin", "admin")
+    proc, url = start_server(env, tmp_path / "server.log")
     yield LiveServer(url, proc, tmp_path / "ledger.db", key)
     proc.terminate()
     proc.wait(timeout=10)

@@ -294,3 +294,27 @@ def test_hosts_outside_the_allowed_list_are_refused(container: Container, admin_
         assert cl.get("/v1/sessions", headers=auth).status_code == 200
         r = cl.get("/v1/sessions", headers={**auth, "Host": "evil.example:8000"})
         assert r.status_code == 400 and "evil.example" in r.json()["detail"]
+
+
+def test_a_collision_with_another_writer_is_decided_again_then_409(
+    client: TestClient, container: Container, started: str, monkeypatch: Any
+) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    store = container.store
+    real = store.append
+    collisions = [1]
+
+    def collide(*a: Any, **k: Any) -> Any:
+        if collisions[0] > 0:
+            collisions[0] -= 1
+            raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
+        return real(*a, **k)
+
+    monkeypatch.setattr(store, "append", collide)
+    assert client.post(f"/v1/sessions/{started}/keepalive").status_code == 200
+    collisions[0] = 2  # collides again after deciding anew: a conflict to retry, never 500
+    before = head(container)
+    r = client.post(f"/v1/sessions/{started}/keepalive")
+    assert r.status_code == 409 and r.json()["detail"].endswith("retry")
+    assert head(container) == before
