@@ -32,7 +32,6 @@ from domain.context import ExecutionContext, context_stream, is_context_stream
 from domain.errors import (
     ConcurrencyError,
     ContextConflictError,
-    ForbiddenError,
     IdempotencyKeyReusedError,
     InvalidCommandError,
     LedgerError,
@@ -40,7 +39,7 @@ from domain.errors import (
     SessionNotFoundError,
     StoreUnavailableError,
 )
-from domain.rules import DEFAULT_LIMITS, Limits, validate
+from domain.rules import DEFAULT_LIMITS, Limits, check_projects, validate
 from domain.runtime import paused_gc
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
@@ -410,7 +409,9 @@ class Ledger:
                     try:
                         allowed = limits[i] if limits is not None else None
                         if allowed is not None:
-                            check_projects(cmd, touched.get(sid), allowed)
+                            agg = touched.get(sid)
+                            state = agg.state if isinstance(agg, Session) else None
+                            check_projects(cmd, state, allowed)
                         agg = decide(cmd, touched.get(sid), at, new)
                     except LedgerError as err:
                         if len(new) != mark:  # rules are checked before any event is decided
@@ -509,24 +510,6 @@ def _merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[O
 
 def _any_limit(items: list[Item]) -> bool:
     return any(item[2] is not None for item in items)
-
-
-def check_projects(cmd: c.Command, agg: Aggregate | None, projects: frozenset[str]) -> None:
-    """Refuse a command of a project-limited key on a session outside its projects (a
-    start or an update that would put the session there included)."""
-    if isinstance(cmd, c.RecordContext):
-        return  # contexts belong to no project
-    if isinstance(cmd, c.StartSession):
-        project = cmd.project
-    elif isinstance(agg, Session):
-        project = agg.state["project"]
-    else:
-        return  # no session: decide() answers not found
-    if project not in projects:
-        raise ForbiddenError(f"this key may not act on sessions of project {project!r}")
-    moved = isinstance(cmd, c.UpdateDetails) and "project" in cmd.changes
-    if moved and cmd.changes["project"] not in projects:  # type: ignore[attr-defined]
-        raise ForbiddenError("this key may not move a session to another project")
 
 
 def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:

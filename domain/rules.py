@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain import commands as c
-from domain.errors import InvalidCommandError, LimitExceededError
+from domain.errors import ForbiddenError, InvalidCommandError, LimitExceededError
 
 # Ids travel in URL paths and headers (Location, ETag): the characters RFC 3986 allows in a
 # path segment unescaped (unreserved, sub-delims, ':' and '@'), so an id never needs escaping
@@ -337,6 +337,24 @@ _RULES: dict[type[c.Command], Callable[[Any, Limits], None]] = {
     c.DeleteSession: _delete,
     c.RecordContext: _context,
 }
+
+
+def check_projects(cmd: c.Command, state: dict[str, Any] | None, projects: frozenset[str]) -> None:
+    """Refuse a command of a project-limited key on a session outside its projects (`state`:
+    the session's, None when there is none): a start there, or an update that would move a
+    session there, included. Contexts belong to no project."""
+    if isinstance(cmd, c.RecordContext):
+        return
+    if isinstance(cmd, c.StartSession):
+        project = cmd.project
+    elif state is not None:
+        project = state["project"]
+    else:
+        return  # no session: deciding answers not found
+    if project not in projects:
+        raise ForbiddenError(f"this key may not act on sessions of project {project!r}")
+    if isinstance(cmd, c.UpdateDetails) and cmd.changes.get("project", project) not in projects:
+        raise ForbiddenError("this key may not move a session to another project")
 
 
 def validate(cmd: c.Command, limits: Limits = DEFAULT_LIMITS) -> None:

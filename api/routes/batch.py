@@ -166,8 +166,10 @@ def _command(obj: Any) -> c.Command | None:
 
 
 # Commands per submission to the writer: a large batch goes in turns of this size, so the
-# keepalives that arrive meanwhile join the next commit group instead of waiting for all of it.
-TURN = 2000
+# keepalives that arrive meanwhile join the next commit group instead of waiting for all of it
+# (a turn is ~0.1 s of the writer's time). Turns of 2,000 cost bulk ingest a fifth of its rate
+# when measured (a commit and a wait for each); 10,000 kept it.
+TURN = 10000
 
 
 @router.post("/events:batch")
