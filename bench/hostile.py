@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -82,13 +83,17 @@ async def run(url: str, key: str, pid: int) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
 
         body = "\n".join(json.dumps(p) for p in POISON * 50)
-        jobs = [send("keepalive", "POST", f"/v1/sessions/s-{i % SESSIONS}/keepalive")
-                for i in range(KEEPALIVES)]  # fmt: skip
-        jobs += [send("poison batch", "POST", "/v1/events:batch", content=body)] * 20
-        jobs += [send("2 MB body", "POST", "/v1/sessions", content=b"{" + b" " * (2 << 20))] * 10
-        jobs += [
-            send("no key", "POST", "/v1/sessions/s-0/keepalive", headers={"Authorization": ""})
-        ] * 50  # noqa: E501
+        big = b"{" + b" " * (2 << 20)
+        no_key = {"Authorization": ""}
+        jobs = [
+            send("keepalive", "POST", f"/v1/sessions/s-{i % SESSIONS}/keepalive")
+            for i in range(KEEPALIVES)
+        ]
+        jobs += [send("poison batch", "POST", "/v1/events:batch", content=body) for _ in range(20)]
+        jobs += [send("2 MB body", "POST", "/v1/sessions", content=big) for _ in range(10)]
+        ka = "/v1/sessions/s-0/keepalive"
+        jobs += [send("no key", "POST", ka, headers=no_key) for _ in range(50)]
+        random.Random(7).shuffle(jobs)  # the hostile requests arrive among the keepalives
         watcher = asyncio.create_task(watch())
         t0 = time.perf_counter()
         await asyncio.gather(*jobs)
