@@ -19,8 +19,8 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(projection_worker=args.worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(
-        f"Session Ledger on http://{args.host}:{args.port}  (events: {settings.database_url}, "
-        f"views: {settings.views_url}; OpenAPI at /docs)",
+        f"Session Ledger on http://{args.host}:{args.port}  (events: "
+        f"{masked(settings.database_url)}, views: {masked(settings.views_url)}; OpenAPI at /docs)",
         file=sys.stderr,
     )
     _first_admin_key(settings.database_url)
@@ -37,6 +37,13 @@ def serve(args: argparse.Namespace) -> int:
         proxy_headers=args.proxy_headers,
     )
     return 0
+
+
+def masked(url: str) -> str:
+    """A database URL fit for a log line: its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _first_admin_key(database_url: str) -> None:

@@ -132,3 +132,20 @@ def test_first_serve_prints_an_admin_key_once_and_logs_never_show_keys(tmp_path:
     stop(second)
     again = (tmp_path / "second.log").read_text()
     assert not KEY.search(again) and "admin" not in again, again
+
+
+def test_serve_never_prints_the_database_password(tmp_path: Path) -> None:
+    """The startup line names the databases with the password masked, and a failure to
+    connect does not print it either."""
+    env = dict(
+        os.environ,
+        LEDGER_DATABASE_URL="postgresql+psycopg://ledger:s3cret-pw@127.0.0.1:1/ledger",
+        LEDGER_BLOB_DIR=str(tmp_path / "blobs"),
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "serve", "--port", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    text = out.stdout + out.stderr
+    assert "ledger:***@127.0.0.1:1/ledger" in text
+    assert "s3cret-pw" not in text
