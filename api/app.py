@@ -24,10 +24,10 @@ from api import keys, problems, redact
 from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
-from api.limits import BodyLimits, bounded, check_host
+from api.limits import bounded, check_host
 from api.routes import audit, batch, health, sessions
-from api.settings import Settings
 from domain.errors import LedgerError
+from persistence.settings import BodyLimits, Settings
 
 # The seed systems' session APIs, each one module in api/dialects with a `router`.
 DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
@@ -201,11 +201,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.allowed_hosts = settings.allowed_hosts
     problems.install(app)
 
-    @app.post("/noop", include_in_schema=False)
-    async def noop() -> dict[str, bool]:
-        # The benchmark's baseline: a no-op through FastAPI's standard request handling,
-        # matched first (the lane serves the lean command twins ahead of all of it).
-        return {"ok": True}
+    if settings.bench_noop:
+
+        @app.post("/noop", include_in_schema=False)
+        async def noop() -> dict[str, bool]:
+            # The benchmark's baseline: a no-op through FastAPI's standard request handling,
+            # matched first (the lane serves the lean command twins ahead of all of it).
+            return {"ok": True}
 
     if settings.server_timing:
         app.add_middleware(ServerTiming)

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from api.settings import Settings
-from domain.blobs import BlobStore
-from domain.ledger import Ledger
-from domain.store import EventStore
+from persistence.blobs import BlobStore
+from persistence.ledger import Ledger
+from persistence.settings import Settings
+from persistence.store import EventStore
 from projections.runner import ProjectionRunner
 
 

@@ -13,8 +13,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from api.app import create_app
-    from api.settings import Settings
-    from domain.runtime import settle_gc
+    from persistence.runtime import settle_gc
+    from persistence.settings import Settings
 
     settings = Settings.from_env(projection_worker=args.worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -68,7 +68,7 @@ def _first_admin_key(database_url: str) -> None:
 
 
 def _engine(database_url: str) -> Any:
-    from domain.store import make_engine
+    from persistence.store import make_engine
 
     return make_engine(database_url, immediate=True)
 
@@ -76,7 +76,7 @@ def _engine(database_url: str) -> Any:
 def keys_command(args: argparse.Namespace) -> int:
     """`ledger keys create|list|revoke` on the event database (LEDGER_DATABASE_URL)."""
     from api import keys
-    from api.settings import Settings
+    from persistence.settings import Settings
 
     engine = _engine(Settings.from_env().database_url)
     try:
@@ -103,7 +103,7 @@ def keys_command(args: argparse.Namespace) -> int:
 
 
 def _print_keys(rows: list[Any]) -> None:
-    from api.render import iso
+    from projections.present import iso
 
     print(f"{'name':<20} {'scopes':<26} {'projects':<20} {'created':<26} revoked")
     for k in rows:
@@ -121,8 +121,8 @@ def project(args: argparse.Namespace) -> int:
     import signal
 
     from api.bootstrap import bootstrap
-    from api.settings import Settings
-    from domain.runtime import settle_gc
+    from persistence.runtime import settle_gc
+    from persistence.settings import Settings
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     container = bootstrap(Settings.from_env())

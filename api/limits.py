@@ -10,10 +10,10 @@ Content-Length over the limit is refused before a byte is read.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from domain.errors import LedgerError, LimitExceededError
+from persistence.settings import BodyLimits
 
 # Routes whose bodies are uploads, streamed into the blob store with their own cap.
 _UPLOADS = re.compile(
@@ -21,16 +21,6 @@ _UPLOADS = re.compile(
     r"|^/compat/lambdatest/automation/api/v1/sessions/[^/]+/(terminal-logs|exceptions)$"
 )
 _BATCH = "/v1/events:batch"
-
-
-@dataclass(frozen=True)
-class BodyLimits:
-    """The byte caps (settings: LEDGER_MAX_BODY_BYTES, _UPLOAD_BYTES, _BATCH_BYTES)."""
-
-    max_body_bytes: int = 1 << 20
-    max_upload_bytes: int = 100 << 20
-    max_batch_bytes: int = 16 << 20
-    max_batch_lines: int = 100_000
 
 
 def cap_for(path: str, limits: BodyLimits) -> tuple[int, str]:

@@ -8,9 +8,9 @@ import asyncio
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from domain.blobs import BlobStore, BlobWriter
 from domain.errors import InvalidCommandError
 from domain.rules import check_media_type
+from persistence.blobs import BlobStore, BlobWriter
 
 CHUNK = 1 << 16
 

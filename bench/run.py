@@ -221,6 +221,7 @@ def ledger_server(
         LEDGER_DATABASE_URL=f"sqlite:///{db}",
         LEDGER_BLOB_DIR=str(workdir / "blobs"),
         PYTHONPATH=str(ROOT),
+        LEDGER_BENCH_NOOP="1",  # the framework baseline route, served only when asked
         **(extra_env or {}),
     )
     # Every request needs an API key: make one on the bench's database before the start
@@ -519,7 +520,7 @@ def _avg_payload(db: Path) -> float:
 def child_rebuild(db: str, views: str, until: int | None) -> None:
     """In a fresh process: `ledger replay rebuild`'s code path on a fresh views DB (to the
     head: load, swap, indexes), or its load alone to `until`; print time and peak RSS."""
-    from domain.store import EventStore, make_engine
+    from persistence.store import EventStore, make_engine
     from projections.runner import ProjectionRunner
     from projections.tables import ViewTables
     from replay.rebuild import rebuild

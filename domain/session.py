@@ -22,8 +22,8 @@ from domain.errors import (
     SessionDeletedError,
     SessionStoppedError,
 )
+from domain.events import NewEvent
 from domain.state import LEGAL_MOVES, STATUSES, State, evolve, fold_kept_alive, new_state
-from domain.store import NewEvent
 
 _tuple_new = tuple.__new__
 

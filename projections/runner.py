@@ -57,10 +57,10 @@ import orjson
 from sqlalchemy import Connection, Engine, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from domain.runtime import paused_gc
 from domain.session import ALL_EVENT_CLASSES, upcast
 from domain.state import EVOLVERS, State, evolve, fold_kept_alive, new_state
-from domain.store import EventStore, StoredEvent, make_engine
+from persistence.runtime import paused_gc
+from persistence.store import EventStore, StoredEvent, make_engine
 from projections import failures
 from projections.failures import ApplyFailed, ViewHealth, describe
 from projections.sql import upsert

@@ -10,11 +10,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
-from api.render import session_view
-from domain.ledger import fold
 from domain.state import State
-from domain.store import EventStore, make_engine
+from persistence.ledger import fold
+from persistence.store import EventStore, make_engine
 from projections import queries
+from projections.present import session_view
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
 from projections.views import CountView, Projection, StatsView

@@ -8,9 +8,9 @@ from typing import Any, TextIO
 
 import orjson
 
-from api.render import iso
 from domain.session import ALL_EVENT_CLASSES
-from domain.store import EventStore, StoredEvent
+from persistence.store import EventStore, StoredEvent
+from projections.present import iso
 from replay.source import ReplayError
 
 

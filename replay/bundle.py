@@ -35,15 +35,15 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from api.render import iso
-from domain.store import GENESIS_HASH, EventStore, StoredEvent
+from persistence.store import GENESIS_HASH, EventStore, StoredEvent
+from projections.present import iso
 from replay.source import ReplayError
 
 FORMAT = "session-ledger-bundle/1"
 
 
 def _record_bytes(e: StoredEvent) -> bytes:
-    # The exact header domain.store.chain_hash hashes.
+    # The exact header persistence.store.chain_hash hashes.
     return orjson.dumps(
         [e.position, e.stream_id, e.version, e.type, e.schema_version, e.recorded_at]
     )

@@ -22,7 +22,7 @@ from types import ModuleType
 from typing import Any
 
 from domain.session import upcast
-from domain.store import EventStore
+from persistence.store import EventStore
 from replay.source import Point, ReplayError
 
 

@@ -13,8 +13,8 @@ from typing import Any, BinaryIO
 import orjson
 from sqlalchemy import Engine, select
 
-from api.render import iso
-from domain.store import EventStore
+from persistence.store import EventStore
+from projections.present import iso
 from projections.tables import ViewTables
 from projections.views import summary
 from replay.asof import views_at

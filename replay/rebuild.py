@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
-from domain.store import EventStore
+from persistence.store import EventStore
 from projections.runner import ProjectionRunner
 from projections.tables import VIEW_NAMES, ViewTables
 from replay.progress import Progress

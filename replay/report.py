@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from api.render import iso
 from domain.state import STATUSES
 from projections import queries
+from projections.present import iso
 from projections.tables import ViewTables
 from projections.views import ALL_DAYS, ALL_STATUSES, bucket_value
 from replay.source import Point

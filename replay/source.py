@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 
-from api.render import iso, parse_time
-from api.settings import Settings
-from domain.blobs import BlobStore
-from domain.store import EventStore, make_engine, sqlite_path
+from persistence.blobs import BlobStore
+from persistence.settings import Settings
+from persistence.store import EventStore, make_engine, sqlite_path
+from projections.present import iso, parse_time
 from projections.tables import ViewTables
 from projections.views import all_views
 

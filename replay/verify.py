@@ -21,10 +21,10 @@ from typing import Any, cast
 import orjson
 from sqlalchemy import text
 
-from domain.blobs import BlobStore
 from domain.errors import LedgerError
 from domain.session import ALL_EVENT_CLASSES
-from domain.store import GENESIS_HASH, EventStore
+from persistence.blobs import BlobStore
+from persistence.store import GENESIS_HASH, EventStore
 
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached"})
 GUARDS = ("events_refuse_update", "events_refuse_delete")
@@ -210,7 +210,7 @@ class Scan:
         for pos, sid, ver, typ, sv, rec, payload, h in rows:
             try:
                 # Each link is judged from the previous row's stored hash, so one edit flags
-                # one link. This is domain.store.chain_hash inlined (a tuple dumps like its
+                # one link. This is persistence.store.chain_hash inlined (a tuple dumps like its
                 # list); it must stay byte-identical (tests/replay/test_verify.py holds them
                 # side by side).
                 if sha(prev + dumps((pos, sid, ver, typ, sv, rec)) + payload).digest() != h:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from api import keys
 from api.app import create_app
 from api.bootstrap import Container, bootstrap
-from api.settings import Settings
+from persistence.settings import Settings
 from tests.pg import PgCluster, find_bindir
 
 PG_BINDIR = find_bindir()

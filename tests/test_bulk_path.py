@@ -22,9 +22,9 @@ from domain.errors import (
     SessionExistsError,
     SessionStoppedError,
 )
-from domain.ledger import decide, fold
 from domain.session import Session
-from domain.store import GENESIS_HASH, NewEvent, chain_hash
+from persistence.ledger import decide, fold
+from persistence.store import GENESIS_HASH, NewEvent, chain_hash
 
 # Times a datetime holds exactly, so the library path's fold (through `timestamp`) and the
 # fast path's (the float itself) see the same instants.

@@ -19,7 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from api import keys
 from api.app import create_app
 from api.bootstrap import bootstrap
-from api.settings import Settings
+from persistence.settings import Settings
 from tests.conftest import FakeClock
 
 IDS = st.sampled_from(["a", "b", "c"]) | st.text(min_size=0, max_size=6)

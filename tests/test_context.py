@@ -11,7 +11,7 @@ from api.bootstrap import Container
 from domain import commands as c
 from domain.context import ExecutionContext, context_stream
 from domain.errors import ContextConflictError, InvalidCommandError, SessionNotFoundError
-from domain.ledger import Ledger
+from persistence.ledger import Ledger
 from projections import queries as qs
 
 ATTRS = {"cpu_count": 2, "cpu_frequency": 2445.4, "machine_node": "box", "cpu_vendor": ""}

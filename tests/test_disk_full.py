@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from api import keys
 from api.app import create_app
 from api.bootstrap import bootstrap
-from api.settings import Settings
+from persistence.settings import Settings
 from replay import verify
 
 

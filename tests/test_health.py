@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from api.app import create_app
 from api.bootstrap import Container
 from domain import commands as c
-from domain.store import make_engine, sqlite_path
+from persistence.store import make_engine, sqlite_path
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
 from projections.views import Change, all_views

@@ -11,12 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.bootstrap import Container
-from api.limits import BodyLimits
-from api.settings import Settings
 from domain import commands as c
-from domain.blobs import BlobStore
 from domain.errors import InvalidCommandError
 from domain.rules import validate
+from persistence.blobs import BlobStore
+from persistence.settings import BodyLimits, Settings
 
 
 def head(container: Container) -> int:

@@ -16,8 +16,8 @@ import pytest
 from api.routes import sessions as routes
 from domain import commands as c
 from domain.errors import LedgerError, SessionNotFoundError
-from domain.ledger import Ledger, _answer
-from domain.store import EventStore
+from persistence.ledger import Ledger, _answer
+from persistence.store import EventStore
 
 JSON = {"content-type": "application/json"}
 

@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from sqlalchemy import text
 
 from api.bootstrap import bootstrap
-from api.settings import Settings
 from domain import commands as c
 from domain.errors import IdempotencyKeyReusedError, LedgerError
-from domain.ledger import Ledger
-from domain.store import GENESIS_HASH, EventStore, NewEvent, chain_hash
+from persistence.ledger import Ledger
+from persistence.settings import Settings
+from persistence.store import GENESIS_HASH, EventStore, NewEvent, chain_hash
 from projections import queries as qs
 from projections.runner import ProjectionRunner
 from replay.rebuild import rebuild

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import text
 
 from domain import commands as c
-from domain.ledger import Ledger
-from domain.store import EventStore
+from persistence.ledger import Ledger
+from persistence.store import EventStore
 from projections import queries as qs
 from projections.runner import ProjectionRunner
 from tests.conftest import ROOT

@@ -13,9 +13,9 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import OperationalError
 
 from domain import commands as c
-from domain.ledger import Ledger
 from domain.session import ALL_EVENT_CLASSES
-from domain.store import EventStore, NewEvent
+from persistence.ledger import Ledger
+from persistence.store import EventStore, NewEvent
 from projections import queries as qs
 from projections.failures import failures
 from projections.runner import ProjectionRunner

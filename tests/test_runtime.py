@@ -8,7 +8,7 @@ import gc
 import threading
 import weakref
 
-from domain.runtime import paused_gc, settle_gc
+from persistence.runtime import paused_gc, settle_gc
 
 
 def test_pauses_nest_across_threads_and_give_the_collector_back() -> None:

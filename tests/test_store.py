@@ -11,8 +11,8 @@ import pytest
 
 from domain import commands as c
 from domain.errors import IdempotencyKeyReusedError
-from domain.ledger import Ledger
-from domain.store import GENESIS_HASH, EventStore, chain_hash
+from persistence.ledger import Ledger
+from persistence.store import GENESIS_HASH, EventStore, chain_hash
 
 
 def db_file(container) -> Path:

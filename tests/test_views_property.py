@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from domain import commands as c
 from domain.errors import LedgerError
-from domain.ledger import Ledger, fold
 from domain.state import STATUSES
-from domain.store import EventStore
+from persistence.ledger import Ledger, fold
+from persistence.store import EventStore
 from projections import queries as qs
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables

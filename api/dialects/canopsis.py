@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict
 
 from api import auth, problems
 from api.deps import FreshDep, connect, execute
-from api.render import parse_time
 from domain import commands as c
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
+from projections.present import parse_time
 
 PREFIX = "/compat/canopsis/api/v2"
 router = APIRouter(prefix=PREFIX, tags=["compat: Canopsis"])

@@ -15,12 +15,13 @@ from fastapi.responses import JSONResponse
 from api import auth
 from api.deps import ContainerDep, FreshDep, connect, execute
 from api.problems import register_renderer
-from api.render import UPLOAD_HEADERS, iso, uploaded_content
+from api.render import UPLOAD_HEADERS, uploaded_content
 from api.uploads import store_upload
 from domain import commands as c
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.state import STATUSES
 from projections import queries as qs
+from projections.present import iso
 
 PREFIX = "/compat/lambdatest/automation/api/v1"
 router = APIRouter(prefix=PREFIX, tags=["compat: LambdaTest"])

@@ -25,12 +25,12 @@ from fastapi.responses import JSONResponse, Response
 
 from api import problems
 from api.deps import ContainerDep, FreshDep, connect, execute
-from api.render import parse_time
 from domain import commands as c
 from domain.context import CONTEXT_PREFIX, context_stream
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.session import upcast
 from projections import queries as qs
+from projections.present import parse_time
 
 PREFIX = "/compat/monitor/api/v1"
 PER_PAGE = 500  # the original server's default PAGINATION_COUNT

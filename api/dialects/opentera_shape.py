@@ -10,8 +10,8 @@ from fastapi import Depends, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 
 from api import auth
-from api.render import parse_time
 from domain.errors import InvalidCommandError
+from projections.present import parse_time
 
 # OpenTera TeraSessionStatus -> the ledger status a client's integer moves a session to.
 STATUS_IN = {0: "queued", 1: "running", 2: "completed", 3: "cancelled", 4: "error"}

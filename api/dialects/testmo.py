@@ -24,9 +24,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import FreshDep, connect
 from api.problems import register_renderer
-from api.render import iso, parse_time
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
+from projections.present import iso, parse_time
 
 PREFIX = "/compat/testmo/api/v1"
 router = APIRouter(prefix=PREFIX, tags=["compat: Testmo"])

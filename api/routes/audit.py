@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from api.deps import ContainerDep
-from api.render import iso
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.session import ALL_EVENT_CLASSES
-from domain.store import StoredEvent
+from persistence.store import StoredEvent
+from projections.present import iso
 
 router = APIRouter(prefix="/v1", tags=["audit"])
 

@@ -23,7 +23,7 @@ from api.deps import ContainerDep
 from api.problems import problem, status_of
 from domain import commands as c
 from domain.errors import LedgerError, LimitExceededError
-from domain.runtime import paused_gc
+from persistence.runtime import paused_gc
 
 router = APIRouter(prefix="/v1", tags=["bulk"])
 

@@ -28,12 +28,13 @@ from starlette.types import Receive, Scope, Send
 
 from api import schemas as s
 from api.deps import ContainerDep, FreshDep, connect, execute
-from api.render import parse_time, session_view, uploaded_content, with_iso_times
+from api.render import uploaded_content
 from api.uploads import store_upload
 from domain import commands as c
 from domain.commands import CommandResult
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
+from projections.present import parse_time, session_view, with_iso_times
 
 
 class CommandRoute(APIRoute):

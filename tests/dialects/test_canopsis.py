@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api import keys
 from api.bootstrap import Container
 from api.expiry import ExpirySweeper
-from api.settings import Settings
+from persistence.settings import Settings
 from tests.dialects.conftest import NONE
 
 CP = "/compat/canopsis/api/v2"

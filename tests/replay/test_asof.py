@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from api.render import iso
 from projections import queries
+from projections.present import iso
 from replay.asof import stats_as_of
 from replay.source import open_store, resolve_point
 from tests.replay import make_history, point_cli_at

@@ -12,9 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.bootstrap import bootstrap
-from api.settings import Settings
 from domain import commands as c
 from domain.errors import LedgerError
+from persistence.settings import Settings
 from projections import queries
 from replay.asof import stats_as_of
 from replay.source import open_store, resolve_point

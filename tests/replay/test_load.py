@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain import commands as c
-from domain.ledger import Ledger
 from domain.state import evolve, fold_kept_alive, new_state
-from domain.store import EventStore
+from persistence.ledger import Ledger
+from persistence.store import EventStore
 from projections import queries as qs
 from projections.runner import Claims, ProjectionRunner, stream_ranges
 from projections.views import CountView, StatsView

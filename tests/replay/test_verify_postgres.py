@@ -11,7 +11,7 @@ import pytest
 
 from api.bootstrap import bootstrap
 from api.cli import main
-from api.settings import Settings
+from persistence.settings import Settings
 from replay.source import open_blobs, open_store
 from replay.verify import verify
 from tests.conftest import PG_BINDIR, FakeClock

@@ -40,10 +40,10 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.rules import DEFAULT_LIMITS, Limits, check_projects, validate
-from domain.runtime import paused_gc
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
-from domain.store import EventStore, NewEvent, StaleWriteError, StoredEvent
+from persistence.runtime import paused_gc
+from persistence.store import EventStore, NewEvent, StaleWriteError, StoredEvent
 
 log = logging.getLogger(__name__)
 

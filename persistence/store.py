@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
@@ -38,8 +38,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
-from domain.checkpoint import BACKSTOP_PAGES, Checkpointer
 from domain.errors import StoreUnavailableError
+from domain.events import NewEvent
+from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 
 GENESIS_HASH = b"\x00" * 32
 # Positions outgrow 32 bits on a busy PostgreSQL log; SQLite keeps INTEGER (its rowid alias).
@@ -91,17 +92,6 @@ _POSTGRES_GUARDS = (
 class StaleWriteError(Exception):
     """An append collided with rows another process wrote (a stream version or position
     taken meanwhile): nothing was stored, and deciding again on fresh state may succeed."""
-
-
-class NewEvent(NamedTuple):
-    """An event to append (a tuple: the writer builds one per event)."""
-
-    stream_id: str
-    version: int
-    type: str
-    schema_version: int
-    recorded_at: float
-    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +233,7 @@ class EventStore:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         path = sqlite_path(url)
-        # A file's checkpoints run beside the writer, not inside its commits (domain.checkpoint).
+        # A file's checkpoints run beside the writer, not inside its commits (checkpoint.py).
         self.checkpointer = Checkpointer(path) if path is not None else None
         self.write_engine = make_engine(
             url, immediate=True, autocheckpoint=BACKSTOP_PAGES if path is not None else None

@@ -1,4 +1,5 @@
-"""Settings: one validated object read from the environment (LEDGER_*)."""
+"""Settings: one validated object read from the environment (LEDGER_*), for every process
+(server, projection worker, replay tools), with the request body caps it holds."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from api.limits import BodyLimits
 from domain.rules import Limits
 
 
@@ -18,6 +18,16 @@ def _default_views_url(database_url: str) -> str:
         path = Path(database_url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.with_name(path.stem + '-views' + path.suffix)}"
     return database_url
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """The byte caps (settings: LEDGER_MAX_BODY_BYTES, _UPLOAD_BYTES, _BATCH_BYTES)."""
+
+    max_body_bytes: int = 1 << 20
+    max_upload_bytes: int = 100 << 20
+    max_batch_bytes: int = 16 << 20
+    max_batch_lines: int = 100_000
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,8 @@ class Settings:
     projection_worker: str = "thread"
     # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
     server_timing: bool = False
+    # Serves `POST /noop`, the benchmark's framework baseline (LEDGER_BENCH_NOOP=1; bench only).
+    bench_noop: bool = False
     # "read": requests without a key get the read scope; "" (default): every request needs a
     # key (api/auth.py).
     allow_anonymous: str = ""
@@ -71,6 +83,7 @@ class Settings:
             "read_wait": float(env.get("LEDGER_READ_WAIT", "2")),
             "projection_worker": env.get("LEDGER_PROJECTION_WORKER", "thread"),
             "server_timing": env.get("LEDGER_SERVER_TIMING", "") in ("1", "true", "yes"),
+            "bench_noop": env.get("LEDGER_BENCH_NOOP", "") in ("1", "true", "yes"),
             "allow_anonymous": env.get("LEDGER_ALLOW_ANONYMOUS", ""),
             "key_refresh": float(env.get("LEDGER_KEY_REFRESH", "5")),
             "body_limits": _from_env(BodyLimits, "LEDGER_"),
