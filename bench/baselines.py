@@ -38,7 +38,7 @@ The baselines
     doing nothing (fetch), ``orjson.loads`` of each payload (orjson), or recomputing the
     hash chain ``sha256(prev_hash + orjson([position, stream_id, version, type,
     schema_version, recorded_at]) + payload)`` and comparing with the stored hash (sha256) --
-    the same link as ``domain.store.chain_hash``, copied here so the bench does not import the
+    the same link as ``persistence.store.chain_hash``, copied here so the bench does not import the
     service. These are the ceilings for replay and ``verify``. The DB comes from
     `make_event_db`; scans repeat until the time budget is spent and report the median pass.
 

@@ -21,8 +21,8 @@ from sqlalchemy import event
 
 from domain import commands as c
 from domain.errors import LedgerError
-from domain.ledger import Ledger
-from domain.store import EventStore
+from persistence.ledger import Ledger
+from persistence.store import EventStore
 
 OUT = Path(__file__).resolve().parent / "out"
 SEED_VERSION = 1
