@@ -13,10 +13,13 @@ them later. The copy itself runs in SQLite with the GIL released.
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.2  # at most five checkpoints a second, each copying what piled up
 BACKSTOP_PAGES = 16000  # the writer checkpoints itself past ~64 MB of WAL
@@ -33,6 +36,7 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.runs = 0  # checkpoints run (for tests and curiosity)
+        self.failures = 0  # checkpoints the database refused (disk full, read-only)
 
     def poke(self) -> None:
         """A commit happened: checkpoint soon (starts the thread on first use)."""
@@ -69,7 +73,14 @@ class Checkpointer:
                     return
                 # PASSIVE copies what no reader still needs and returns without waiting; the
                 # next writer restarts a fully copied WAL from its beginning.
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.OperationalError as err:
+                    # A full disk or a read-only file: the frames stay in the WAL (durable
+                    # there), and the next commit's poke tries again once the fault clears.
+                    self.failures += 1
+                    log.warning("checkpoint of %s failed: %s", self.path.name, err)
+                    continue
                 self.runs += 1
         finally:
             with contextlib.suppress(sqlite3.Error):

@@ -5,6 +5,7 @@ is freed (needs root to mount the tmpfs; skipped elsewhere)."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,5 +64,13 @@ def test_a_full_disk_answers_503_and_recovers(small_disk: Path) -> None:
         filler.unlink()
         r = client.post("/v1/sessions/s/keepalive", json={"path": "/after"})
         assert r.status_code == 200 and r.json()["position"] == head + 1
+        assert container.store.checkpointer is not None
+        runs = container.store.checkpointer.runs
+        for _ in range(50):  # the checkpoint thread survived the full disk and runs again
+            if container.store.checkpointer.runs > runs:
+                break
+            client.post("/v1/sessions/s/keepalive")
+            time.sleep(0.05)
+        assert container.store.checkpointer.runs > runs
     assert verify.verify(container.store, None, None).ok
     container.close()
