@@ -25,7 +25,7 @@ from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
-from api.routes import audit, batch, health, sessions
+from api.routes import audit, batch, commands, health, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -64,7 +64,7 @@ class LedgerAPI(FastAPI):
     """FastAPI with a fast lane for the hottest commands.
 
     A `POST` whose path matches a route with a lean twin (keepalive, hide, status, stop; see
-    api/routes/sessions.py) is served by that twin straight from here, ahead of Starlette's
+    api/routes/lean.py) is served by that twin straight from here, ahead of Starlette's
     middleware stack and router: those layers cost a keepalive more server time than the
     command itself (measured: a fifth of its CPU). Everything else, and every error, is the
     same: a refusal raised by the twin is answered by the app's own exception handlers
@@ -211,7 +211,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     if settings.server_timing:
         app.add_middleware(ServerTiming)
-    for module in (sessions, batch, audit):
+    for module in (commands, queries, batch, audit):
         app.router.routes.extend(module.router.routes)
     for name in DIALECTS:
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)

@@ -13,6 +13,7 @@ from api import auth
 from api.bootstrap import Container
 from domain.commands import Command, CommandResult
 from domain.errors import InvalidCommandError, LedgerError
+from projections.present import parse_time
 
 
 async def get_container(request: Request) -> Container:
@@ -57,3 +58,11 @@ FreshDep = Annotated[Container, Depends(fresh_views)]
 
 def connect(container: Container) -> Connection:
     return container.runner.engine.connect()
+
+
+def time_field(value: float | str | None, field: str) -> float | None:
+    """A time the caller gave (epoch seconds or ISO-8601), or a refusal naming the field."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InvalidCommandError(f"{field} is not a time: {value!r}", field=field) from None

@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from api.routes import sessions as routes
+from api import schemas
+from api.routes import lean
 from domain import commands as c
 from domain.errors import LedgerError, SessionNotFoundError
 from persistence.ledger import Ledger, _answer
@@ -32,16 +33,16 @@ def started(client):
     return client
 
 
-def test_the_hot_commands_are_served_by_their_lean_twins(client) -> None:
-    lean = {
-        r.path: r.app is r.endpoint.__lean__
+def test_the_hot_commands_are_declared_once_with_their_lean_twins(client) -> None:
+    twins = {
+        r.path: r.endpoint.__lean__
         for r in client.app.router.routes
         if getattr(getattr(r, "endpoint", None), "__lean__", None) is not None
     }
-    assert lean == {
-        f"/v1/sessions/{{session_id}}/{name}": True
-        for name in ("keepalive", "hide", "status", "stop")
+    assert set(twins) == {
+        f"/v1/sessions/{{session_id}}/{name}" for name in ("keepalive", "hide", "status", "stop")
     }
+    assert set(twins.values()) == {twin for _, twin in client.app.lane}
 
 
 def test_the_lane_serves_the_lean_twins_ahead_of_the_stack(client) -> None:
@@ -180,11 +181,9 @@ def test_the_openapi_schema_still_documents_body_and_headers(client) -> None:
 
 
 def test_parse_body_is_what_fastapi_made_of_it() -> None:
-    model = routes.s.KeepAliveBody
-    assert routes.parse_body(model, b"", None, optional=True) is None
-    got = routes.parse_body(
-        model, b'{"path":"/q"}', b"application/vnd.x+json; charset=utf-8", False
-    )
+    model = schemas.KeepAliveBody
+    assert lean.parse_body(model, b"", None, optional=True) is None
+    got = lean.parse_body(model, b'{"path":"/q"}', b"application/vnd.x+json; charset=utf-8", False)
     assert got == model(path="/q")
 
 

@@ -1,0 +1,158 @@
+"""Native session queries under /v1: the list (filters, sort, pages), count, detail, a
+session's uploaded logs and the stats, read from the views after read-your-writes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
+
+from api.deps import FreshDep, connect, time_field
+from api.render import uploaded_content
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from projections import queries as qs
+from projections.present import session_view, with_iso_times
+
+router = APIRouter(prefix="/v1", tags=["sessions"])
+
+
+def session_filter(
+    status: Annotated[list[str] | None, Query()] = None,
+    project: str | None = None,
+    build: str | None = None,
+    user: Annotated[list[str] | None, Query()] = None,
+    source: str | None = None,
+    type: str | None = None,
+    tag: Annotated[list[str] | None, Query(description="key:value, repeatable")] = None,
+    active: bool | None = None,
+    started_after: str | None = None,
+    started_before: str | None = None,
+    stopped_after: str | None = None,
+    stopped_before: str | None = None,
+    q: str | None = Query(None, description="free text in the name"),
+) -> qs.SessionFilter:
+    tags = []
+    for t in tag or []:
+        key, sep, value = t.partition(":")
+        if not sep:
+            raise InvalidCommandError("tag must be key:value", field="tag")
+        tags.append((key, value))
+    return qs.SessionFilter(
+        status=tuple(status or ()),
+        project=project,
+        build=build,
+        user=tuple(user or ()),
+        source=source,
+        type=type,
+        tags=tuple(tags),
+        active=active,
+        started_after=time_field(started_after, "started_after"),
+        started_before=time_field(started_before, "started_before"),
+        stopped_after=time_field(stopped_after, "stopped_after"),
+        stopped_before=time_field(stopped_before, "stopped_before"),
+        text=q,
+    )
+
+
+def _detail(container: Any, session_id: str) -> dict[str, Any]:
+    with connect(container) as conn:
+        doc = qs.get_detail(conn, container.runner.tables, session_id)
+    if doc is None:
+        raise SessionNotFoundError(f"no session {session_id}")
+    return doc
+
+
+FilterParams = Annotated[qs.SessionFilter, Depends(session_filter)]
+
+
+@router.get("/sessions")
+def list_sessions(
+    container: FreshDep,
+    f: FilterParams,
+    sort: str = Query("started_at", description=f"one of {', '.join(qs.SORT_FIELDS)}"),
+    order: str = Query("desc", pattern="^(asc|desc)$"),
+    limit: int = Query(50, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+) -> dict[str, Any]:
+    """Sessions matching the filters, sorted, one page at a time, with the total."""
+    if sort not in qs.SORT_FIELDS:
+        raise InvalidCommandError(f"sort must be one of {', '.join(qs.SORT_FIELDS)}", field="sort")
+    with connect(container) as conn:
+        page = qs.list_sessions(
+            conn, container.runner.tables, f, sort, order == "desc", limit, offset
+        )
+    return {
+        "total": page.total,
+        "limit": limit,
+        "offset": offset,
+        "items": [with_iso_times(i) for i in page.items],
+    }
+
+
+@router.get("/sessions/count")
+def count_sessions(container: FreshDep, f: FilterParams) -> dict[str, Any]:
+    """How many sessions match, in all and per status."""
+    with connect(container) as conn:
+        return qs.count_sessions(conn, container.runner.tables, f)
+
+
+@router.get("/sessions/{session_id}")
+def get_session(session_id: str, container: FreshDep) -> dict[str, Any]:
+    """Everything known about one session."""
+    return session_view(_detail(container, session_id))
+
+
+@router.get("/stats")
+def get_stats(
+    container: FreshDep,
+    by: Annotated[
+        list[str] | None, Query(description="day|status|project|build|user|type|browser|os")
+    ] = None,
+    from_: Annotated[
+        str | None, Query(alias="from", description="first start day, YYYY-MM-DD")
+    ] = None,
+    to: Annotated[str | None, Query(description="last start day, YYYY-MM-DD")] = None,
+    status: Annotated[list[str] | None, Query()] = None,
+    project: Annotated[list[str] | None, Query()] = None,
+    build: Annotated[list[str] | None, Query()] = None,
+    user: Annotated[list[str] | None, Query()] = None,
+    type: Annotated[list[str] | None, Query()] = None,
+    browser: Annotated[list[str] | None, Query()] = None,
+    os: Annotated[list[str] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Counts, durations (mean/p50/p95/max), visible time per path and results, grouped."""
+    group_by = tuple(g for part in (by or []) for g in part.split(",") if g)
+    for g in group_by:
+        if g not in qs.GROUP_FIELDS:
+            raise InvalidCommandError(f"by must be among {', '.join(qs.GROUP_FIELDS)}", field="by")
+    for name, day in (("from", from_), ("to", to)):
+        if day is not None:
+            time_field(day, name)
+    filters = tuple(
+        (dim, tuple(vals))
+        for dim, vals in (
+            ("status", status),
+            ("project", project),
+            ("build", build),
+            ("user", user),
+            ("type", type),
+            ("browser", browser),
+            ("os", os),
+        )
+        if vals
+    )
+    query = qs.StatsQuery(group_by=group_by, from_day=from_, to_day=to, filters=filters)
+    with connect(container) as conn:
+        return qs.stats(conn, container.runner.tables, query)
+
+
+@router.get("/sessions/{session_id}/logs/{kind}")
+def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
+    """The latest log of that kind, as uploaded (served as an attachment, never rendered)."""
+    doc = _detail(container, session_id)
+    logs = [lg for lg in doc["logs"] if lg["kind"] == kind]
+    if not logs:
+        raise SessionNotFoundError(f"session {session_id} has no {kind} log")
+    last = logs[-1]
+    return uploaded_content(container.blobs.get(last["sha256"]), last["content_type"], kind)
