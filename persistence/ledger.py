@@ -16,7 +16,6 @@ rather than as a library event object, which cost more per event than the insert
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
@@ -28,20 +27,19 @@ from typing import Any, cast
 import orjson
 
 from domain import commands as c
-from domain.context import ExecutionContext, context_stream, is_context_stream
+from domain.context import ExecutionContext, is_context_stream
+from domain.decide import Aggregate, decide
 from domain.errors import (
     ConcurrencyError,
-    ContextConflictError,
     IdempotencyKeyReusedError,
-    InvalidCommandError,
     LedgerError,
-    SessionExistsError,
     SessionNotFoundError,
     StoreUnavailableError,
 )
 from domain.rules import DEFAULT_LIMITS, Limits, check_projects, validate
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
+from persistence.answers import Outcome, Waiter, answer
 from persistence.runtime import paused_gc
 from persistence.store import EventStore, NewEvent, StaleWriteError, StoredEvent
 
@@ -49,16 +47,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 IdSource = Callable[[], str]
-Outcome = c.CommandResult | LedgerError
-# Who waits for a submission's outcomes: a thread (concurrent Future) or an event loop's task
-# (asyncio Future, answered on its own loop; see `Ledger.submit_async`).
-Waiter = Future[list[Outcome]] | asyncio.Future[list[Outcome]]
 # A key limited to projects submits with their names: its commands may touch only sessions
 # of those projects (None: any project).
 Projects = frozenset[str] | None
 Item = tuple[list[c.Command], Waiter, Projects]
-# What the writer decides on and caches: a session, or an execution context (`context:` ids).
-Aggregate = Session | ExecutionContext
 
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
@@ -69,109 +61,6 @@ def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[s
             state = new_state(session_id or e.stream_id)
         evolve(state, e.type, upcast(e.type, e.schema_version, e.data()), e.recorded_at, e.position)
     return state
-
-
-def decide(
-    cmd: c.Command, agg: Aggregate | None, at: float, sink: list[NewEvent] | None = None
-) -> Aggregate:
-    """Run one command against its aggregate (None when the stream does not exist).
-    With a `sink`, a session records the events it decides there as store rows; without one
-    (and always for a context), they are the library's pending event objects."""
-    if not isinstance(agg, Session) or isinstance(cmd, _OPENING):
-        return _open(cmd, agg, at, sink)
-    # An existing session (the common case); no session lives in the `context:` namespace.
-    agg.sink = sink
-    if cmd.expected_version is not None and cmd.expected_version != agg.version:
-        raise ConcurrencyError(
-            f"session {cmd.session_id} is at version {agg.version}, "
-            f"not the expected {cmd.expected_version}"
-        )
-    match cmd:
-        case c.KeepAlive():
-            agg.keep_alive(at, cmd.visible, cmd.path)
-        case c.Hide():
-            agg.hide(at, cmd.path)
-        case c.ChangeStatus():
-            agg.change_status(at, cmd.status, cmd.reason, cmd.by)
-        case c.UpdateDetails():
-            if cmd.status is not None:
-                agg.check_status_change(cmd.status)
-            agg.update_details(at, cmd.changes, cmd.by)
-            if cmd.status is not None:
-                agg.change_status(at, cmd.status, cmd.reason, cmd.by)
-        case c.UploadLog():
-            agg.upload_log(at, cmd.kind, cmd.content_type, cmd.size, cmd.sha256)
-        case c.AttachArtifact():
-            agg.attach_artifact(
-                at,
-                kind=cmd.kind,
-                title=cmd.title,
-                url=cmd.url,
-                content_type=cmd.content_type,
-                size=cmd.size,
-                sha256=cmd.sha256,
-                by=cmd.by,
-            )
-        case c.RecordMetric():
-            agg.record_metric(at, cmd.item, cmd.values, cmd.context)
-        case c.RecordResult():
-            agg.record_result(at, cmd.status, cmd.test)
-        case c.Annotate():
-            if not cmd.annotation_id:
-                raise InvalidCommandError("annotation_id is required", field="annotation_id")
-            agg.annotate(
-                at,
-                cmd.annotation_id,
-                kind=cmd.kind,
-                text=cmd.text,
-                context=cmd.context,
-                occurred_at=cmd.occurred_at,
-                retracted=cmd.retracted,
-                by=cmd.by,
-            )
-        case c.StopSession():
-            agg.stop(at, cmd.reason, cmd.by, cmd.ended_at)
-        case c.ExpireSession():
-            agg.expire(at, cmd.timeout)
-        case c.DeleteSession():
-            agg.delete(at, cmd.reason, cmd.by)
-        case _:
-            raise InvalidCommandError(f"unknown command {type(cmd).__name__}")
-    return agg
-
-
-_OPENING = (c.RecordContext, c.StartSession)
-
-
-def _open(
-    cmd: c.Command, agg: Aggregate | None, at: float, sink: list[NewEvent] | None
-) -> Aggregate:
-    """`decide` for what is not a command on an existing session: a context, a start, or a
-    command on a stream that holds no session."""
-    if isinstance(cmd, c.RecordContext):
-        if cmd.session_id != context_stream(cmd.h):
-            raise InvalidCommandError(f"a context's stream is {context_stream(cmd.h)!r}", field="h")
-        if agg is None:
-            return ExecutionContext.record(cmd.h, cmd.attributes, at)
-        if not isinstance(agg, ExecutionContext):
-            raise ContextConflictError(f"stream {cmd.session_id} is not a context", field="h")
-        agg.record_again(cmd.attributes)
-        return agg
-    if is_context_stream(cmd.session_id):
-        # The `context:` namespace belongs to contexts: no session may start or live there.
-        if isinstance(cmd, c.StartSession):
-            raise InvalidCommandError("session ids may not start with 'context:'", field="id")
-        raise SessionNotFoundError(f"no session {cmd.session_id}")
-    if isinstance(cmd, c.StartSession):
-        if agg is not None:
-            raise SessionExistsError(f"session {cmd.session_id} already exists", field="id")
-        fields = {
-            k: getattr(cmd, k)
-            for k in cmd.__dataclass_fields__
-            if k not in ("session_id", "idempotency_key", "expected_version")
-        }
-        return Session.start(cmd.session_id, at, sink, **fields)
-    raise SessionNotFoundError(f"no session {cmd.session_id}")
 
 
 class Ledger:
@@ -331,7 +220,7 @@ class Ledger:
         for cmds, fut, _ in items:
             answers.append((fut, outcomes[i : i + len(cmds)]))
             i += len(cmds)
-        _answer(answers)
+        answer(answers)
         for listener in self.listeners:
             listener(head)
 
@@ -349,7 +238,7 @@ class Ledger:
             exc = ConcurrencyError("another process appended to the same stream; retry")
         elif not isinstance(exc, LedgerError):
             log.error("append failed; nothing of this submission was stored", exc_info=exc)
-        _answer([(fut, exc) for _, fut, _ in items])
+        answer([(fut, exc) for _, fut, _ in items])
 
     def _append(
         self,
@@ -510,32 +399,3 @@ def _merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[O
 
 def _any_limit(items: list[Item]) -> bool:
     return any(item[2] is not None for item in items)
-
-
-def _answer(answers: list[tuple[Waiter, list[Outcome] | BaseException]]) -> None:
-    """Hand each waiter its outcomes (or the batch's exception): threads' futures at once,
-    coroutines' futures in one callback per event loop (from the writer thread, each
-    `call_soon_threadsafe` is a loop wake-up, so a group pays one, not one per request)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[list[Outcome]], Any]]] = {}
-    for fut, value in answers:
-        if isinstance(fut, asyncio.Future):
-            by_loop.setdefault(fut.get_loop(), []).append((fut, value))
-        elif isinstance(value, BaseException):
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)
-    for loop, settled in by_loop.items():
-        # A closed loop raises RuntimeError: nobody is waiting there any more.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_settle, settled)
-
-
-def _settle(settled: list[tuple[asyncio.Future[list[Outcome]], Any]]) -> None:
-    """On the waiters' loop: set each future (one whose request was cancelled stays so)."""
-    for fut, value in settled:
-        if fut.done():
-            continue
-        if isinstance(value, BaseException):
-            fut.set_exception(value)
-        else:
-            fut.set_result(value)

@@ -15,24 +15,11 @@ import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, cast
 
 import orjson
 from sqlalchemy import (
-    BigInteger,
-    Column,
     Connection,
-    Engine,
-    Float,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    UniqueConstraint,
-    create_engine,
-    event,
     text,
 )
 from sqlalchemy.engine import make_url
@@ -41,52 +28,16 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 from domain.errors import StoreUnavailableError
 from domain.events import NewEvent
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
+from persistence.schema import (
+    POSTGRES_GUARDS,
+    SQLITE_GUARDS,
+    idempotency_table,
+    make_engine,
+    metadata,
+    sqlite_path,
+)
 
 GENESIS_HASH = b"\x00" * 32
-# Positions outgrow 32 bits on a busy PostgreSQL log; SQLite keeps INTEGER (its rowid alias).
-Position = BigInteger().with_variant(Integer(), "sqlite")
-
-metadata = MetaData()
-events_table = Table(
-    "events",
-    metadata,
-    Column("position", Position, primary_key=True, autoincrement=False),
-    Column("stream_id", String, nullable=False),
-    Column("version", Integer, nullable=False),
-    Column("type", String, nullable=False),
-    Column("schema_version", Integer, nullable=False),
-    Column("recorded_at", Float, nullable=False),
-    Column("payload", LargeBinary, nullable=False),
-    Column("hash", LargeBinary, nullable=False),
-    UniqueConstraint("stream_id", "version", name="events_stream_version"),
-)
-idempotency_table = Table(
-    "idempotency_keys",
-    metadata,
-    Column("key", String, primary_key=True),
-    Column("fingerprint", String, nullable=False),
-    Column("result", LargeBinary, nullable=False),
-    Column("position", Position, nullable=False),
-)
-
-_SQLITE_GUARDS = (
-    "CREATE TRIGGER IF NOT EXISTS events_refuse_update BEFORE UPDATE ON events "
-    "BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END",
-    "CREATE TRIGGER IF NOT EXISTS events_refuse_delete BEFORE DELETE ON events "
-    "BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END",
-)
-_POSTGRES_GUARDS = (
-    # No '%' format here: the driver (psycopg, pyformat) would read it as a placeholder.
-    "CREATE OR REPLACE FUNCTION events_refuse_change() RETURNS trigger AS $$ BEGIN "
-    "RAISE EXCEPTION USING MESSAGE = 'events are append-only: ' || TG_OP || ' refused'; "
-    "END $$ LANGUAGE plpgsql",
-    "DROP TRIGGER IF EXISTS events_refuse_change ON events",
-    "CREATE TRIGGER events_refuse_change BEFORE UPDATE OR DELETE ON events "
-    "FOR EACH ROW EXECUTE FUNCTION events_refuse_change()",
-    "DROP TRIGGER IF EXISTS events_refuse_truncate ON events",
-    "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events "
-    "FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()",
-)
 
 
 class StaleWriteError(Exception):
@@ -162,55 +113,6 @@ def _chain(head: tuple[int, bytes], new: Iterable[NewEvent]) -> list[tuple[Any, 
     return rows
 
 
-def sqlite_path(url: str) -> Path | None:
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
-def make_engine(
-    url: str,
-    *,
-    immediate: bool = False,
-    durable: bool = True,
-    cache_mb: int = 16,
-    autocheckpoint: int | None = None,
-) -> Engine:
-    """An engine for `url`; `immediate=True` gives SQLite writers `BEGIN IMMEDIATE`.
-    `durable=False` (views, which can always be rebuilt from the log) skips the per-commit
-    fsync: a crash can lose the last view batches, and their tracking position with them.
-    `autocheckpoint` (WAL pages) replaces SQLite's 1,000 where a `Checkpointer` does the
-    checkpoints."""
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    path = sqlite_path(url)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
-        # Take transaction control from the driver so BEGIN is ours to issue.
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit is fsynced before it is acknowledged (group commit pays for it).
-        cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        cur.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
-        cur.execute("PRAGMA busy_timeout=30000")
-        if autocheckpoint is not None:
-            cur.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-    return engine
-
-
 # A prefix as a range on stream_id, with version = 1 so each stream counts once: the unique
 # (stream_id, version) index serves it on SQLite and PostgreSQL alike (LIKE would not). The
 # SUBSTR check keeps it exact under a PostgreSQL locale collation, where the range alone
@@ -250,7 +152,7 @@ class EventStore:
             metadata.create_all(conn)
             # Logs made before position_at became a binary search carry an index on the time.
             conn.exec_driver_sql("DROP INDEX IF EXISTS events_recorded_at")
-            for ddl in _SQLITE_GUARDS if self.is_sqlite else _POSTGRES_GUARDS:
+            for ddl in SQLITE_GUARDS if self.is_sqlite else POSTGRES_GUARDS:
                 conn.exec_driver_sql(ddl)
 
     def dispose(self) -> None:

@@ -21,7 +21,7 @@ from typing import TypedDict
 from sqlalchemy import Column, Connection, Float, MetaData, String, Table, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, ProgrammingError
 
-from persistence.store import Position
+from persistence.schema import Position
 
 metadata = MetaData()
 failures = Table(

@@ -13,6 +13,7 @@ import pytest
 from api.problems import status_of
 from api.routes.batch import COMMANDS, parse_body
 from domain import commands as c
+from domain.decide import decide
 from domain.errors import (
     ConcurrencyError,
     IllegalStatusChangeError,
@@ -23,7 +24,7 @@ from domain.errors import (
     SessionStoppedError,
 )
 from domain.session import Session
-from persistence.ledger import decide, fold
+from persistence.ledger import fold
 from persistence.store import GENESIS_HASH, NewEvent, chain_hash
 
 # Times a datetime holds exactly, so the library path's fold (through `timestamp`) and the

@@ -17,7 +17,8 @@ from api import schemas
 from api.routes import lean
 from domain import commands as c
 from domain.errors import LedgerError, SessionNotFoundError
-from persistence.ledger import Ledger, _answer
+from persistence.answers import answer as _answer
+from persistence.ledger import Ledger
 from persistence.store import EventStore
 
 JSON = {"content-type": "application/json"}

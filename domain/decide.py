@@ -1,0 +1,127 @@
+"""`decide(cmd, aggregate, at, sink)`: run one command against its aggregate.
+
+The pure decision step shared by the ledger's writer and any replay: it routes each command
+to the aggregate's rule-checking method (a session's, or an execution context's), opens a new
+stream for a start, and refuses commands on streams that hold no session. With a `sink`, a
+session records the events it decides there as `NewEvent` rows.
+"""
+
+from __future__ import annotations
+
+from domain import commands as c
+from domain.context import ExecutionContext, context_stream, is_context_stream
+from domain.errors import (
+    ConcurrencyError,
+    ContextConflictError,
+    InvalidCommandError,
+    SessionExistsError,
+    SessionNotFoundError,
+)
+from domain.events import NewEvent
+from domain.session import Session
+
+# What the writer decides on and caches: a session, or an execution context (`context:` ids).
+Aggregate = Session | ExecutionContext
+
+
+def decide(
+    cmd: c.Command, agg: Aggregate | None, at: float, sink: list[NewEvent] | None = None
+) -> Aggregate:
+    """Run one command against its aggregate (None when the stream does not exist).
+    With a `sink`, a session records the events it decides there as store rows; without one
+    (and always for a context), they are the library's pending event objects."""
+    if not isinstance(agg, Session) or isinstance(cmd, _OPENING):
+        return _open(cmd, agg, at, sink)
+    # An existing session (the common case); no session lives in the `context:` namespace.
+    agg.sink = sink
+    if cmd.expected_version is not None and cmd.expected_version != agg.version:
+        raise ConcurrencyError(
+            f"session {cmd.session_id} is at version {agg.version}, "
+            f"not the expected {cmd.expected_version}"
+        )
+    match cmd:
+        case c.KeepAlive():
+            agg.keep_alive(at, cmd.visible, cmd.path)
+        case c.Hide():
+            agg.hide(at, cmd.path)
+        case c.ChangeStatus():
+            agg.change_status(at, cmd.status, cmd.reason, cmd.by)
+        case c.UpdateDetails():
+            if cmd.status is not None:
+                agg.check_status_change(cmd.status)
+            agg.update_details(at, cmd.changes, cmd.by)
+            if cmd.status is not None:
+                agg.change_status(at, cmd.status, cmd.reason, cmd.by)
+        case c.UploadLog():
+            agg.upload_log(at, cmd.kind, cmd.content_type, cmd.size, cmd.sha256)
+        case c.AttachArtifact():
+            agg.attach_artifact(
+                at,
+                kind=cmd.kind,
+                title=cmd.title,
+                url=cmd.url,
+                content_type=cmd.content_type,
+                size=cmd.size,
+                sha256=cmd.sha256,
+                by=cmd.by,
+            )
+        case c.RecordMetric():
+            agg.record_metric(at, cmd.item, cmd.values, cmd.context)
+        case c.RecordResult():
+            agg.record_result(at, cmd.status, cmd.test)
+        case c.Annotate():
+            if not cmd.annotation_id:
+                raise InvalidCommandError("annotation_id is required", field="annotation_id")
+            agg.annotate(
+                at,
+                cmd.annotation_id,
+                kind=cmd.kind,
+                text=cmd.text,
+                context=cmd.context,
+                occurred_at=cmd.occurred_at,
+                retracted=cmd.retracted,
+                by=cmd.by,
+            )
+        case c.StopSession():
+            agg.stop(at, cmd.reason, cmd.by, cmd.ended_at)
+        case c.ExpireSession():
+            agg.expire(at, cmd.timeout)
+        case c.DeleteSession():
+            agg.delete(at, cmd.reason, cmd.by)
+        case _:
+            raise InvalidCommandError(f"unknown command {type(cmd).__name__}")
+    return agg
+
+
+_OPENING = (c.RecordContext, c.StartSession)
+
+
+def _open(
+    cmd: c.Command, agg: Aggregate | None, at: float, sink: list[NewEvent] | None
+) -> Aggregate:
+    """`decide` for what is not a command on an existing session: a context, a start, or a
+    command on a stream that holds no session."""
+    if isinstance(cmd, c.RecordContext):
+        if cmd.session_id != context_stream(cmd.h):
+            raise InvalidCommandError(f"a context's stream is {context_stream(cmd.h)!r}", field="h")
+        if agg is None:
+            return ExecutionContext.record(cmd.h, cmd.attributes, at)
+        if not isinstance(agg, ExecutionContext):
+            raise ContextConflictError(f"stream {cmd.session_id} is not a context", field="h")
+        agg.record_again(cmd.attributes)
+        return agg
+    if is_context_stream(cmd.session_id):
+        # The `context:` namespace belongs to contexts: no session may start or live there.
+        if isinstance(cmd, c.StartSession):
+            raise InvalidCommandError("session ids may not start with 'context:'", field="id")
+        raise SessionNotFoundError(f"no session {cmd.session_id}")
+    if isinstance(cmd, c.StartSession):
+        if agg is not None:
+            raise SessionExistsError(f"session {cmd.session_id} already exists", field="id")
+        fields = {
+            k: getattr(cmd, k)
+            for k in cmd.__dataclass_fields__
+            if k not in ("session_id", "idempotency_key", "expected_version")
+        }
+        return Session.start(cmd.session_id, at, sink, **fields)
+    raise SessionNotFoundError(f"no session {cmd.session_id}")
