@@ -7,18 +7,21 @@ writer, projection worker, expiry sweeper) and closes it on shutdown.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any, cast
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
 
 from api import keys, problems, redact
 from api.auth import Gate, Refusal
@@ -90,6 +93,7 @@ class LedgerAPI(FastAPI):
         self.lane = [
             (route.path_regex, twin)
             for route in self.router.routes
+            if isinstance(route, APIRoute)
             if (twin := getattr(getattr(route, "endpoint", None), "__lean__", None)) is not None
             and "POST" in getattr(route, "methods", ())
         ]
@@ -128,7 +132,7 @@ class LedgerAPI(FastAPI):
     async def _refuse(self, refusal: Refusal, scope: Any, receive: Any, send: Any) -> None:
         # The app's own handler renders it, so a dialect's clients get their error shape.
         handler = self.exception_handlers[LedgerError]
-        response = await handler(Request(scope, receive), refusal.error)
+        response = await _awaited(handler(Request(scope, receive), refusal.error))
         for name, value in refusal.headers.items():
             response.headers[name] = value
         await response(scope, receive, send)
@@ -148,8 +152,13 @@ class LedgerAPI(FastAPI):
                     break
             if handler is None:
                 raise
-            response = await handler(Request(scope, receive), exc)
+            response = await _awaited(handler(Request(scope, receive), exc))
             await response(scope, receive, send)
+
+
+async def _awaited(response: Response | Awaitable[Response]) -> Response:
+    """An exception handler's answer (Starlette types them as sync or async)."""
+    return await response if inspect.isawaitable(response) else response
 
 
 def start_worker_process(settings: Settings) -> subprocess.Popen[bytes]:

@@ -68,7 +68,7 @@ def _first_admin_key(database_url: str) -> None:
 
 
 def _engine(database_url: str) -> Any:
-    from persistence.store import make_engine
+    from persistence.schema import make_engine
 
     return make_engine(database_url, immediate=True)
 

@@ -36,12 +36,13 @@ from domain.errors import (
     SessionNotFoundError,
     StoreUnavailableError,
 )
+from domain.events import NewEvent
 from domain.rules import DEFAULT_LIMITS, Limits, check_projects, validate
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
 from persistence.answers import Outcome, Waiter, answer
 from persistence.runtime import paused_gc
-from persistence.store import EventStore, NewEvent, StaleWriteError, StoredEvent
+from persistence.store import EventStore, StaleWriteError, StoredEvent
 
 log = logging.getLogger(__name__)
 

@@ -49,4 +49,5 @@ def session_view(doc: dict[str, Any]) -> dict[str, Any]:
     """A detail document as the native API shows it (internal fold fields left out)."""
     out = {k: v for k, v in doc.items() if k not in ("visible_path", "visible_since", "deleted")}
     out["active"] = doc["ended_at"] is None and not doc["deleted"]
-    return with_iso_times(out)
+    shaped: dict[str, Any] = with_iso_times(out)
+    return shaped

@@ -12,7 +12,8 @@ from sqlalchemy import Connection, Engine, event
 
 from domain.state import State
 from persistence.ledger import fold
-from persistence.store import EventStore, make_engine
+from persistence.schema import make_engine
+from persistence.store import EventStore
 from projections import queries
 from projections.present import session_view
 from projections.runner import ProjectionRunner

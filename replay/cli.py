@@ -158,4 +158,5 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="report.html", metavar="FILE")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
     p.add_argument("--title", default="Session Ledger report")
-    return replay
+    parser: argparse.ArgumentParser = replay
+    return parser

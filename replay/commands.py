@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
+from persistence.schema import make_engine
 from persistence.settings import Settings
-from persistence.store import make_engine
 from projections.present import iso
 from replay import asof, audit, bundle, custom, export, rebuild, report, verify
 from replay.source import Point, ReplayError, live_views, open_blobs, open_store, resolve_point

@@ -12,8 +12,9 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 
 from persistence.blobs import BlobStore
+from persistence.schema import make_engine, sqlite_path
 from persistence.settings import Settings
-from persistence.store import EventStore, make_engine, sqlite_path
+from persistence.store import EventStore
 from projections.present import iso, parse_time
 from projections.tables import ViewTables
 from projections.views import all_views

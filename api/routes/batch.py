@@ -71,7 +71,7 @@ def _builder(cls: type[c.Command]) -> Callable[[dict[str, Any]], c.Command]:
         d = defaults | obj
         for name, factory in factories:
             if name not in obj:
-                d[name] = factory()  # type: ignore[misc]
+                d[name] = factory()
         set_attr(cmd, "__dict__", d)
         return cmd
 
@@ -153,8 +153,8 @@ def _command(obj: Any) -> c.Command | None:
     """The command of a well-formed line's value; None for anything else."""
     if type(obj) is dict:
         name = obj.get("command")
-        keys = _LINE_KEYS.get(name) if type(name) is str else None
-        if keys is not None:
+        keys = _LINE_KEYS.get(name) if isinstance(name, str) else None
+        if keys is not None and isinstance(name, str):
             sid = obj.get("session_id")
             if type(sid) is str and sid and keys.issuperset(obj):
                 del obj["command"]
