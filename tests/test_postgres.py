@@ -1,11 +1,9 @@
-"""The store and the views on a real PostgreSQL server (the scale-out store): append-only in
-the database, a gap-free hash chain, idempotent retries, no lost writes between two writers,
-and the same query answers as SQLite for any command history."""
+"""The app and the views on a real PostgreSQL server (the scale-out store): 64-bit positions,
+a restart on an existing schema, and the same query answers as SQLite for any command
+history. The store's own contract runs on PostgreSQL in tests/test_store_contract.py."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,10 +12,10 @@ from sqlalchemy import text
 
 from api.bootstrap import bootstrap
 from domain import commands as c
-from domain.errors import IdempotencyKeyReusedError, LedgerError
+from domain.errors import LedgerError
 from persistence.ledger import Ledger
 from persistence.settings import Settings
-from persistence.store import GENESIS_HASH, EventStore, NewEvent, chain_hash
+from persistence.store import GENESIS_HASH, EventStore, NewEvent
 from projections import queries as qs
 from projections.runner import ProjectionRunner
 from replay.rebuild import rebuild
@@ -29,106 +27,6 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
 pytestmark = pytest.mark.skipif(
     PG_BINDIR is None, reason="no PostgreSQL server binaries in /usr/lib/postgresql/*/bin"
 )
-
-
-@pytest.fixture
-def store(pg: PgCluster) -> Iterator[EventStore]:
-    s = EventStore(pg.create_database())
-    s.create_schema()
-    yield s
-    s.dispose()
-
-
-@pytest.fixture
-def ledger(store: EventStore) -> Ledger:
-    return Ledger(store, FakeClock())
-
-
-def raw(store: EventStore) -> Any:
-    """A plain driver connection, as any other client of the database would have."""
-    url = store.write_engine.url
-    return psycopg.connect(
-        host=url.host, port=url.port, user=url.username, dbname=url.database, autocommit=True
-    )
-
-
-def test_the_database_refuses_update_delete_and_truncate_on_events(store, ledger) -> None:
-    ledger.execute(c.StartSession(session_id="s1"))
-    with raw(store) as con:
-        for sql in (
-            "UPDATE events SET payload = '\\x00'::bytea WHERE position = 1",
-            "DELETE FROM events",
-            "TRUNCATE events",
-        ):
-            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
-                con.execute(sql)
-        assert con.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 1
-
-
-def test_positions_are_gap_free_and_each_hash_chains_the_previous(store, ledger) -> None:
-    ledger.execute(c.StartSession(session_id="a"))
-    ledger.execute_many([c.KeepAlive(session_id="a"), c.KeepAlive(session_id="ghost")])
-    ledger.execute(c.StartSession(session_id="b"))
-    events = store.read(0, 100)
-    assert [e.position for e in events] == [1, 2, 3]
-    assert all(type(e.payload) is bytes and type(e.hash) is bytes for e in events)
-    prev = GENESIS_HASH
-    for e in events:
-        assert e.hash == chain_hash(
-            prev,
-            e.position,
-            e.stream_id,
-            e.version,
-            e.type,
-            e.schema_version,
-            e.recorded_at,
-            e.payload,
-        )
-        prev = e.hash
-    assert store.head_digest() == (3, prev)
-    assert [e.position for e in store.iter_all(chunk=2)] == [1, 2, 3]
-    assert [e.version for e in store.load_stream("a")] == [1, 2]
-    assert store.position_at(events[1].recorded_at) == 2
-
-
-def test_a_retried_command_with_the_same_idempotency_key_appends_once(store, ledger) -> None:
-    ledger.execute(c.StartSession(session_id="s1"))
-    first = ledger.execute(c.KeepAlive(session_id="s1", path="/a", idempotency_key="k1"))
-    # A second process (fresh ledger, empty cache) sees the stored result, not a new append.
-    other = Ledger(EventStore(store.url), FakeClock())
-    assert other.execute(c.KeepAlive(session_id="s1", path="/a", idempotency_key="k1")) == first
-    same_batch = ledger.execute_many([c.StopSession(session_id="s1", idempotency_key="k2")] * 3)
-    assert len({o.position for o in same_batch}) == 1
-    assert store.head_digest()[0] == 3
-    with pytest.raises(IdempotencyKeyReusedError):
-        ledger.execute(c.KeepAlive(session_id="s1", path="/other", idempotency_key="k1"))
-    other.store.dispose()
-
-
-def test_two_writers_on_one_database_lose_nothing(store, ledger) -> None:
-    """Two ledgers (as two processes would) append to the same stream concurrently."""
-    other = Ledger(EventStore(store.url), FakeClock())
-    ledger.execute(c.StartSession(session_id="s1"))
-    ledger.start()
-    other.start()
-    n = 150
-
-    def hammer(lg: Ledger) -> None:
-        for i in range(n):
-            lg.execute(c.KeepAlive(session_id="s1", path=f"/{i % 3}"))
-
-    threads = [threading.Thread(target=hammer, args=(lg,)) for lg in (ledger, other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    other.close()
-    ledger.close()
-    other.store.dispose()
-    state = ledger.load("s1")
-    assert state["keepalives"] == 2 * n
-    assert state["version"] == 2 * n + 1
-    assert [e.position for e in store.read(0, 10_000)] == list(range(1, 2 * n + 2))
 
 
 def test_positions_past_32_bits_are_stored_and_projected(pg: PgCluster, tmp_path) -> None:
