@@ -520,7 +520,8 @@ def _avg_payload(db: Path) -> float:
 def child_rebuild(db: str, views: str, until: int | None) -> None:
     """In a fresh process: `ledger replay rebuild`'s code path on a fresh views DB (to the
     head: load, swap, indexes), or its load alone to `until`; print time and peak RSS."""
-    from persistence.store import EventStore, make_engine
+    from persistence.schema import make_engine
+    from persistence.store import EventStore
     from projections.runner import ProjectionRunner
     from projections.tables import ViewTables
     from replay.rebuild import rebuild

@@ -305,7 +305,7 @@ def test_no_anonymous_access_by_default(client: TestClient) -> None:
 def test_keys_on_postgresql_are_shared_by_every_process(pg: Any) -> None:
     """Two processes' key rings on one PostgreSQL store: a key made by one works in the
     other at once; a revocation is seen after the other's refresh."""
-    from persistence.store import make_engine
+    from persistence.schema import make_engine
 
     url = pg.create_database("keys")
     mine, theirs = make_engine(url), make_engine(url)

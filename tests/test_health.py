@@ -17,10 +17,11 @@ from sqlalchemy.exc import OperationalError
 from api.app import create_app
 from api.bootstrap import Container
 from domain import commands as c
-from persistence.store import make_engine, sqlite_path
+from persistence.schema import make_engine, sqlite_path
+from projections.projection import Change
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
-from projections.views import Change, all_views
+from projections.views import all_views
 
 SECRET = "s3cret-pw"
 

@@ -29,14 +29,13 @@ from domain import commands as c
 from domain.errors import IdempotencyKeyReusedError, StoreUnavailableError
 from domain.events import NewEvent
 from persistence.ledger import Ledger
+from persistence.schema import make_engine, sqlite_path
 from persistence.store import (
     GENESIS_HASH,
     EventStore,
     StaleWriteError,
     StoredEvent,
     chain_hash,
-    make_engine,
-    sqlite_path,
 )
 from tests.conftest import FakeClock
 

@@ -11,7 +11,7 @@ import pytest
 
 from api.cli import main
 from domain import commands as c
-from persistence.store import make_engine, sqlite_path
+from persistence.schema import make_engine, sqlite_path
 from projections import queries
 from replay.progress import Progress
 from replay.rebuild import rebuild

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from api.cli import main
+from persistence.schema import sqlite_path
 from persistence.settings import Settings
-from persistence.store import GENESIS_HASH, chain_hash, sqlite_path
+from persistence.store import GENESIS_HASH, chain_hash
 from replay.source import open_blobs, open_store
 from replay.verify import Scan, Verdict, verify
 from tests.replay import make_history, point_cli_at
