@@ -1,2 +1,4 @@
-"""The ledger's domain: the Session aggregate, its events and rules, the event store and
-the command service that ties them together. Imports nothing from api/ or projections/."""
+"""The ledger's pure domain: the Session and ExecutionContext aggregates, their past-tense
+events and fold (state.py), the commands, the input rules (rules.py), the decision step
+(decide.py) and the named errors. No I/O: it imports nothing of the other packages, nor any
+database, web, file or thread library (tests/test_architecture.py checks it)."""
