@@ -62,6 +62,11 @@ class ApplyFailed(Exception):
         return is_infrastructure(self.cause)
 
 
+class Overtaken(Exception):
+    """A batch's claim found the views already moved on (another worker applied its events,
+    or a rebuild was swapped in): its transaction rolls back."""
+
+
 def is_infrastructure(exc: BaseException) -> bool:
     """Whether `exc` is the database's fault (locked, gone, read-only, a table missing), not
     the event's: such a batch is retried, never skipped. Errors raised by the fold or a
@@ -119,4 +124,27 @@ def latest(conn: Connection) -> dict[str, tuple[int, str, int]]:
             select(failures.c.error).where(failures.c.view == view, failures.c.position == position)
         ).scalar_one()
         out[view] = (position, str(error), n)
+    return out
+
+
+def report(
+    conn: Connection, tracking: Table, views: Sequence[str], head: int, stop: str | None
+) -> dict[str, ViewHealth]:
+    """Each view's health (`ProjectionRunner.health`): its tracked position and lag behind
+    `head`, stopped with `stop`'s error while the worker's batches fail on the database,
+    else its last skipped event's error."""
+    have = dict(conn.execute(select(tracking.c.view, tracking.c.position)).all())
+    skipped = latest(conn)
+    out: dict[str, ViewHealth] = {}
+    for name in views:
+        position = int(have.get(name, 0))
+        last = skipped.get(name)
+        out[name] = {
+            "position": position,
+            "lag": max(0, head - position),
+            "state": "stopped" if stop else "ok",
+            "last_error": stop or (last[1] if last else None),
+            "last_error_position": None if stop or last is None else last[0],
+            "skipped": last[2] if last else 0,
+        }
     return out

@@ -6,11 +6,13 @@ fills a fresh set (suffix `_next`) that is renamed into place in one transaction
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Column,
+    Engine,
     Float,
     Index,
     Integer,
@@ -18,7 +20,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    inspect,
 )
+
+from projections import failures
+
+# The runner's logger, as before these moved out of projections/runner.py.
+log = logging.getLogger("projections.runner")
 
 VIEW_NAMES = ("detail", "list", "count", "stats")
 # The list columns with an index of their own (filters) and the sorts those indexes carry.
@@ -51,6 +59,14 @@ class ViewTables:
             Column("session_id", String, primary_key=True),
             Column("doc", LargeBinary, nullable=False),
         )
+        self._add_list(bulk)
+        self._add_count()
+        self._add_stats()
+
+    def _add_list(self, bulk: bool) -> None:
+        """The list view's tables: one row per visible session, its tags and its members
+        (with their indexes unless `bulk`)."""
+        m, s = self.metadata, self.suffix
         self.list = Table(
             "session_list" + s,
             m,
@@ -77,46 +93,8 @@ class ViewTables:
             # (`queries._summaries`), so a keepalive rewrites one document, not two, and a
             # rebuild writes the list at a fifth of the size.
         )
-        # Indexes shaped like the list's questions (see projections/queries.py, which picks
-        # between them by the count view's exact match counts):
-        # - a filter index per equality filter, then status, in the default sort, carrying
-        #   every sort column and the other filters, so "filters, any sort" finds and sorts
-        #   the matches inside the index without reading a row;
-        # - a sort index per sort column, carrying the filter columns, so "common filter,
-        #   other sort" walks the sort order and filters inside the index.
-        # Each costs every write; the rarely-selective source and the text search go without.
         if not bulk:
-            # Unique in the domain already; carries the filters for pages sorted by number.
-            Index(
-                f"ix_session_list{s}_number",
-                self.list.c.number,
-                *(self.list.c[k] for k in FILTER_COLUMNS),
-            )
-            for col in FILTER_COLUMNS:
-                # Led by the filter and then status (but for status's own), so "filter and
-                # status" seeks exactly its matches; a page of the filter alone in the
-                # default order merges its per-status runs (queries._status_runs).
-                lead = (col,) if col == "status" else (col, "status")
-                Index(
-                    f"ix_session_list{s}_{col}",
-                    *(self.list.c[k] for k in lead),
-                    *(self.list.c[k] for k in ("started_at", "number", *SORT_CARRIED)),
-                    *(self.list.c[k] for k in FILTER_COLUMNS if k not in lead),
-                )
-            for col in SORT_CARRIED:
-                Index(
-                    f"ix_session_list{s}_by_{col}",
-                    self.list.c[col],
-                    self.list.c.number,
-                    *(self.list.c[k] for k in FILTER_COLUMNS),
-                )
-            Index(
-                f"ix_session_list{s}_started_at",
-                self.list.c.started_at,
-                self.list.c.number,
-                *(self.list.c[k] for k in FILTER_COLUMNS),
-            )
-            Index(f"ix_session_list{s}_created_by", self.list.c.created_by)
+            self._list_indexes()
         self.tags = Table(
             "session_tags" + s,
             m,
@@ -147,6 +125,52 @@ class ViewTables:
         )
         if not bulk:
             Index(f"ix_session_members{s}_km", self.members.c.kind, self.members.c.member)
+
+    def _list_indexes(self) -> None:
+        """The list's secondary indexes (a bulk load leaves them out)."""
+        s = self.suffix
+        # Indexes shaped like the list's questions (see projections/queries.py, which picks
+        # between them by the count view's exact match counts):
+        # - a filter index per equality filter, then status, in the default sort, carrying
+        #   every sort column and the other filters, so "filters, any sort" finds and sorts
+        #   the matches inside the index without reading a row;
+        # - a sort index per sort column, carrying the filter columns, so "common filter,
+        #   other sort" walks the sort order and filters inside the index.
+        # Each costs every write; the rarely-selective source and the text search go without.
+        # Unique in the domain already; carries the filters for pages sorted by number.
+        Index(
+            f"ix_session_list{s}_number",
+            self.list.c.number,
+            *(self.list.c[k] for k in FILTER_COLUMNS),
+        )
+        for col in FILTER_COLUMNS:
+            # Led by the filter and then status (but for status's own), so "filter and
+            # status" seeks exactly its matches; a page of the filter alone in the
+            # default order merges its per-status runs (queries._status_runs).
+            lead = (col,) if col == "status" else (col, "status")
+            Index(
+                f"ix_session_list{s}_{col}",
+                *(self.list.c[k] for k in lead),
+                *(self.list.c[k] for k in ("started_at", "number", *SORT_CARRIED)),
+                *(self.list.c[k] for k in FILTER_COLUMNS if k not in lead),
+            )
+        for col in SORT_CARRIED:
+            Index(
+                f"ix_session_list{s}_by_{col}",
+                self.list.c[col],
+                self.list.c.number,
+                *(self.list.c[k] for k in FILTER_COLUMNS),
+            )
+        Index(
+            f"ix_session_list{s}_started_at",
+            self.list.c.started_at,
+            self.list.c.number,
+            *(self.list.c[k] for k in FILTER_COLUMNS),
+        )
+        Index(f"ix_session_list{s}_created_by", self.list.c.created_by)
+
+    def _add_count(self) -> None:
+        m, s = self.metadata, self.suffix
         # The count view: visible sessions per (dimension, value, status). Dimension "" is
         # everything; the others are the list's equality filters, so a count (or a list
         # total) filtered on one of them plus status is a few rows, and the list planner
@@ -160,6 +184,9 @@ class ViewTables:
             Column("n", Integer, nullable=False),
             **CLUSTERED,
         )
+
+    def _add_stats(self) -> None:
+        m, s = self.metadata, self.suffix
         # The stats view: rollup cells over (dimension, value, day, status), with the day "*"
         # for all days. Every session counts in one cell per dimension and per day kind, so a
         # grouping by one dimension over any window of days reads a few hundred cells.
@@ -219,3 +246,34 @@ class ViewTables:
             "count": [self.counts],
             "stats": [self.cells, self.histogram, self.histogram_spans, self.paths, self.results],
         }[view]
+
+
+def create_schema(engine: Engine, tables: ViewTables) -> None:
+    """Create the views' tables; views written by an older schema (a table of this one is
+    missing, or has other columns, while positions are tracked) are dropped and refilled
+    from position 0, since views are only ever derived from the log. An index of another
+    shape than this schema's is built again from its table."""
+    with engine.begin() as conn:
+        insp = inspect(conn)
+        have = set(insp.get_table_names())
+        sorted_tables = tables.metadata.sorted_tables
+        if tables.tracking.name in have and any(
+            x.name not in have
+            or {col["name"] for col in insp.get_columns(x.name)} != set(x.c.keys())
+            for x in sorted_tables
+        ):
+            log.warning("views were written by an older schema: refilling them from the log")
+            tables.metadata.drop_all(conn)
+            have = set()
+        for x in sorted_tables:
+            if x.name not in have or not x.indexes:
+                continue
+            shapes = {ix["name"]: ix["column_names"] for ix in insp.get_indexes(x.name)}
+            for index in x.indexes:
+                shape = shapes.get(index.name)
+                if shape is not None and shape != [col.name for col in index.columns]:
+                    log.warning("index %s has an older shape: building it again", index.name)
+                    index.drop(conn)
+                    index.create(conn)  # create_all passes over a table that exists
+        tables.metadata.create_all(conn)
+        failures.metadata.create_all(conn)

@@ -16,9 +16,11 @@ from persistence.schema import make_engine
 from persistence.store import EventStore
 from projections import queries
 from projections.present import session_view
+from projections.projection import Projection
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
-from projections.views import CountView, Projection, StatsView
+from projections.view_count import CountView
+from projections.view_stats import StatsView
 from replay.progress import Progress
 from replay.source import Point, ReplayError, tracked_position
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine, select
 from persistence.store import EventStore
 from projections.present import iso
 from projections.tables import ViewTables
-from projections.views import summary
+from projections.view_list import summary
 from replay.asof import views_at
 from replay.source import Point, ReplayError
 

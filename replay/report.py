@@ -11,9 +11,9 @@ from sqlalchemy import Connection, func, select
 
 from domain.state import STATUSES
 from projections import queries
+from projections.cells import ALL_DAYS, ALL_STATUSES, bucket_value
 from projections.present import iso
 from projections.tables import ViewTables
-from projections.views import ALL_DAYS, ALL_STATUSES, bucket_value
 from replay.source import Point
 
 COLORS = {

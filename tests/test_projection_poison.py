@@ -18,9 +18,10 @@ from persistence.ledger import Ledger
 from persistence.store import EventStore, NewEvent
 from projections import queries as qs
 from projections.failures import failures
+from projections.projection import Change
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
-from projections.views import Change, all_views
+from projections.views import all_views
 from tests.test_views_property import StepClock, dump
 
 

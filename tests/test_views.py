@@ -69,7 +69,7 @@ def test_percentiles_read_through_spans_equal_the_whole_histogram(container, clo
     """p50/p95 from the cells read one span of fine buckets; they must be the nearest-rank
     values of the whole histogram, for durations spread over many spans."""
     from projections import queries as qs
-    from projections.views import bucket_of
+    from projections.cells import bucket_of
 
     ledger = container.ledger
     durations = [0.5 * 1.07**i for i in range(120)]  # 0.5 s .. ~1,600 s: dozens of spans
@@ -167,7 +167,7 @@ def test_an_index_of_an_older_shape_is_built_again_and_the_views_kept(container)
 def test_sized_dumps_are_orjson_dumps() -> None:
     import orjson
 
-    from projections.views import dumps_sized
+    from projections.view_detail import dumps_sized
 
     doc = {"a": 1.5, "b": [1, "x", None], "c": {"d": True}}
     assert dumps_sized(doc) == orjson.dumps(doc)

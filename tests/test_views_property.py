@@ -18,9 +18,10 @@ from domain.state import STATUSES
 from persistence.ledger import Ledger, fold
 from persistence.store import EventStore
 from projections import queries as qs
+from projections.cells import bucket_of
 from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
-from projections.views import bucket_of, summary
+from projections.view_list import summary
 
 IDS = ["a", "b", "c", "d"]
 PATHS = ["/home", "/view/1", "/view/2"]
@@ -274,7 +275,8 @@ def _sorted(live: list[dict[str, Any]], sort: str, desc: bool) -> list[dict[str,
 def oracle_stats(
     live: list[dict[str, Any]], group_by: tuple[str, ...], where: dict[str, str]
 ) -> list[dict[str, Any]]:
-    from projections.views import day_of, dim_value
+    from projections.cells import dim_value
+    from projections.projection import day_of
 
     def val(s: dict[str, Any], g: str) -> str:
         return (

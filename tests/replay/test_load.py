@@ -22,8 +22,10 @@ from domain.state import evolve, fold_kept_alive, new_state
 from persistence.ledger import Ledger
 from persistence.store import EventStore
 from projections import queries as qs
-from projections.runner import Claims, ProjectionRunner, stream_ranges
-from projections.views import CountView, StatsView
+from projections.loader import Claims, stream_ranges
+from projections.runner import ProjectionRunner
+from projections.view_count import CountView
+from projections.view_stats import StatsView
 from tests.test_views_property import StepClock, dump, history, run_history
 
 

@@ -1,0 +1,89 @@
+"""The bulk load into empty tables (rebuilds and as-of replays, `ProjectionRunner.load`): the
+log read stream by stream in ranges (`projections/loader.py`), shared with a second process
+on a large SQLite log (`projections/second_loader.py`), then the views' in-memory sums and
+the tracking positions written once. An event the load cannot apply sends it back to the
+batch-by-batch path, which skips it (`projections/poison.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from projections import failures
+from projections.loader import RANGE_EVENTS, Claims, load_part, stream_ranges
+from projections.poison import reload_skipping
+from projections.projection import bulk_share
+from projections.second_loader import load_parallel
+from projections.sql import upsert
+from projections.views import STANDARD_VIEWS
+
+if TYPE_CHECKING:
+    from projections.runner import ProjectionRunner
+
+# From this many events a load shares the streams with a second process: below it, starting
+# a second interpreter costs more than it saves.
+PARALLEL_FROM = 200_000
+
+
+def load(
+    runner: ProjectionRunner,
+    until: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    sessions_per_batch: int = 2000,
+    parallel_from: int | None = None,
+    range_events: int = RANGE_EVENTS,
+) -> int:
+    """Fill empty tables from the log up to `until` (default: the head), stream by
+    stream (see `load_part`): each session is folded from its first event to its last
+    and its rows are written once, and the count and stats views, whose rows are sums
+    over sessions, add up in memory (their cells are few) and are written at the end.
+    The same views and fold as `apply`, so the tables end up exactly as applying the
+    log in order would leave them; each batch commits on its own, so a live worker
+    sharing the database waits for one batch at most.
+
+    From `parallel_from` events on (default PARALLEL_FROM), on a SQLite file with the
+    standard views, a second process loads ranges of streams beside this one (see
+    `load_parallel`); `range_events` sizes the ranges of streams the loaders take.
+    Returns the position the tables now stand at."""
+    if runner.position != 0:
+        raise RuntimeError("load fills empty views; use catch_up to continue")
+    store, engine, t = runner.store, runner.engine, runner.tables
+    target = store.head_digest()[0] if until is None else until
+    ranges = stream_ranges(store, target, range_events)
+    split_at = PARALLEL_FROM if parallel_from is None else parallel_from
+    shares = [bulk_share(v, t) for v in runner.views]
+    try:
+        if target >= split_at and len(ranges) > 1 and can_split(runner):
+            load_parallel(runner, shares, target, ranges, progress, sessions_per_batch)
+        else:
+            load_part(store, engine, shares, target, Claims(ranges), sessions_per_batch, progress)
+    except Exception as exc:
+        if failures.is_infrastructure(exc):
+            raise
+        return reload_skipping(runner, target, exc)
+    with engine.begin() as conn:
+        for share in shares:
+            share.finish(conn)
+        upsert(
+            conn,
+            t.tracking,
+            [{"view": v.name, "position": target} for v in runner.views],
+            ["view"],
+        )
+    runner.moved_to(target)
+    return target
+
+
+def can_split(runner: ProjectionRunner) -> bool:
+    """A second loader needs a SQLite file it can open too (PostgreSQL, the in-memory
+    test databases and a caller's own transaction are loaded by one process) and views
+    it can build itself (the standard ones: it is handed their classes)."""
+    dialect = getattr(runner.engine, "dialect", None)
+    url = getattr(runner.engine, "url", None)
+    return (
+        dialect is not None
+        and dialect.name == "sqlite"
+        and url is not None
+        and url.database not in (None, "", ":memory:")
+        and all(type(v) in STANDARD_VIEWS for v in runner.views)
+    )
