@@ -95,6 +95,11 @@ class ViewTables:
         )
         if not bulk:
             self._list_indexes()
+        self._add_tags_and_members(bulk)
+
+    def _add_tags_and_members(self, bulk: bool) -> None:
+        """A session's tag rows and member rows (the list's tag and member filters)."""
+        m, s = self.metadata, self.suffix
         self.tags = Table(
             "session_tags" + s,
             m,
