@@ -108,7 +108,9 @@ def stats_query(
 def stats_as_of(store: EventStore, point: Point, query: queries.StatsQuery) -> dict[str, Any]:
     """The stats view as it stood at `point`: the live view's numbers at that moment. Only
     the count and stats views are replayed when the rollup cells can answer the query."""
-    views = [CountView(), StatsView()] if queries.answered_by_cells(query) else None
+    views: list[Projection] | None = None
+    if queries.answered_by_cells(query):
+        views = [CountView(), StatsView()]
     with (
         replayed_views(store, point.position, views=views) as (engine, tables),
         engine.connect() as conn,
