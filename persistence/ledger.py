@@ -37,10 +37,20 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.events import NewEvent
-from domain.rules import DEFAULT_LIMITS, Limits, check_projects, validate
+from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
 from persistence.answers import Outcome, Waiter, answer
+from persistence.group import (
+    Group,
+    Item,
+    Projects,
+    any_limit,
+    check_project_limit,
+    context_events,
+    merge,
+    remembered,
+)
 from persistence.runtime import paused_gc
 from persistence.store import EventStore, StaleWriteError, StoredEvent
 
@@ -48,10 +58,6 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 IdSource = Callable[[], str]
-# A key limited to projects submits with their names: its commands may touch only sessions
-# of those projects (None: any project).
-Projects = frozenset[str] | None
-Item = tuple[list[c.Command], Waiter, Projects]
 
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
@@ -108,7 +114,7 @@ class Ledger:
         if refused is not None:
             valid = [cmd for cmd, err in zip(cmds, refused, strict=True) if err is None]
             inner = self.submit(valid, projects) if valid else None
-            fut.set_result(_merge(refused, inner.result() if inner else []))
+            fut.set_result(merge(refused, inner.result() if inner else []))
         elif self._thread is None:
             self._process([(cmds, fut, projects)])
         else:
@@ -127,14 +133,14 @@ class Ledger:
         if refused is not None:
             valid = [cmd for cmd, err in zip(cmds, refused, strict=True) if err is None]
             if not valid:
-                fut.set_result(_merge(refused, []))
+                fut.set_result(merge(refused, []))
                 return fut
             inner = self.submit_async(valid, projects)
             inner.add_done_callback(
                 lambda done: (
                     fut.set_exception(done.exception())  # type: ignore[arg-type]
                     if done.exception()
-                    else fut.set_result(_merge(refused, done.result()))
+                    else fut.set_result(merge(refused, done.result()))
                 )
             )
         elif self._thread is None:
@@ -246,116 +252,113 @@ class Ledger:
         items: list[Item],
         touched: dict[str, Aggregate],
     ) -> tuple[list[Outcome], int]:
+        """One commit group in one transaction: load the streams' aggregates, decide every
+        command in order, append the events, remember the idempotency keys."""
         cmds = [cmd for batch, _, _ in items for cmd in batch]
-        limits = [p for batch, _, p in items for _ in batch] if _any_limit(items) else None
+        limits = [p for batch, _, p in items for _ in batch] if any_limit(items) else None
         with self.store.write_transaction() as conn:
             position, prev, floor = self.store.tail(conn)
             head = (position, prev)
             known = self.store.find_idempotent(
                 conn, {cmd.idempotency_key for cmd in cmds if cmd.idempotency_key}
             )
-            sids = {cmd.session_id for cmd in cmds}
-            if head[0] == self.last_position:
-                # Nobody else appended since our last commit: cached aggregates are current.
-                cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
-                versions = {sid: a.version for sid, a in cached.items()}
-                versions.update(self.store.stream_versions(conn, sids - cached.keys()))
-            else:
-                versions = self.store.stream_versions(conn, sids)
-            for sid in sids:
-                agg = self.cache.get(sid)
-                if agg is not None and agg.version == versions.get(sid, 0):
-                    touched[sid] = agg
-                elif sid in versions:
-                    touched[sid] = self._rebuild(sid, self.store.load_stream(sid, conn))
-                else:
-                    self.cache.pop(sid, None)
-            base = head[0]
-            outcomes: list[Outcome | None] = [None] * len(cmds)
-            # The batch's events in order: event i will be at position base + 1 + i, so each
-            # answer is known as soon as its command is decided.
-            new: list[NewEvent] = []
-            idle: list[tuple[int, str, int, int | None]] = []  # decided, appended nothing
-            fresh_keys: dict[str, tuple[str, int]] = {}
-            repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
-            clock = self.clock
-            result = c.CommandResult
+            self._current(conn, {cmd.session_id for cmd in cmds}, position, touched)
             try:
-                for i, cmd in enumerate(cmds):
-                    key = cmd.idempotency_key
-                    if key is not None and (key in known or key in fresh_keys):
-                        first = self._replayed(cmd, key, known, fresh_keys)
-                        if isinstance(first, int):
-                            repeats.append((i, first))
-                        else:
-                            outcomes[i] = first
-                        continue
-                    sid = cmd.session_id
-                    at = clock()
-                    if at < floor:  # recorded times never go backwards along the log
-                        at = floor
-                    floor = at
-                    mark = len(new)
-                    try:
-                        allowed = limits[i] if limits is not None else None
-                        if allowed is not None:
-                            agg = touched.get(sid)
-                            state = agg.state if isinstance(agg, Session) else None
-                            check_projects(cmd, state, allowed)
-                        agg = decide(cmd, touched.get(sid), at, new)
-                    except LedgerError as err:
-                        if len(new) != mark:  # rules are checked before any event is decided
-                            raise RuntimeError(f"{cmd!r} refused after deciding events") from err
-                        outcomes[i] = err
-                        continue
-                    touched[sid] = agg
-                    if isinstance(agg, Session):
-                        state = agg.state
-                        if len(new) > mark and new[mark].type == "Started":
-                            state["number"] = base + 1 + mark  # a start decides only Started
-                        number = state["number"]
-                    else:  # a context: the library's event objects, and no session number
-                        for e in cast(list[ExecutionContext.Event], agg.collect_events()):
-                            new.append(
-                                NewEvent(
-                                    str(e.originator_id),
-                                    e.originator_version,
-                                    type(e).__name__,
-                                    type(e).class_version,
-                                    at,
-                                    e.payload(),
-                                )
-                            )
-                        number = None
-                    count = len(new) - mark
-                    if count:
-                        outcomes[i] = result(sid, agg.version, base + mark + count, count, number)
-                    else:
-                        idle.append((i, sid, agg.version, number))
-                    if key is not None:
-                        fresh_keys[key] = (cmd.fingerprint(), i)
+                group = self._decide_all(cmds, limits, known, touched, position, floor)
             finally:
                 for agg in touched.values():
                     # A cached aggregate must not keep the batch alive (back to the class's None).
                     vars(agg).pop("sink", None)
+            outcomes, new, idle, fresh_keys, repeats = group
             new_head = self.store.append(conn, head, new)[0]
             for i, sid, version, number in idle:
-                outcomes[i] = result(sid, version, new_head, 0, number)
+                outcomes[i] = c.CommandResult(sid, version, new_head, 0, number)
             for i, j in repeats:
                 outcomes[i] = outcomes[j]
-            self.store.remember_idempotent(
-                conn,
-                [
-                    {
-                        "key": key,
-                        "fingerprint": fp,
-                        "result": orjson.dumps(outcomes[idx].as_dict()),  # type: ignore[union-attr]
-                        "position": outcomes[idx].position,  # type: ignore[union-attr]
-                    }
-                    for key, (fp, idx) in fresh_keys.items()
-                ],
-            )
+            self.store.remember_idempotent(conn, remembered(fresh_keys, outcomes))
         return cast(list[Outcome], outcomes), new_head
+
+    def _current(
+        self, conn: Any, sids: set[str], position: int, touched: dict[str, Aggregate]
+    ) -> None:
+        """Put each stream's current aggregate in `touched`: the cached one while it is at
+        the stored version, else rebuilt from the log (none for a stream not yet there)."""
+        if position == self.last_position:
+            # Nobody else appended since our last commit: cached aggregates are current.
+            cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
+            versions = {sid: a.version for sid, a in cached.items()}
+            versions.update(self.store.stream_versions(conn, sids - cached.keys()))
+        else:
+            versions = self.store.stream_versions(conn, sids)
+        for sid in sids:
+            agg = self.cache.get(sid)
+            if agg is not None and agg.version == versions.get(sid, 0):
+                touched[sid] = agg
+            elif sid in versions:
+                touched[sid] = self._rebuild(sid, self.store.load_stream(sid, conn))
+            else:
+                self.cache.pop(sid, None)
+
+    def _decide_all(
+        self,
+        cmds: list[c.Command],
+        limits: list[Projects] | None,
+        known: dict[str, tuple[str, bytes]],
+        touched: dict[str, Aggregate],
+        base: int,
+        floor: float,
+    ) -> Group:
+        """Decide the group's commands in order. Event i of the group will be at position
+        base + 1 + i, so each answer is known as soon as its command is decided."""
+        outcomes: list[Outcome | None] = [None] * len(cmds)
+        new: list[NewEvent] = []
+        idle: list[tuple[int, str, int, int | None]] = []  # decided, appended nothing
+        fresh_keys: dict[str, tuple[str, int]] = {}
+        repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
+        clock = self.clock
+        result = c.CommandResult
+        for i, cmd in enumerate(cmds):
+            key = cmd.idempotency_key
+            if key is not None and (key in known or key in fresh_keys):
+                first = self._replayed(cmd, key, known, fresh_keys)
+                if isinstance(first, int):
+                    repeats.append((i, first))
+                else:
+                    outcomes[i] = first
+                continue
+            sid = cmd.session_id
+            at = clock()
+            if at < floor:  # recorded times never go backwards along the log
+                at = floor
+            floor = at
+            mark = len(new)
+            try:
+                allowed = limits[i] if limits is not None else None
+                if allowed is not None:
+                    check_project_limit(cmd, touched.get(sid), allowed)
+                agg = decide(cmd, touched.get(sid), at, new)
+            except LedgerError as err:
+                if len(new) != mark:  # rules are checked before any event is decided
+                    raise RuntimeError(f"{cmd!r} refused after deciding events") from err
+                outcomes[i] = err
+                continue
+            touched[sid] = agg
+            if isinstance(agg, Session):
+                state = agg.state
+                if len(new) > mark and new[mark].type == "Started":
+                    state["number"] = base + 1 + mark  # a start decides only Started
+                number = state["number"]
+            else:  # a context: the library's event objects, and no session number
+                new.extend(context_events(agg, at))
+                number = None
+            count = len(new) - mark
+            if count:
+                outcomes[i] = result(sid, agg.version, base + mark + count, count, number)
+            else:
+                idle.append((i, sid, agg.version, number))
+            if key is not None:
+                fresh_keys[key] = (cmd.fingerprint(), i)
+        return outcomes, new, idle, fresh_keys, repeats
 
     @staticmethod
     def _rebuild(sid: str, stored: list[StoredEvent]) -> Aggregate:
@@ -390,13 +393,3 @@ class Ledger:
         if isinstance(first, int):
             return first
         return c.CommandResult(**orjson.loads(first))
-
-
-def _merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[Outcome]:
-    """The refusals in their places, the valid commands' outcomes in order between them."""
-    rest = iter(outcomes)
-    return [err if err is not None else next(rest) for err in refused]
-
-
-def _any_limit(items: list[Item]) -> bool:
-    return any(item[2] is not None for item in items)
