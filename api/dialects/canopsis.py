@@ -18,16 +18,16 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.exceptions import HTTPException
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from api import auth, problems
-from api.deps import FreshDep, connect, execute
+from api import problems
+from api.bootstrap import Container
+from api.deps import FreshDep, execute
+from api.dialects.common import gate_principal, page_docs, read_views, time_param
 from domain import commands as c
-from domain.errors import InvalidCommandError, SessionNotFoundError
+from domain.errors import SessionNotFoundError
 from projections import queries as qs
-from projections.present import parse_time
 
 PREFIX = "/compat/canopsis/api/v2"
 router = APIRouter(prefix=PREFIX, tags=["compat: Canopsis"])
@@ -43,10 +43,7 @@ problems.register_renderer(PREFIX, _render_error)
 
 def caller() -> str:
     """The authenticated user: the name of the key the gate accepted."""
-    who = auth.current.get()
-    if who is None:  # only when the app is served without its gate
-        raise HTTPException(401, "authentication required (Basic auth or x-canopsis-authkey)")
-    return who.name
+    return gate_principal("authentication required (Basic auth or x-canopsis-authkey)").name
 
 
 Caller = Annotated[str, Depends(caller)]
@@ -73,14 +70,13 @@ def _path(path: str | list[str] | None) -> str | None:
     return path
 
 
-def _active_session(container: Any, user: str) -> str | None:
+def _active_session(container: Container, user: str) -> str | None:
     f = qs.SessionFilter(user=(user,), source="canopsis", active=True)
-    with connect(container) as conn:
-        page = qs.list_sessions(conn, container.runner.tables, f, "started_at", True, 1, 0)
+    page = read_views(container, qs.list_sessions, f, "started_at", True, 1, 0)
     return page.items[0]["id"] if page.items else None
 
 
-def _require_active(container: Any, user: str) -> str:
+def _require_active(container: Container, user: str) -> str:
     sid = _active_session(container, user)
     if sid is None:
         raise SessionNotFoundError(f"no active session for {user}; call sessionstart first")
@@ -122,10 +118,7 @@ async def session_hide(user: Caller, container: FreshDep, body: HideBody | None 
 
 
 def _time(value: str | None, field: str) -> float | None:
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise InvalidCommandError(f"{field} is not a timestamp: {value!r}", field=field) from None
+    return time_param(value, field, "is not a timestamp: {value!r}")
 
 
 def _session_item(doc: dict[str, Any]) -> dict[str, Any]:
@@ -165,9 +158,6 @@ def list_sessions(
         started_after=_time(started_after, "started_after"),
         stopped_before=_time(stopped_before, "stopped_before"),
     )
-    t = container.runner.tables
-    with connect(container) as conn:
-        page = qs.list_sessions(conn, t, f, "started_at", True, limit, offset)
-        docs = qs.details_in_order(conn, t, [i["id"] for i in page.items])
-    data = [_session_item(d) for d in docs if d is not None]
+    page = read_views(container, page_docs, f, "started_at", True, limit, offset)
+    data = [_session_item(d) for d in page.items]
     return {"total": page.total, "data": data, "success": True}

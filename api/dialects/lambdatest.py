@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
@@ -12,8 +11,9 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api import auth
-from api.deps import ContainerDep, FreshDep, connect, execute
+from api.bootstrap import Container
+from api.deps import ContainerDep, FreshDep, execute
+from api.dialects.common import actor, fresh_detail, read_views, require_detail
 from api.problems import register_renderer
 from api.render import UPLOAD_HEADERS, uploaded_content
 from api.uploads import store_upload
@@ -48,19 +48,16 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
 register_renderer(PREFIX, _render_error)
 
 
-def _actor(request: Request) -> str | None:
-    """Who writes: the name of the key the gate accepted (Basic `name:key`, the name being
-    the key's own, as the clients send their user name and access key)."""
-    who = auth.current.get()
-    return None if who is None or who is auth.ANONYMOUS else who.name
+# Who writes: `actor()`, the name of the key the gate accepted (Basic `name:key`, the name
+# being the key's own, as the clients send their user name and access key).
 
 
-def _detail(container: Any, session_id: str) -> dict[str, Any]:
-    with connect(container) as conn:
-        doc = qs.get_detail(conn, container.runner.tables, session_id)
-    if doc is None:
-        raise SessionNotFoundError(f"Session {session_id} not found")
-    return doc
+def _missing(session_id: str) -> str:
+    return f"Session {session_id} not found"
+
+
+def _detail(container: Container, session_id: str) -> dict[str, Any]:
+    return require_detail(container, session_id, _missing(session_id))
 
 
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
@@ -138,8 +135,7 @@ def list_sessions(
         started_before=_day(todate, "todate", end=True),
     )
     key, descending = _sort(sort)
-    with connect(container) as conn:
-        page = qs.list_sessions(conn, container.runner.tables, f, key, descending, limit, offset)
+    page = read_views(container, qs.list_sessions, f, key, descending, limit, offset)
     meta = {"limit": limit, "offset": offset, "total": page.total}
     return {
         "meta": meta,
@@ -161,14 +157,19 @@ def get_session(session_id: str, request: Request, container: FreshDep) -> dict[
     return {"data": data, "message": "Retrieve session was successful", "status": "success"}
 
 
+async def _done(container: Container, cmd: c.Command, message: str) -> dict[str, Any]:
+    """Execute `cmd`; the seed's answer to a command that answers nothing more."""
+    await execute(container, cmd)
+    return {"success": True, "message": message, "status": "success"}
+
+
 @router.delete("/sessions/{session_id}")
 async def delete_session(
-    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+    session_id: str, container: ContainerDep, idem: IdemKey = None
 ) -> dict[str, Any]:
     """Delete test session (a tombstone: the stream stays for audit)."""
-    cmd = c.DeleteSession(session_id=session_id, by=_actor(request), idempotency_key=idem)
-    await execute(container, cmd)
-    return {"success": True, "message": "Session deleted successfully", "status": "success"}
+    cmd = c.DeleteSession(session_id=session_id, by=actor(), idempotency_key=idem)
+    return await _done(container, cmd, "Session deleted successfully")
 
 
 async def _patch_body(request: Request) -> dict[str, Any]:
@@ -206,13 +207,10 @@ async def update_session(
     if not changes and status is None:
         raise InvalidCommandError("send name, status (or status_ind) or remarks", field="body")
     cmd = c.UpdateDetails(
-        session_id=session_id, changes=changes, status=status, by=_actor(request),
-        idempotency_key=idem,
+        session_id=session_id, changes=changes, status=status, by=actor(), idempotency_key=idem,
     )  # fmt: skip
     result = await execute(container, cmd)
-    runner = container.runner
-    await asyncio.to_thread(runner.wait_for, result.position, container.settings.read_wait)
-    doc = _detail(container, session_id)
+    doc = await fresh_detail(container, session_id, result.position, _missing(session_id))
     data = {k: doc.get(k) for k in ("name", "status", "remarks")}
     return {"success": True, "message": "Session updated successfully", "status": "success",
             "data": {"session_id": session_id, **data}}  # fmt: skip
@@ -220,12 +218,11 @@ async def update_session(
 
 @router.put("/sessions/{session_id}/stop")
 async def stop_session(
-    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+    session_id: str, container: ContainerDep, idem: IdemKey = None
 ) -> dict[str, Any]:
     """Stop session by sessionID (a second stop appends nothing)."""
-    cmd = c.StopSession(session_id=session_id, by=_actor(request), idempotency_key=idem)
-    await execute(container, cmd)
-    return {"success": True, "message": "Session stopped successfully", "status": "success"}
+    cmd = c.StopSession(session_id=session_id, by=actor(), idempotency_key=idem)
+    return await _done(container, cmd, "Session stopped successfully")
 
 
 def _artifact_url(request: Request, session_id: str, index: int, art: dict[str, Any]) -> str:
@@ -296,16 +293,15 @@ def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
 
 
 async def _upload(
-    request: Request, container: Any, session_id: str, kind: str, idem: str | None
-) -> None:
-    """Store the body (or a multipart form's file) by sha256, then record UploadLog."""
+    request: Request, container: Container, session_id: str, kind: str, idem: str | None
+) -> c.UploadLog:
+    """Store the body (or a multipart form's file) by sha256: the UploadLog that records it."""
     cap = container.settings.body_limits.max_upload_bytes
     sha, size, ctype = await store_upload(request, container.blobs, cap)
-    cmd = c.UploadLog(
+    return c.UploadLog(
         session_id=session_id, kind=kind, content_type=ctype, size=size, sha256=sha,
-        by=_actor(request), idempotency_key=idem,
+        by=actor(), idempotency_key=idem,
     )  # fmt: skip
-    await execute(container, cmd)
 
 
 @router.post("/sessions/{session_id}/terminal-logs")
@@ -313,8 +309,8 @@ async def terminal_logs(
     session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
 ) -> dict[str, Any]:
     """Upload terminal logs (stored as the session's `terminal` log)."""
-    await _upload(request, container, session_id, "terminal", idem)
-    return {"success": True, "message": "Terminal logs uploaded successfully", "status": "success"}
+    cmd = await _upload(request, container, session_id, "terminal", idem)
+    return await _done(container, cmd, "Terminal logs uploaded successfully")
 
 
 @router.post("/sessions/{session_id}/exceptions")
@@ -322,5 +318,5 @@ async def exceptions(
     session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
 ) -> dict[str, Any]:
     """Upload assertion logs (stored as the session's `exceptions` log)."""
-    await _upload(request, container, session_id, "exceptions", idem)
-    return {"success": True, "message": "Assertion logs uploaded successfully", "status": "success"}
+    cmd = await _upload(request, container, session_id, "exceptions", idem)
+    return await _done(container, cmd, "Assertion logs uploaded successfully")

@@ -22,11 +22,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import FreshDep, connect
+from api.deps import FreshDep
+from api.dialects.common import detail_by_number, found, page_docs, read_views, time_param
 from api.problems import register_renderer
-from domain.errors import InvalidCommandError, SessionNotFoundError
+from domain.errors import InvalidCommandError
 from projections import queries as qs
-from projections.present import iso, parse_time
+from projections.present import iso
 
 PREFIX = "/compat/testmo/api/v1"
 router = APIRouter(prefix=PREFIX, tags=["compat: Testmo"])
@@ -136,10 +137,7 @@ def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _time(value: str | None, field: str) -> float | None:
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise InvalidCommandError(f"{field} must be an ISO 8601 time", field=field) from None
+    return time_param(value, field, "must be an ISO 8601 time")
 
 
 def _ids(value: str | None, field: str) -> tuple[str, ...]:
@@ -198,15 +196,10 @@ def list_sessions(
     rows: list[dict[str, Any]] = []
     total = 0
     if not absent:
-        t = container.runner.tables
-        with connect(container) as conn:
-            found = qs.list_sessions(
-                conn, t, f, SORTS.get(sort or "", "number"), order == "desc", per_page,
-                (page - 1) * per_page,
-            )  # fmt: skip
-            docs = qs.details_in_order(conn, t, [item["id"] for item in found.items])
-        total = found.total
-        rows = [row(d) for d in docs if d is not None]
+        key, offset = SORTS.get(sort or "", "number"), (page - 1) * per_page
+        docs = read_views(container, page_docs, f, key, order == "desc", per_page, offset)
+        total = docs.total
+        rows = [row(d) for d in docs.items]
     last = max(1, math.ceil(total / per_page))
     return {
         "page": page,
@@ -224,11 +217,6 @@ def list_sessions(
 def get_session(session_id: int, request: Request, container: FreshDep) -> dict[str, Any]:
     """Returns a single session (its id is the ledger session's number)."""
     names = _expands(request)
-    t = container.runner.tables
-    with connect(container) as conn:
-        sid = qs.id_for_number(conn, t, session_id)
-        doc = qs.get_detail(conn, t, sid) if sid is not None else None
-    if doc is None:
-        raise SessionNotFoundError(f"Session {session_id} not found")
-    result = row(doc)
+    doc = read_views(container, detail_by_number, session_id)
+    result = row(found(doc, f"Session {session_id} not found"))
     return {"result": result, "expands": expand(names, [result])}

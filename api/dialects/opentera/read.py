@@ -1,8 +1,8 @@
-"""OpenTera reads: sessions by integer id, uuid, member or filters, from the views."""
+"""OpenTera reads: sessions by integer id, uuid, member or filters, from the views (through
+api/dialects/common.py `read_views`), and the 400 of a missing argument."""
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from dataclasses import dataclass
 from typing import Any
@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import HTTPException
 
 from api.bootstrap import Container
-from api.deps import connect
-from api.dialects.opentera_shape import STATUS_OUT, time_in
-from domain.errors import InvalidCommandError, SessionNotFoundError
+from api.dialects.common import detail_by_number, found, page_docs, read_views
+from api.dialects.opentera.shape import STATUS_OUT, time_in
+from domain.errors import InvalidCommandError
 from projections import queries as qs
 
 PAGE = 500
@@ -20,32 +20,15 @@ DAY = 86400.0
 
 
 def detail(container: Container, session_id: str) -> dict[str, Any] | None:
-    with connect(container) as conn:
-        return qs.get_detail(conn, container.runner.tables, session_id)
+    return read_views(container, qs.get_detail, session_id)
 
 
 def by_number(container: Container, number: int) -> dict[str, Any] | None:
-    with connect(container) as conn:
-        t = container.runner.tables
-        sid = qs.id_for_number(conn, t, number)
-        return None if sid is None else qs.get_detail(conn, t, sid)
+    return read_views(container, detail_by_number, number)
 
 
 def require_number(container: Container, number: int) -> dict[str, Any]:
-    doc = by_number(container, number)
-    if doc is None:
-        raise SessionNotFoundError(f"no session {number}", field="id_session")
-    return doc
-
-
-async def fresh_detail(container: Container, session_id: str, position: int) -> dict[str, Any]:
-    """The session as the views show it once they include `position` (read-your-writes)."""
-    container.runner.wake()
-    await asyncio.to_thread(container.runner.wait_for, position, container.settings.read_wait)
-    doc = await asyncio.to_thread(detail, container, session_id)
-    if doc is None:
-        raise SessionNotFoundError(f"no session {session_id}")
-    return doc
+    return found(by_number(container, number), f"no session {number}", field="id_session")
 
 
 @dataclass(frozen=True)
@@ -91,17 +74,13 @@ def matching(
     container: Container, f: qs.SessionFilter, offset: int = 0, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Detail documents of the sessions `f` selects, newest first, one page or all."""
-    t = container.runner.tables
     out: list[dict[str, Any]] = []
     while limit is None or len(out) < limit:
         size = PAGE if limit is None else min(PAGE, limit - len(out))
-        with connect(container) as conn:
-            page = qs.list_sessions(conn, t, f, "started_at", True, size, offset)
-            ids = [i["id"] for i in page.items]
-            docs = qs.get_details(conn, t, ids)
-        out += [docs[i] for i in ids if i in docs]
+        page = read_views(container, page_docs, f, "started_at", True, size, offset)
+        out += page.items
         offset += size
-        if offset >= page.total or not ids:
+        if offset >= page.total or not page.items:
             break
     return out
 

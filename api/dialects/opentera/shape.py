@@ -1,4 +1,5 @@
-"""OpenTera translation tables and shapes: status integers, session objects, token checks."""
+"""OpenTera's translation tables and shapes: status integers, the request bodies, the session
+and session type objects, times and parameters, and who calls (the token the gate accepted)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, HTTPException, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from api import auth
+from api.dialects.common import gate_principal, time_param
 from domain.errors import InvalidCommandError
-from projections.present import parse_time
 
 # OpenTera TeraSessionStatus -> the ledger status a client's integer moves a session to.
 STATUS_IN = {0: "queued", 1: "running", 2: "completed", 3: "cancelled", 4: "error"}
@@ -71,9 +72,7 @@ def require_token(
 ) -> str | None:
     """The caller's name: the key the request gate (api/auth.py) accepted, from `token` or
     `Authorization: OpenTera <key>` (anonymous reads name no one)."""
-    who = auth.current.get()
-    if who is None:  # only when the app is served without its gate
-        raise HTTPException(401, "Missing token")
+    who = gate_principal("Missing token")
     return None if who is auth.ANONYMOUS else who.name
 
 
@@ -91,10 +90,7 @@ def ot_time(ts: float | None) -> str | None:
 
 
 def time_in(value: str | None, field: str) -> float | None:
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise InvalidCommandError(f"{field} is not a date/time: {value!r}", field=field) from None
+    return time_param(value, field, "is not a date/time: {value!r}")
 
 
 def params_in(value: str | dict[str, Any] | None) -> dict[str, Any]:

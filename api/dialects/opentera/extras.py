@@ -9,9 +9,10 @@ from typing import Any
 from fastapi import APIRouter, HTTPException
 
 from api.bootstrap import Container
-from api.deps import FreshDep, connect
-from api.dialects.opentera_read import member_sessions, missing, require_number
-from api.dialects.opentera_shape import STATUS_OUT, ot_time, session_type_json
+from api.deps import FreshDep
+from api.dialects.common import read_views
+from api.dialects.opentera.read import member_sessions, missing, require_number
+from api.dialects.opentera.shape import STATUS_OUT, ot_time, session_type_json
 from projections import queries as qs
 
 router = APIRouter()
@@ -22,8 +23,7 @@ ALL = qs.SessionFilter()
 def _types(container: Container) -> list[dict[str, Any]]:
     # Session types are managed entities in OpenTera; the ledger only knows the type ids
     # its sessions carry, so the list is what the sessions show.
-    with connect(container) as conn:
-        groups = qs.stats(conn, container.runner.tables, qs.StatsQuery(group_by=("type",)))
+    groups = read_views(container, qs.stats, qs.StatsQuery(group_by=("type",)))
     found = (session_type_json(g["key"]["type"]) for g in groups["groups"])
     return sorted((t for t in found if t), key=lambda t: t["id_session_type"])
 
@@ -103,10 +103,8 @@ def _session_stats(doc: dict[str, Any]) -> dict[str, int]:
 def _status_stats(container: Container, docs: list[dict[str, Any]]) -> dict[str, Any]:
     by_int = dict.fromkeys(range(5), 0)
     if docs:
-        with connect(container) as conn:
-            counts = qs.count_sessions(
-                conn, container.runner.tables, qs.SessionFilter(ids=tuple(d["id"] for d in docs))
-            )
+        ids = tuple(d["id"] for d in docs)
+        counts = read_views(container, qs.count_sessions, qs.SessionFilter(ids=ids))
         for status, n in counts["by_status"].items():
             by_int[STATUS_OUT[status]] += n
     ended = [d["duration"] for d in docs if d["duration"] is not None]
@@ -127,10 +125,8 @@ def _member_stats(container: Container, plural: str, value: str) -> dict[str, An
 
 
 def _user_stats(container: Container, value: str) -> dict[str, Any]:
-    with connect(container) as conn:
-        created = qs.count_sessions(
-            conn, container.runner.tables, dataclasses.replace(ALL, created_by=f"user:{value}")
-        )["total"]
+    by_user = dataclasses.replace(ALL, created_by=f"user:{value}")
+    created = read_views(container, qs.count_sessions, by_user)["total"]
     return {
         "sessions_created_total_count": created,
         "sessions_total_count": _member_stats(container, "users", value)["sessions_total_count"],

@@ -1,14 +1,5 @@
-"""The OpenTera session API (seed document in shared/seeds), translated onto the ledger.
-
-Mapping (differences from OpenTera are noted on the routes and in opentera_shape):
-- `id_session` is the session's ledger `number`; `session_uuid` is the ledger id.
-- `session_status` 0 not started=queued, 1 in progress=running, 2 completed=completed,
-  3 cancelled=cancelled, 4 terminated=error; moves follow the ledger's legal moves, and 2/3/4
-  also stop the session (ended at start + session_duration when given).
-- `session_parameters` is stored as the JSON object it holds, else as {"raw": "<string>"}.
-- `token` (query) or `Authorization: OpenTera <token>` is required: an API key (api/keys.py),
-  checked by the request gate (api/auth.py); the key's name is the actor of the writes.
-"""
+"""OpenTera sessions: read them (user, device, participant and service namespaces), create
+or update one (id_session 0 creates), delete one; status moves follow the ledger's rules."""
 
 from __future__ import annotations
 
@@ -16,13 +7,14 @@ import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
-from api.dialects import opentera_events, opentera_extras
-from api.dialects.opentera_read import Selection, find, fresh_detail, missing, require_number
-from api.dialects.opentera_shape import (
+from api.dialects.common import fresh_detail
+from api.dialects.opentera.events import events_json
+from api.dialects.opentera.read import Selection, find, missing, require_number
+from api.dialects.opentera.shape import (
     EMPTY_200,
     FINAL,
     STATUS_OUT,
@@ -32,7 +24,6 @@ from api.dialects.opentera_shape import (
     creator,
     members,
     params_in,
-    require_token,
     session_json,
     status_in,
     time_in,
@@ -40,11 +31,7 @@ from api.dialects.opentera_shape import (
 from domain import commands as c
 from domain.commands import CommandResult
 
-router = APIRouter(
-    prefix="/compat/opentera/api",
-    tags=["compat: OpenTera"],
-    dependencies=[Depends(require_token)],
-)
+router = APIRouter()
 
 # OpenTera's `list` flag: minimal objects (no comments, parameters or members).
 Minimal = Annotated[bool, Query(alias="list")]
@@ -145,10 +132,21 @@ async def save(container: Container, s: SessionIn, by: str | None) -> list[dict[
 
 
 def _answer(
-    container: Container, sel: Selection, minimal: bool, with_type: bool = False
-) -> list[Any]:
+    container: Container,
+    sel: Selection,
+    minimal: bool,
+    with_type: bool = False,
+    with_events: bool = False,
+) -> list[dict[str, Any]]:
+    """The sessions `sel` finds as OpenTera objects (with their events when asked)."""
     now = container.ledger.clock()
-    return [session_json(d, now, minimal, with_type) for d in find(container, sel)]
+    out = []
+    for doc in find(container, sel):
+        item = session_json(doc, now, minimal, with_type)
+        if with_events:
+            item["session_events"] = events_json(container, doc)
+        out.append(item)
+    return out
 
 
 @router.get("/user/sessions")
@@ -267,14 +265,7 @@ def service_sessions(
     """Return sessions information (all sessions when no id is given)."""
     member = _member(id_participant, id_user, id_device)
     sel = Selection(id_session, uuid_session, member, status, start_date, end_date, limit, offset)
-    now = container.ledger.clock()
-    out = []
-    for doc in find(container, sel):
-        item = session_json(doc, now, minimal, with_session_type)
-        if with_events:
-            item["session_events"] = opentera_events.events_json(container, doc)
-        out.append(item)
-    return out
+    return _answer(container, sel, minimal, with_session_type, with_events)
 
 
 @router.post("/service/sessions")
@@ -283,7 +274,3 @@ async def service_save(
 ) -> list[dict[str, Any]]:
     """Create / update session. id_session must be set to 0 to create a new session."""
     return await save(container, body.session, by)
-
-
-router.include_router(opentera_events.router)
-router.include_router(opentera_extras.router)

@@ -15,8 +15,9 @@ from fastapi import APIRouter, HTTPException, Response
 
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
-from api.dialects.opentera_read import detail, fresh_detail, missing, require_number
-from api.dialects.opentera_shape import (
+from api.dialects.common import fresh_detail
+from api.dialects.opentera.read import detail, missing, require_number
+from api.dialects.opentera.shape import (
     EMPTY_200,
     Body,
     Principal,

@@ -1,0 +1,106 @@
+"""What every dialect shares, so that a new one is a copy of the pattern: who is calling (the
+key the request gate in api/auth.py accepted), the views read through one helper
+(`read_views`), one session's detail document or a 404 (`require_detail`), a list page as
+whole documents (`page_docs`), and a time parameter refused in the dialect's own words.
+Commands go through `api.deps.execute`; nothing here writes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from fastapi import HTTPException
+from sqlalchemy import Connection
+
+from api import auth
+from api.bootstrap import Container
+from api.deps import connect
+from api.keys import Principal
+from domain.errors import InvalidCommandError, SessionNotFoundError
+from projections import queries as qs
+from projections.present import parse_time
+from projections.tables import ViewTables
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def gate_principal(missing: str) -> Principal:
+    """The key the request gate accepted (or its anonymous reader); a 401 saying `missing`
+    when there is none, which happens only when the app is served without its gate."""
+    who = auth.current.get()
+    if who is None:
+        raise HTTPException(401, missing)
+    return who
+
+
+def actor() -> str | None:
+    """Who writes: the name of the key the gate accepted; None for an anonymous reader."""
+    who = auth.current.get()
+    return None if who is None or who is auth.ANONYMOUS else who.name
+
+
+def read_views(
+    container: Container,
+    query: Callable[Concatenate[Connection, ViewTables, P], R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Every view read of a dialect: `query(conn, tables, ...)` on one connection."""
+    with connect(container) as conn:
+        return query(conn, container.runner.tables, *args, **kwargs)
+
+
+def detail_by_number(conn: Connection, t: ViewTables, number: int) -> dict[str, Any] | None:
+    """The detail document of the session numbered `number` (None: none, or deleted)."""
+    sid = qs.id_for_number(conn, t, number)
+    return None if sid is None else qs.get_detail(conn, t, sid)
+
+
+def page_docs(
+    conn: Connection,
+    t: ViewTables,
+    f: qs.SessionFilter,
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> qs.Page:
+    """One page of a list (as `qs.list_sessions` orders it) with its items made whole: the
+    detail documents, for dialects whose answers need more than a list row."""
+    page = qs.list_sessions(conn, t, f, sort, descending, limit, offset)
+    return qs.Page(page.total, qs.details_in_order(conn, t, [i["id"] for i in page.items]))
+
+
+def found(doc: dict[str, Any] | None, message: str, field: str | None = None) -> dict[str, Any]:
+    """`doc`, or the dialect's 404 (SessionNotFoundError) saying `message`."""
+    if doc is None:
+        raise SessionNotFoundError(message, field=field)
+    return doc
+
+
+def require_detail(
+    container: Container, session_id: str, message: str | None = None
+) -> dict[str, Any]:
+    """One session's detail document, or a 404 (`message`, by default "no session <id>")."""
+    doc = read_views(container, qs.get_detail, session_id)
+    return found(doc, f"no session {session_id}" if message is None else message)
+
+
+async def fresh_detail(
+    container: Container, session_id: str, position: int, message: str | None = None
+) -> dict[str, Any]:
+    """`require_detail` once the views include `position` (read-your-writes after a command)."""
+    container.runner.wake()
+    await asyncio.to_thread(container.runner.wait_for, position, container.settings.read_wait)
+    return await asyncio.to_thread(require_detail, container, session_id, message)
+
+
+def time_param(value: str | None, field: str, why: str) -> float | None:
+    """A time parameter (epoch seconds or ISO-8601), or a 4xx naming `field`: `why` follows
+    the field's name and may name the value as `{value!r}`."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise InvalidCommandError(f"{field} {why.format(value=value)}", field=field) from None
