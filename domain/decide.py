@@ -39,6 +39,12 @@ def decide(
             f"session {cmd.session_id} is at version {agg.version}, "
             f"not the expected {cmd.expected_version}"
         )
+    _on_session(cmd, agg, at)
+    return agg
+
+
+def _on_session(cmd: c.Command, agg: Session, at: float) -> None:
+    """A command on an existing session: the aggregate's method that checks its rules."""
     match cmd:
         case c.KeepAlive():
             agg.keep_alive(at, cmd.visible, cmd.path)
@@ -90,7 +96,6 @@ def decide(
             agg.delete(at, cmd.reason, cmd.by)
         case _:
             raise InvalidCommandError(f"unknown command {type(cmd).__name__}")
-    return agg
 
 
 _OPENING = (c.RecordContext, c.StartSession)

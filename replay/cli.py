@@ -49,7 +49,15 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = replay.add_subparsers(dest="replay_command", required=True, metavar="TOOL")
+    _auditors_tools(sub)
+    _analysts_tools(sub)
+    _evidence_tools(sub)
+    parser: argparse.ArgumentParser = replay
+    return parser
 
+
+def _auditors_tools(sub: Any) -> None:
+    """verify, digest, stream, log: what an auditor reads and checks."""
     p = _add(
         sub,
         "verify",
@@ -80,6 +88,9 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--type", action="append", metavar="T", help="only this event type (repeat)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 
+
+def _analysts_tools(sub: Any) -> None:
+    """stats, session, rebuild, export, run: what an analyst computes from the log."""
     p = _add(
         sub,
         "stats",
@@ -143,6 +154,9 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--until", metavar="T", help="stop at this point; " + AS_OF)
     p.add_argument("--out", metavar="FILE", help="write the JSON result here")
 
+
+def _evidence_tools(sub: Any) -> None:
+    """bundle, report: files to hand on."""
     p = _add(
         sub,
         "bundle",
@@ -158,5 +172,3 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default="report.html", metavar="FILE")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
     p.add_argument("--title", default="Session Ledger report")
-    parser: argparse.ArgumentParser = replay
-    return parser
