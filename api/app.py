@@ -188,6 +188,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         sweeper = ExpirySweeper(c)
         sweeper.start()
         app.state.container = c
+        app.state.worker = worker  # /readyz watches that it still runs
         try:
             yield
         finally:

@@ -4,7 +4,7 @@ read-your-writes waiting before a query."""
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from sqlalchemy import Connection
@@ -12,7 +12,8 @@ from sqlalchemy import Connection
 from api import auth
 from api.bootstrap import Container
 from domain.commands import Command, CommandResult
-from domain.errors import InvalidCommandError, LedgerError
+from domain.errors import InvalidCommandError, LedgerError, SessionNotFoundError
+from projections import queries as qs
 from projections.present import parse_time
 
 
@@ -66,3 +67,15 @@ def time_field(value: float | str | None, field: str) -> float | None:
         return parse_time(value)
     except ValueError:
         raise InvalidCommandError(f"{field} is not a time: {value!r}", field=field) from None
+
+
+def require_detail(
+    container: Container, session_id: str, message: str | None = None
+) -> dict[str, Any]:
+    """One session's detail document from the views, or a 404 (`message`, by default
+    "no session <id>"): the one such read for native routes and dialects alike."""
+    with connect(container) as conn:
+        doc = qs.get_detail(conn, container.runner.tables, session_id)
+    if doc is None:
+        raise SessionNotFoundError(f"no session {session_id}" if message is None else message)
+    return doc

@@ -148,3 +148,38 @@ def test_stopped_views_are_not_ready_and_say_why_without_secrets(
         "last_error_position": None,
         "skipped": 0,
     }
+
+
+@pytest.mark.integration
+def test_a_dead_projection_worker_makes_the_server_not_ready(live_server: Any) -> None:
+    """`ledger serve` runs its projection worker as a child process: /readyz says so when
+    it has died (the views would silently fall behind), /healthz stays 200."""
+    import os
+    import signal
+
+    import httpx
+
+    assert httpx.get(f"{live_server.url}/readyz").status_code == 200
+    children = [
+        int(pid)
+        for pid in os.listdir("/proc")
+        if pid.isdigit() and _parent_of(int(pid)) == live_server.proc.pid
+    ]
+    assert children, "the server runs no worker process"
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (r := httpx.get(f"{live_server.url}/readyz")).status_code == 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert r.status_code == 503 and "projection worker process exited" in r.json()["detail"]
+    assert httpx.get(f"{live_server.url}/healthz").status_code == 200
+
+
+def _parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])

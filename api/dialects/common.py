@@ -1,6 +1,6 @@
 """What every dialect shares, so that a new one is a copy of the pattern: who is calling (the
 key the request gate in api/auth.py accepted), the views read through one helper
-(`read_views`), one session's detail document or a 404 (`require_detail`), a list page as
+(`read_views`; a detail or a 404 is `api.deps.require_detail`), a list page as
 whole documents (`page_docs`), and a time parameter refused in the dialect's own words.
 Commands go through `api.deps.execute`; nothing here writes."""
 
@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from api import auth
 from api.bootstrap import Container
-from api.deps import connect
+from api.deps import connect, require_detail
 from api.keys import Principal
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
@@ -78,14 +78,6 @@ def found(doc: dict[str, Any] | None, message: str, field: str | None = None) ->
     if doc is None:
         raise SessionNotFoundError(message, field=field)
     return doc
-
-
-def require_detail(
-    container: Container, session_id: str, message: str | None = None
-) -> dict[str, Any]:
-    """One session's detail document, or a 404 (`message`, by default "no session <id>")."""
-    doc = read_views(container, qs.get_detail, session_id)
-    return found(doc, f"no session {session_id}" if message is None else message)
 
 
 async def fresh_detail(

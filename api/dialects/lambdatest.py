@@ -12,8 +12,8 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.bootstrap import Container
-from api.deps import ContainerDep, FreshDep, execute
-from api.dialects.common import actor, fresh_detail, read_views, require_detail
+from api.deps import ContainerDep, FreshDep, execute, require_detail
+from api.dialects.common import actor, fresh_detail, read_views
 from api.problems import register_renderer
 from api.render import UPLOAD_HEADERS, uploaded_content
 from api.uploads import store_upload

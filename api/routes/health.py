@@ -3,7 +3,8 @@
 Liveness answers 200 while the process serves, whatever the database or the views do (a
 restart would not mend them), with the log's head and the views' position for tools that
 watch the catch-up. Readiness answers 200 only when the event log and the views database
-take a write and no view is stopped; otherwise 503 `application/problem+json` with
+take a write, no view is stopped and (under `ledger serve`) the projection worker process
+still runs; otherwise 503 `application/problem+json` with
 `Retry-After`. Both answer the same per-view detail (position, lag, state, last error;
 see ProjectionRunner.health). Probes carry no key (api/auth.py leaves both paths open), so
 they show no database error text: its class only, the rest goes to the server's log.
@@ -15,7 +16,7 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy import Engine
 from starlette.responses import Response
 
@@ -74,7 +75,7 @@ def healthz(container: ContainerDep) -> dict[str, Any]:
     "/readyz",
     responses={503: {"description": "not ready", "content": {"application/problem+json": {}}}},
 )
-def readyz(container: ContainerDep) -> Response:
+def readyz(container: ContainerDep, request: Request) -> Response:
     """Readiness: the event log and the views database take a write, and no view is
     stopped. 200 with each view's position, lag, state and last error; 503 problem+json
     with `Retry-After` and the same detail when not."""
@@ -94,6 +95,9 @@ def readyz(container: ContainerDep) -> Response:
     stopped = sorted(name for name, v in views.items() if v["state"] != "ok")
     if stopped:
         reasons.append(f"stopped views: {', '.join(stopped)}")
+    worker = getattr(request.app.state, "worker", None)  # `ledger serve`'s worker process
+    if worker is not None and worker.poll() is not None:
+        reasons.append(f"the projection worker process exited (code {worker.returncode})")
     body: dict[str, Any] = {
         "database": {
             name: {"writable": why is None, "error": why} for name, why in database.items()

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
-from api.deps import FreshDep, connect, time_field
+from api.deps import FreshDep, connect, require_detail, time_field
 from api.render import uploaded_content
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
@@ -55,14 +55,6 @@ def session_filter(
     )
 
 
-def _detail(container: Any, session_id: str) -> dict[str, Any]:
-    with connect(container) as conn:
-        doc = qs.get_detail(conn, container.runner.tables, session_id)
-    if doc is None:
-        raise SessionNotFoundError(f"no session {session_id}")
-    return doc
-
-
 FilterParams = Annotated[qs.SessionFilter, Depends(session_filter)]
 
 
@@ -100,7 +92,7 @@ def count_sessions(container: FreshDep, f: FilterParams) -> dict[str, Any]:
 @router.get("/sessions/{session_id}")
 def get_session(session_id: str, container: FreshDep) -> dict[str, Any]:
     """Everything known about one session."""
-    return session_view(_detail(container, session_id))
+    return session_view(require_detail(container, session_id))
 
 
 @router.get("/stats")
@@ -150,7 +142,7 @@ def get_stats(
 @router.get("/sessions/{session_id}/logs/{kind}")
 def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     """The latest log of that kind, as uploaded (served as an attachment, never rendered)."""
-    doc = _detail(container, session_id)
+    doc = require_detail(container, session_id)
     logs = [lg for lg in doc["logs"] if lg["kind"] == kind]
     if not logs:
         raise SessionNotFoundError(f"session {session_id} has no {kind} log")
