@@ -18,6 +18,7 @@ from typing import Any
 
 from domain import commands as c
 from domain.errors import ForbiddenError, InvalidCommandError, LimitExceededError
+from domain.state import DETAIL_FIELDS
 
 # Ids travel in URL paths and headers (Location, ETag): the characters RFC 3986 allows in a
 # path segment unescaped (unreserved, sub-delims, ':' and '@'), so an id never needs escaping
@@ -31,25 +32,9 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+( *;[ -~]*)?")
 # Epoch seconds a session's times may take: 1970 to 2100.
 MAX_TIME = 4_102_444_800.0
-# Fields `UpdateDetails` may change: the descriptive ones. Number, status, times, logs and
-# the other fields that have their own events never change through an update.
-UPDATABLE = frozenset(
-    {
-        "name",
-        "project",
-        "build",
-        "user",
-        "type",
-        "remarks",
-        "scm_ref",
-        "tags",
-        "attributes",
-        "parameters",
-        "participants",
-        "users",
-        "devices",
-    }
-)
+# Fields `UpdateDetails` may change: the descriptive ones (the fold's DETAIL_FIELDS). Number,
+# status, times, logs and the other fields that have their own events never change by update.
+UPDATABLE = frozenset(DETAIL_FIELDS)
 _SOURCES = frozenset({"native", "lambdatest", "testmo", "canopsis", "monitor", "opentera"})
 
 
