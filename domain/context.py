@@ -13,15 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.domain import (
-    BaseAggregate,
-    CanInitAggregate,
-    CanMutateAggregate,
-    DomainEvent,
-)
+from eventsourcing.domain import BaseAggregate, CanInitAggregate
 from eventsourcing.utils import get_topic
 
 from domain.errors import ContextConflictError, InvalidCommandError
+from domain.events import AggregateEvent
 
 CONTEXT_PREFIX = "context:"
 
@@ -38,20 +34,8 @@ def is_context_stream(stream_id: str) -> bool:
 class ExecutionContext(BaseAggregate[str]):
     """One execution context: its hash `h` and the attributes it was recorded with."""
 
-    class Event(DomainEvent, CanMutateAggregate[str]):  # type: ignore[misc]
+    class Event(AggregateEvent):
         """Base of the context's events; `payload()` is what the store records."""
-
-        class_version = 1
-
-        def __post_init__(self) -> None:
-            # Stream ids are `context:<h>` strings, not UUIDs: skip the library's UUID check.
-            pass
-
-        def payload(self) -> dict[str, Any]:
-            d = dict(self.__dict__)
-            for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
-                d.pop(k, None)
-            return d
 
     @dataclass(frozen=True)
     class Recorded(Event, CanInitAggregate[str]):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate, DomainEvent
+from eventsourcing.domain import BaseAggregate, CanInitAggregate
 
 from domain import context
 from domain.errors import (
@@ -22,7 +22,7 @@ from domain.errors import (
     SessionDeletedError,
     SessionStoppedError,
 )
-from domain.events import NewEvent
+from domain.events import ENVELOPE_FIELDS, AggregateEvent, NewEvent
 from domain.state import LEGAL_MOVES, STATUSES, State, evolve, fold_kept_alive, new_state
 
 _tuple_new = tuple.__new__
@@ -35,21 +35,10 @@ def to_datetime(ts: float) -> datetime:
 class Session(BaseAggregate[str]):
     """One session: a stream of events whose fold is `self.state`."""
 
-    class Event(DomainEvent, CanMutateAggregate[str]):  # type: ignore[misc]
+    class Event(AggregateEvent):
         """Base of the session's events; `payload()` is what the store records."""
 
-        class_version = 1
         by: str | None
-
-        def __post_init__(self) -> None:
-            # Session ids are the clients' own strings, not UUIDs: skip the library's UUID check.
-            pass
-
-        def payload(self) -> dict[str, Any]:
-            d = dict(self.__dict__)
-            for k in ("originator_id", "originator_version", "timestamp", "originator_topic"):
-                d.pop(k, None)
-            return d
 
         def apply(self, aggregate: Any) -> None:
             # The fold reads only the fields it names, so the event's own attributes serve
@@ -336,11 +325,7 @@ class Session(BaseAggregate[str]):
 
 
 _KEPT_ALIVE_VERSION = Session.KeptAlive.class_version
-_STARTED_FIELDS = tuple(
-    f
-    for f in Session.Started.__dataclass_fields__
-    if f not in ("originator_id", "originator_version", "timestamp", "originator_topic")
-)
+_STARTED_FIELDS = tuple(f for f in Session.Started.__dataclass_fields__ if f not in ENVELOPE_FIELDS)
 
 EVENT_CLASSES: dict[str, type[Session.Event]] = {
     c.__name__: c
