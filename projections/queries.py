@@ -1,7 +1,8 @@
 """The list query: one page of sessions in a stable order, and its total. The page is found
 as session numbers inside the list's indexes (walking the sort's index, collecting and
 sorting the smallest filter's matches, or merging a filter's per-status runs; `_walk`
-picks by the count view's numbers), then only the page's detail documents are read.
+picks by the count view's numbers), then only the page's detail documents are read, in
+one statement: whole (`list_details`, for the dialects) or as list rows (`list_sessions`).
 
 Callers read every query through this module (`from projections import queries as qs`):
 the filters and count, detail and stats queries are named here from their own modules."""
@@ -25,7 +26,7 @@ from projections.query_count import (
     equalities,
     rollup_counts,
 )
-from projections.query_detail import details_in_order, get_detail, get_details, id_for_number
+from projections.query_detail import get_detail, get_details, id_for_number
 from projections.query_stats import StatsQuery, answered_by_cells, percentile, stats
 from projections.tables import ViewTables
 from projections.view_list import summary
@@ -38,10 +39,10 @@ __all__ = [
     "StatsQuery",
     "answered_by_cells",
     "count_sessions",
-    "details_in_order",
     "get_detail",
     "get_details",
     "id_for_number",
+    "list_details",
     "list_sessions",
     "percentile",
     "stats",
@@ -181,8 +182,36 @@ def list_sessions(
     offset: int = 0,
 ) -> Page:
     """One page in a stable order (the session number breaks ties, so pages neither drift
-    nor repeat), and the total. The page is found as session numbers inside the indexes,
-    then only its rows are read."""
+    nor repeat), and the total, as list rows: the `summary` of each detail document."""
+    page = list_details(conn, t, f, sort, descending, limit, offset)
+    return Page(page.total, [summary(doc) for doc in page.items])
+
+
+def list_details(
+    conn: Connection,
+    t: ViewTables,
+    f: SessionFilter,
+    sort: str = "started_at",
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """The page `list_sessions` shows, each item the session's whole detail document (for
+    the dialects, whose answers need more than a list row), read once in one statement."""
+    total, numbers = _page_numbers(conn, t, f, sort, descending, limit, offset)
+    return Page(total, _documents(conn, t, numbers))
+
+
+def _page_numbers(
+    conn: Connection,
+    t: ViewTables,
+    f: SessionFilter,
+    sort: str,
+    descending: bool,
+    limit: int,
+    offset: int,
+) -> tuple[int, list[int]]:
+    """The total and the page's session numbers, in order, found inside the indexes."""
     if sort not in SORT_FIELDS:
         raise ValueError(f"sort must be one of {', '.join(SORT_FIELDS)}")
     c = t.list.c
@@ -194,17 +223,15 @@ def list_sessions(
         total_q = select(func.count()).select_from(t.list)
         total = int(conn.execute(total_q.where(and_(*conds)) if conds else total_q).scalar() or 0)
     if limit <= 0 or offset >= total:
-        return Page(total, [])
+        return total, []
     if len(f.tags) == 1 and sort == "started_at" and replace(f, tags=()).is_empty():
-        got = _tag_page(conn, t, f.tags[0], descending, limit, offset)
-        return Page(total, _summaries(conn, t, got))
+        return total, _tag_page(conn, t, f.tags[0], descending, limit, offset)
     exact = total if by_status is not None else None
     walk = _walk(conn, t, f, sort, offset + limit, exact)
     if not walk and sort == "started_at":
         merge = _status_runs(conn, t, f, by_status)
         if merge is not None:
-            got = _merged(conn, t, f, *merge, descending, limit, offset)
-            return Page(total, _summaries(conn, t, got))
+            return total, _merged(conn, t, f, *merge, descending, limit, offset)
     conds = conditions(t, f, walk=walk)
     col = c[sort]
     key: Any = col if walk or sort == "started_at" else col + 0 if sort != "name" else col
@@ -226,7 +253,7 @@ def list_sessions(
             got += numbers([*conds, col.is_(None)], tie, limit - len(got), max(0, offset - valued))
     else:
         got = numbers(conds, key, limit, offset)
-    return Page(total, _summaries(conn, t, got))
+    return total, got
 
 
 def _tag_page(
@@ -245,9 +272,10 @@ def _tag_page(
     return [int(n) for (n,) in conn.execute(q.order_by(*order).limit(limit).offset(offset))]
 
 
-def _summaries(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict[str, Any]]:
-    """The list rows of `numbers`, in that order: each the `summary` of its session's detail
-    document (one copy of a session's state in the views, not two)."""
+def _documents(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict[str, Any]]:
+    """The detail documents of `numbers`, in that order, in one statement. Joined to the
+    list so that only visible sessions come back (a deleted one has no list row); the list
+    row itself is the `summary` of this document (one copy of a session's state, not two)."""
     if not numbers:
         return []
     lst, detail = t.list, t.detail
@@ -258,4 +286,4 @@ def _summaries(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict
             .where(lst.c.number.in_(numbers))
         ).all()
     )
-    return [summary(orjson.loads(rows[n])) for n in numbers if n in rows]
+    return [orjson.loads(rows[n]) for n in numbers if n in rows]

@@ -1,5 +1,5 @@
-"""Detail reads: one session's document, many at once, a list page's documents made whole,
-and the session of a number. Deleted sessions read as absent."""
+"""Detail reads: one session's document, many at once, and the session of a number. Deleted
+sessions read as absent. (A list page's documents: `queries.list_details`.)"""
 
 from __future__ import annotations
 
@@ -33,12 +33,6 @@ def get_details(conn: Connection, t: ViewTables, ids: list[str]) -> dict[str, di
             if not doc["deleted"]:
                 out[sid] = doc
     return out
-
-
-def details_in_order(conn: Connection, t: ViewTables, ids: list[str]) -> list[dict[str, Any]]:
-    """The detail documents of `ids`, in that order (a page of a list, made whole)."""
-    docs = get_details(conn, t, ids)
-    return [docs[i] for i in ids if i in docs]
 
 
 def id_for_number(conn: Connection, t: ViewTables, number: int) -> str | None:

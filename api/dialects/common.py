@@ -1,7 +1,7 @@
 """What every dialect shares, so that a new one is a copy of the pattern: who is calling (the
 key the request gate in api/auth.py accepted), the views read through one helper
-(`read_views`; a detail or a 404 is `api.deps.require_detail`), a list page as
-whole documents (`page_docs`), and a time parameter refused in the dialect's own words.
+(`read_views`; a detail or a 404 is `api.deps.require_detail`, a list page of whole
+documents `qs.list_details`), and a time parameter refused in the dialect's own words.
 Commands go through `api.deps.execute`; nothing here writes."""
 
 from __future__ import annotations
@@ -56,21 +56,6 @@ def detail_by_number(conn: Connection, t: ViewTables, number: int) -> dict[str, 
     """The detail document of the session numbered `number` (None: none, or deleted)."""
     sid = qs.id_for_number(conn, t, number)
     return None if sid is None else qs.get_detail(conn, t, sid)
-
-
-def page_docs(
-    conn: Connection,
-    t: ViewTables,
-    f: qs.SessionFilter,
-    sort: str,
-    descending: bool,
-    limit: int,
-    offset: int,
-) -> qs.Page:
-    """One page of a list (as `qs.list_sessions` orders it) with its items made whole: the
-    detail documents, for dialects whose answers need more than a list row."""
-    page = qs.list_sessions(conn, t, f, sort, descending, limit, offset)
-    return qs.Page(page.total, qs.details_in_order(conn, t, [i["id"] for i in page.items]))
 
 
 def found(doc: dict[str, Any] | None, message: str, field: str | None = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import HTTPException
 
 from api.bootstrap import Container
-from api.dialects.common import detail_by_number, found, page_docs, read_views
+from api.dialects.common import detail_by_number, found, read_views
 from api.dialects.opentera.shape import STATUS_OUT, time_in
 from domain.errors import InvalidCommandError
 from projections import queries as qs
@@ -77,7 +77,7 @@ def matching(
     out: list[dict[str, Any]] = []
     while limit is None or len(out) < limit:
         size = PAGE if limit is None else min(PAGE, limit - len(out))
-        page = read_views(container, page_docs, f, "started_at", True, size, offset)
+        page = read_views(container, qs.list_details, f, "started_at", True, size, offset)
         out += page.items
         offset += size
         if offset >= page.total or not page.items:
