@@ -60,7 +60,8 @@ class StoredEvent:
         loaded: dict[str, Any] = orjson.loads(self.payload)
         return loaded
 
-    def as_dict(self) -> dict[str, Any]:
+    def record(self) -> dict[str, Any]:
+        """The fields the chain hashes before the payload, by name, in the chain's order."""
         return {
             "position": self.position,
             "stream_id": self.stream_id,
@@ -68,9 +69,11 @@ class StoredEvent:
             "type": self.type,
             "schema_version": self.schema_version,
             "recorded_at": self.recorded_at,
-            "payload": self.data(),
-            "hash": self.hash.hex(),
         }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole event, readable: the record, the payload decoded, the hash in hex."""
+        return {**self.record(), "payload": self.data(), "hash": self.hash.hex()}
 
 
 def encode_payload(payload: dict[str, Any]) -> bytes:

@@ -75,12 +75,7 @@ def bundle_lines(store: EventStore, session_id: str) -> list[dict[str, Any]]:
     for e in events:
         lines.append(
             {
-                "position": e.position,
-                "stream_id": e.stream_id,
-                "version": e.version,
-                "type": e.type,
-                "schema_version": e.schema_version,
-                "recorded_at": e.recorded_at,
+                **e.record(),
                 "payload": e.data(),
                 "record_hex": _record_bytes(e).hex(),
                 "payload_hex": e.payload.hex(),

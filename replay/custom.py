@@ -49,15 +49,7 @@ def run_projection(store: EventStore, module: ModuleType, until: Point, after: i
     for e in store.iter_all(after=after, until=until.position):
         if wanted is not None and e.type not in wanted:
             continue
-        event = {
-            "position": e.position,
-            "stream_id": e.stream_id,
-            "version": e.version,
-            "type": e.type,
-            "schema_version": e.schema_version,
-            "recorded_at": e.recorded_at,
-            "payload": upcast(e.type, e.schema_version, e.data()),
-        }
+        event = {**e.record(), "payload": upcast(e.type, e.schema_version, e.data())}
         new = module.apply(state, event)
         if new is not None:
             state = new

@@ -60,16 +60,7 @@ BATCH = 5000
 
 def event_rows(store: EventStore, from_position: int, until: Point) -> Iterator[dict[str, Any]]:
     for e in store.iter_all(after=max(0, from_position - 1), until=until.position):
-        yield {
-            "position": e.position,
-            "stream_id": e.stream_id,
-            "version": e.version,
-            "type": e.type,
-            "schema_version": e.schema_version,
-            "recorded_at": e.recorded_at,
-            "payload": e.data(),
-            "hash": e.hash.hex(),
-        }
+        yield e.as_dict()
 
 
 def session_rows(
