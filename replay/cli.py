@@ -34,8 +34,35 @@ EXAMPLES = """examples:
 """
 
 
-def _add(sub: Any, name: str, handler: c.Handler, help_: str, desc: str | None = None) -> Any:
-    p = sub.add_parser(name, help=help_, description=desc or help_)
+# What a tool's own --help says, where it says more than its line in `ledger replay --help`.
+DESCRIPTIONS = {
+    "verify": (
+        "Recompute every link of the hash chain, each stream's versions (1..n in position "
+        "order) and every referenced blob's sha256. Exit 0 and print the head digest when "
+        "intact; exit 1 naming the first bad position of each kind of problem."
+    ),
+    "stats": (
+        "The stats view as it stood at a past point, computed by replaying the log "
+        "through the live projection classes into a temporary database."
+    ),
+    "rebuild": (
+        "Rebuild views from zero into fresh tables beside the live ones, then swap them "
+        "in atomically (a running server keeps serving the old views until the swap). A "
+        "progress bar shows on a terminal."
+    ),
+    "run": (
+        "Fold the log through FILE.py, which defines initial(), apply(state, event) and "
+        "optionally result(state); see examples/my_projection.py. Prints JSON."
+    ),
+    "bundle": (
+        "Write one session's events with the exact hashed bytes, each predecessor hash "
+        "and the ledger digest; check it with examples/verify_bundle.py."
+    ),
+}
+
+
+def _add(sub: Any, name: str, handler: c.Handler, help_: str) -> Any:
+    p = sub.add_parser(name, help=help_, description=DESCRIPTIONS.get(name, help_))
     p.set_defaults(func=handler)
     return p
 
@@ -58,15 +85,7 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _auditors_tools(sub: Any) -> None:
     """verify, digest, stream, log: what an auditor reads and checks."""
-    p = _add(
-        sub,
-        "verify",
-        c.cmd_verify,
-        "recompute the hash chain, stream versions and blobs",
-        "Recompute every link of the hash chain, each stream's versions (1..n in position "
-        "order) and every referenced blob's sha256. Exit 0 and print the head digest when "
-        "intact; exit 1 naming the first bad position of each kind of problem.",
-    )
+    p = _add(sub, "verify", c.cmd_verify, "recompute the hash chain, stream versions and blobs")
     p.add_argument(
         "--from-digest",
         metavar="POSITION:HASH",
@@ -91,14 +110,7 @@ def _auditors_tools(sub: Any) -> None:
 
 def _analysts_tools(sub: Any) -> None:
     """stats, session, rebuild, export, run: what an analyst computes from the log."""
-    p = _add(
-        sub,
-        "stats",
-        c.cmd_stats,
-        "the stats view as it stood at any past point",
-        "The stats view as it stood at a past point, computed by replaying the log "
-        "through the live projection classes into a temporary database.",
-    )
+    p = _add(sub, "stats", c.cmd_stats, "the stats view as it stood at any past point")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
     p.add_argument("--from", dest="from_day", metavar="DAY", help="first start day YYYY-MM-DD")
     p.add_argument("--to", dest="to_day", metavar="DAY", help="last start day YYYY-MM-DD")
@@ -117,15 +129,7 @@ def _analysts_tools(sub: Any) -> None:
     g.add_argument("--as-of", metavar="T", help=AS_OF)
     g.add_argument("--version", type=int, metavar="N", help="fold versions 1..N of its stream")
 
-    p = _add(
-        sub,
-        "rebuild",
-        c.cmd_rebuild,
-        "rebuild the views from zero and swap them in",
-        "Rebuild views from zero into fresh tables beside the live ones, then swap them "
-        "in atomically (a running server keeps serving the old views until the swap). A "
-        "progress bar shows on a terminal.",
-    )
+    p = _add(sub, "rebuild", c.cmd_rebuild, "rebuild the views from zero and swap them in")
     p.add_argument("--view", choices=VIEW_NAMES, help="swap in only this view's tables")
 
     p = _add(sub, "export", c.cmd_export, "events or the session list as NDJSON, CSV or Parquet")
@@ -142,14 +146,7 @@ def _analysts_tools(sub: Any) -> None:
     p.add_argument("--until", metavar="T", help="up to this point; " + AS_OF)
     p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
 
-    p = _add(
-        sub,
-        "run",
-        c.cmd_run,
-        "fold the whole log through your own projection module",
-        "Fold the log through FILE.py, which defines initial(), apply(state, event) and "
-        "optionally result(state); see examples/my_projection.py. Prints JSON.",
-    )
+    p = _add(sub, "run", c.cmd_run, "fold the whole log through your own projection module")
     p.add_argument("file", help="a Python file defining initial() and apply(state, event)")
     p.add_argument("--until", metavar="T", help="stop at this point; " + AS_OF)
     p.add_argument("--out", metavar="FILE", help="write the JSON result here")
@@ -157,14 +154,7 @@ def _analysts_tools(sub: Any) -> None:
 
 def _evidence_tools(sub: Any) -> None:
     """bundle, report: files to hand on."""
-    p = _add(
-        sub,
-        "bundle",
-        c.cmd_bundle,
-        "an evidence bundle for one session (JSON lines)",
-        "Write one session's events with the exact hashed bytes, each predecessor hash "
-        "and the ledger digest; check it with examples/verify_bundle.py.",
-    )
+    p = _add(sub, "bundle", c.cmd_bundle, "an evidence bundle for one session (JSON lines)")
     p.add_argument("id", help="session id")
     p.add_argument("--out", required=True, metavar="FILE")
 

@@ -16,7 +16,7 @@ from persistence.schema import make_engine
 from persistence.settings import Settings
 from projections.present import iso
 from replay import asof, audit, bundle, custom, export, rebuild, report, verify
-from replay.source import Point, ReplayError, live_views, open_blobs, open_store, resolve_point
+from replay.source import Point, ReplayError, live_views, open_blobs, resolve_point, store_open
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -49,44 +49,32 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         digest = verify.parse_digest(args.from_digest) if args.from_digest else None
     except ValueError as exc:
         raise ReplayError(str(exc)) from exc
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         verdict = verify.verify(store, None if args.no_blobs else open_blobs(settings), digest)
-    finally:
-        store.dispose()
     print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
     return 0 if verdict.ok else 1
 
 
 @tool
 def cmd_digest(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         d = audit.digest_record(store)
-    finally:
-        store.dispose()
     print(_dumps(d) if args.json else d["digest"])
     return 0
 
 
 @tool
 def cmd_stream(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         audit.write_events(audit.stream_events(store, args.id), sys.stdout, args.json)
-    finally:
-        store.dispose()
     return 0
 
 
 @tool
 def cmd_log(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         events = audit.log_events(store, args.after, args.limit, args.type)
         audit.write_events(events, sys.stdout, args.json)
-    finally:
-        store.dispose()
     return 0
 
 
@@ -133,24 +121,18 @@ class _Lines:
 @tool
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     query = asof.stats_query(args.by, args.from_day, args.to_day, args.where)
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         point = resolve_point(store, args.as_of)
         doc = {"as_of": _as_of(point), **asof.stats_as_of(store, point, query)}
-    finally:
-        store.dispose()
     print(_dumps(doc) if args.format == "json" else _stats_table(doc, args.format))
     return 0
 
 
 @tool
 def cmd_session(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         point = None if args.version is not None else resolve_point(store, args.as_of)
         state = asof.session_state(store, args.id, point, args.version)
-    finally:
-        store.dispose()
     if state is None:
         at = f" at {point.describe()}" if point is not None else ""
         raise ReplayError(f"no session {args.id}{at}")
@@ -160,16 +142,15 @@ def cmd_session(args: argparse.Namespace, settings: Settings) -> int:
 
 @tool
 def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    # As the live worker writes the views (and as the benchmark measures this command):
-    # without an fsync per batch, since views can always be rebuilt; the swap is still one
-    # transaction, so a crash leaves the old views or the new ones, never a mix.
-    engine = make_engine(settings.views_url, immediate=True, durable=False, cache_mb=64)
-    try:
-        done = rebuild.rebuild(store, engine, args.view)
-    finally:
-        engine.dispose()
-        store.dispose()
+    with store_open(settings) as store:
+        # As the live worker writes the views (and as the benchmark measures this command):
+        # without an fsync per batch, since views can always be rebuilt; the swap is still
+        # one transaction, so a crash leaves the old views or the new ones, never a mix.
+        engine = make_engine(settings.views_url, immediate=True, durable=False, cache_mb=64)
+        try:
+            done = rebuild.rebuild(store, engine, args.view)
+        finally:
+            engine.dispose()
     print(
         f"rebuilt {', '.join(done.views)} at log position {done.position}; "
         f"swapped in {', '.join(done.tables)}"
@@ -179,20 +160,10 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 @tool
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         until = resolve_point(store, args.until)
-        n = export.export(
-            store,
-            live_views(settings),
-            args.what,
-            args.format,
-            until,
-            args.from_position,
-            args.out,
-        )
-    finally:
-        store.dispose()
+        views = live_views(settings)
+        n = export.export(store, views, args.what, args.format, until, args.from_position, args.out)
     if args.out:
         print(f"wrote {n} {args.what} to {args.out}", file=sys.stderr)
     return 0
@@ -201,11 +172,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 @tool
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     module = custom.load_projection(args.file)
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         result = custom.run_projection(store, module, resolve_point(store, args.until))
-    finally:
-        store.dispose()
     text = _dumps(result)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
@@ -217,25 +185,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 @tool
 def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
-        with open(args.out, "wb") as f:
-            n = bundle.write_bundle(store, args.id, f)
-    finally:
-        store.dispose()
+    with store_open(settings) as store, open(args.out, "wb") as f:
+        n = bundle.write_bundle(store, args.id, f)
     print(f"wrote {n} events of {args.id} to {args.out}; check with examples/verify_bundle.py")
     return 0
 
 
 @tool
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings)
-    try:
+    with store_open(settings) as store:
         point = resolve_point(store, args.as_of)
         with asof.views_at(store, live_views(settings), point) as (conn, tables):
             page = report.render_report(conn, tables, point, args.title)
-    finally:
-        store.dispose()
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(page)
     print(f"wrote {args.out} (as of log position {point.position})")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +62,16 @@ def open_store(settings: Settings) -> EventStore:
         store.read_engine.dispose()
         store.read_engine = readonly_engine(settings.database_url)
     return store
+
+
+@contextmanager
+def store_open(settings: Settings) -> Iterator[EventStore]:
+    """`open_store` for the length of a `with` block, disposed of at its end."""
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.dispose()
 
 
 def open_blobs(settings: Settings) -> BlobStore:
