@@ -22,6 +22,7 @@ from sqlalchemy import (
     Table,
     inspect,
 )
+from sqlalchemy.types import TypeEngine
 
 from projections import failures
 
@@ -35,6 +36,7 @@ SORT_CARRIED = ("ended_at", "last_seen_at", "updated_at", "duration")
 # Small rows looked up by their whole key: on SQLite the key is the table (no rowid, one
 # B-tree walk instead of index + table); PostgreSQL ignores the option.
 CLUSTERED: dict[str, Any] = {"sqlite_with_rowid": False}
+_Type = type[TypeEngine[Any]]
 # Log positions (and session numbers, which are positions): 64-bit on PostgreSQL too.
 Position = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -209,38 +211,25 @@ class ViewTables:
             Column("duration_max", Float),
         )
         Index(f"ix_stats_cells{s}_dim_day", self.cells.c.dim, self.cells.c.day)
-        self.histogram = Table(
-            "stats_histogram" + s,
-            m,
-            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
-            Column("bucket", Integer, primary_key=True),
-            Column("n", Integer, nullable=False),
-            **CLUSTERED,
-        )
+        self.histogram = self._per_cell("stats_histogram", "bucket", Integer, "n", Integer)
         # The same histogram in spans of HIST_SPAN buckets: a percentile finds its span here
         # and reads only that span's fine buckets (a few dozen rows instead of thousands).
-        self.histogram_spans = Table(
-            "stats_histogram_spans" + s,
-            m,
-            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
-            Column("span", Integer, primary_key=True),
-            Column("n", Integer, nullable=False),
-            **CLUSTERED,
+        self.histogram_spans = self._per_cell(
+            "stats_histogram_spans", "span", Integer, "n", Integer
         )
-        self.paths = Table(
-            "stats_paths" + s,
-            m,
+        self.paths = self._per_cell("stats_paths", "path", String, "seconds", Float)
+        self.results = self._per_cell("stats_results", "status", String, "n", Integer)
+
+    def _per_cell(
+        self, name: str, key: str, key_type: _Type, value: str, value_type: _Type
+    ) -> Table:
+        """A stats table of one number (`value`) per cell and `key`."""
+        return Table(
+            name + self.suffix,
+            self.metadata,
             Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
-            Column("path", String, primary_key=True),
-            Column("seconds", Float, nullable=False),
-            **CLUSTERED,
-        )
-        self.results = Table(
-            "stats_results" + s,
-            m,
-            Column("cell_id", BigInteger, primary_key=True, autoincrement=False),
-            Column("status", String, primary_key=True),
-            Column("n", Integer, nullable=False),
+            Column(key, key_type, primary_key=True),
+            Column(value, value_type, nullable=False),
             **CLUSTERED,
         )
 
