@@ -145,15 +145,9 @@ async def attach_artifact(
         sha, size = container.blobs.put(data)
     if sha is None and not body.url:
         raise InvalidCommandError("give url or content_base64", field="url")
+    fields = body.model_dump(exclude={"content_base64"})  # kind, title, url, content_type
     cmd = c.AttachArtifact(
-        session_id=session_id,
-        kind=body.kind,
-        title=body.title,
-        url=body.url,
-        content_type=body.content_type,
-        size=size,
-        sha256=sha,
-        idempotency_key=idem,
+        session_id=session_id, size=size, sha256=sha, idempotency_key=idem, **fields
     )
     return answer(await execute(container, cmd), 201)
 
@@ -163,13 +157,7 @@ async def record_metric(
     session_id: str, body: s.MetricBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Record one metric sample (e.g. a test's timings and memory)."""
-    cmd = c.RecordMetric(
-        session_id=session_id,
-        item=body.item,
-        context=body.context,
-        values=body.values,
-        idempotency_key=idem,
-    )
+    cmd = c.RecordMetric(session_id=session_id, idempotency_key=idem, **body.model_dump())
     return answer(await execute(container, cmd), 201)
 
 
@@ -178,9 +166,7 @@ async def record_result(
     session_id: str, body: s.ResultBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Record one test result (counted per status)."""
-    cmd = c.RecordResult(
-        session_id=session_id, status=body.status, test=body.test, idempotency_key=idem
-    )
+    cmd = c.RecordResult(session_id=session_id, idempotency_key=idem, **body.model_dump())
     return answer(await execute(container, cmd), 201)
 
 
@@ -189,14 +175,12 @@ async def annotate(
     session_id: str, body: s.AnnotationBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Add an annotation; the same id again corrects it, `retracted` withdraws it."""
+    fields = body.model_dump(exclude={"id", "occurred_at"})  # kind, text, context, retracted
     cmd = c.Annotate(
         session_id=session_id,
         annotation_id=body.id or str(uuid.uuid4()),
-        kind=body.kind,
-        text=body.text,
-        context=body.context,
         occurred_at=time_field(body.occurred_at, "occurred_at"),
-        retracted=body.retracted,
         idempotency_key=idem,
+        **fields,
     )
     return answer(await execute(container, cmd), 201)
