@@ -2,18 +2,21 @@
 
 Writes need nothing here: the ledger's writer refuses any command of such a key on a session
 of another project (`submit(..., projects=)`, passed by api/deps.py and the batch route).
-Reads are checked before any route runs, so no query can show, count or stream a session of
-another project:
+Reads are checked before any route runs, and a read is let through only when it cannot
+show, count or stream a session of another project:
 
 - the native list and count get the key's project as a filter (a key of several projects
   must name one with `project=`), the stats get `project=` for each of the key's projects;
   naming a project outside the key is 403;
-- one session's detail, logs or events (native, LambdaTest, Testmo) answers 404, with the
-  route's own not-found message, when the session belongs to another project, so the
-  answer does not reveal that it exists;
+- one session named in the path (native, LambdaTest, Testmo, pytest-monitor's metrics)
+  answers 404, with the route's own not-found message, when the session belongs to another
+  project, so the answer does not reveal that it exists;
 - Testmo's per-project list is allowed for the key's projects only;
-- every other read (the global log, the other dialects' lists, which have no project
-  filter) is 403 for a project-limited key.
+- the dialect reads in `SCOPED_IN_ROUTE` narrow themselves (api/dialects/common.py
+  `scoped`, `scoped_stats`, `visible`): their lists and counts have no project parameter to
+  rewrite here, and OpenTera names its sessions in the query string;
+- every other read is 403 for a project-limited key: the global log and the digest (every
+  project's events), and pytest-monitor's contexts, which belong to no project.
 """
 
 from __future__ import annotations
@@ -31,15 +34,23 @@ from projections import queries as qs
 
 LT = "/compat/lambdatest/automation/api/v1"
 TM = "/compat/testmo/api/v1"
+PM = "/compat/monitor/api/v1/+"  # the client's base URL may end in "/": `//` paths too
+OT = "/compat/opentera/api"
 
 # A read of one session: (path pattern with `id` or `number`, the route's not-found message).
 ONE_SESSION: tuple[tuple[re.Pattern[str], Callable[[str], str]], ...] = (
     (re.compile(r"^/v1/sessions/(?P<id>[^/]+)(/events|/logs/[^/]+)?$"), "no session {}".format),
     (re.compile(rf"^{LT}/sessions/(?P<id>[^/]+)(/.+)?$"), "Session {} not found".format),
     (re.compile(rf"^{TM}/sessions/(?P<number>\d+)$"), "Session {} not found".format),
+    (re.compile(rf"^{PM}sessions?/(?P<id>[^/]+)/metrics(/count)?/?$"), "no session {}".format),
 )
 TESTMO_LIST = re.compile(rf"^{TM}/projects/(?P<project>[^/]+)/sessions$")
 FILTERED = {"/v1/sessions": "list", "/v1/sessions/count": "list", "/v1/stats": "stats"}
+SCOPED_IN_ROUTE = re.compile(
+    rf"^(?:{LT}/sessions|/compat/canopsis/api/v2/sessions|{PM}sessions(?:/[^/]*)?/?"
+    rf"|{OT}/(?:user|device|participant|service)/sessions(?:/events)?"
+    rf"|{OT}/(?:user|service)/sessiontypes|{OT}/(?:user|device|service)/assets|{OT}/user/stats)$"
+)
 
 
 async def check_read(
@@ -64,11 +75,11 @@ async def check_read(
                 raise SessionNotFoundError(not_found(ident))
             return
     m = TESTMO_LIST.match(path)
-    if m is not None and m.group("project") in projects:
+    if (m is not None and m.group("project") in projects) or SCOPED_IN_ROUTE.match(path):
         return
     raise ForbiddenError(
-        "a key limited to projects may read only the native lists, count, stats and "
-        "single sessions of its projects (and Testmo's project lists)"
+        "a key limited to projects may read only its projects' sessions: not the global "
+        "log, the digest, another project's list or pytest-monitor's contexts"
     )
 
 

@@ -68,10 +68,22 @@ def stats(conn: Connection, t: ViewTables, q: StatsQuery) -> dict[str, Any]:
         groups = _stats_from_cells(conn, t, q, _dims(q))
     else:
         groups = _stats_from_docs(conn, t, q)
-    active = conn.execute(
-        select(func.sum(t.counts.c.n)).where(t.counts.c.dim == "active", t.counts.c.value == "1")
-    ).scalar()
-    return {"group_by": list(q.group_by), "groups": groups, "active_now": int(active or 0)}
+    return {"group_by": list(q.group_by), "groups": groups, "active_now": _active_now(conn, t, q)}
+
+
+def _active_now(conn: Connection, t: ViewTables, q: StatsQuery) -> int:
+    """Sessions not ended: every project's, or only the query's projects when it names some
+    (a project-limited key's stats always do, and must not count another project's)."""
+    projects = dict(q.filters).get("project")
+    if projects is None:
+        ct = t.counts.c
+        n = conn.execute(select(func.sum(ct.n)).where(ct.dim == "active", ct.value == "1"))
+    else:
+        lst = t.list.c
+        named = lst.project.in_(projects)
+        q_all = select(func.count()).select_from(t.list).where(lst.active == 1)
+        n = conn.execute(q_all.where(named | lst.project.is_(None) if "" in projects else named))
+    return int(n.scalar() or 0)
 
 
 def _dims(q: StatsQuery) -> set[str]:

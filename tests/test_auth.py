@@ -262,14 +262,39 @@ def test_dialect_reads_of_a_project_key(started: TestClient, container: Containe
     hidden = started.get(f"{LT}/sessions/m1", headers=lt)
     assert hidden.status_code == 404 and hidden.json()["message"] == "Session m1 not found"
     assert started.get(f"{LT}/sessions/m1/log/command", headers=lt).status_code == 404
-    assert started.get(f"{LT}/sessions", headers=lt).status_code == 403  # no project filter
+    listed = started.get(f"{LT}/sessions", headers=lt).json()  # narrowed to web by the route
+    assert [s["session_id"] for s in listed["data"]] == ["w1"] and listed["meta"]["total"] == 1
     tm = bearer(key)
     assert started.get(f"{TM}/projects/web/sessions", headers=tm).json()["total"] == 1
     assert started.get(f"{TM}/projects/mobile/sessions", headers=tm).status_code == 403
     assert started.get(f"{TM}/sessions/1", headers=tm).status_code == 200  # w1 is number 1
     assert started.get(f"{TM}/sessions/2", headers=tm).status_code == 404  # m1
     for path in (f"{OT}/user/sessiontypes", f"{PM}/sessions/", f"{CP}/sessions"):
+        assert started.get(path, headers=tm).status_code == 200, path
+    # Contexts belong to no project, the global log to every project: neither can be narrowed.
+    for path in (f"{PM}/contexts/", f"{PM}/contexts/count/", "/v1/events", "/v1/ledger/digest"):
         assert started.get(path, headers=tm).status_code == 403, path
+
+
+def test_a_key_of_several_projects_cannot_list_dialect_sessions(
+    started: TestClient, container: Container
+) -> None:
+    """The dialects' lists have no project parameter to name one of the key's projects."""
+    both = bearer(new_key(container, "both-ro", "read", projects=["web", "mobile"]))
+    for path in (f"{LT}/sessions", f"{CP}/sessions", f"{PM}/sessions/", f"{OT}/user/stats"):
+        params = {"id_participant": 1} if path.endswith("stats") else {}
+        assert started.get(path, params=params, headers=both).status_code == 403, path
+    assert started.get(f"{TM}/projects/mobile/sessions", headers=both).json()["total"] == 1
+    assert started.get(f"{OT}/user/sessions", params={"id_session": 2}, headers=both).json()
+
+
+def test_stats_of_a_project_key_count_only_its_active_sessions(
+    started: TestClient, container: Container
+) -> None:
+    web = bearer(new_key(container, "web-stats", "read", projects=["web"]))
+    assert started.get("/v1/stats").json()["active_now"] == 2
+    assert started.get("/v1/stats", headers=web).json()["active_now"] == 1
+    assert started.get("/v1/stats", params={"project": "mobile"}).json()["active_now"] == 1
 
 
 # -- anonymous reads -----------------------------------------------------------------------------

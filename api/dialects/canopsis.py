@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from api import problems
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
-from api.dialects.common import gate_principal, read_views, time_param
+from api.dialects.common import gate_principal, read_views, scoped, time_param
 from domain import commands as c
 from domain.errors import SessionNotFoundError
 from projections import queries as qs
@@ -158,6 +158,6 @@ def list_sessions(
         started_after=_time(started_after, "started_after"),
         stopped_before=_time(stopped_before, "stopped_before"),
     )
-    page = read_views(container, qs.list_details, f, "started_at", True, limit, offset)
+    page = read_views(container, qs.list_details, scoped(f), "started_at", True, limit, offset)
     data = [_session_item(d) for d in page.items]
     return {"total": page.total, "data": data, "success": True}

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.bootstrap import Container
 from api.deps import ContainerDep, FreshDep, execute, require_detail
-from api.dialects.common import actor, fresh_detail, read_views
+from api.dialects.common import actor, fresh_detail, read_views, scoped
 from api.problems import register_renderer
 from api.render import UPLOAD_HEADERS, uploaded_content
 from api.uploads import store_upload
@@ -135,7 +135,7 @@ def list_sessions(
         started_before=_day(todate, "todate", end=True),
     )
     key, descending = _sort(sort)
-    page = read_views(container, qs.list_sessions, f, key, descending, limit, offset)
+    page = read_views(container, qs.list_sessions, scoped(f), key, descending, limit, offset)
     meta = {"limit": limit, "offset": offset, "total": page.total}
     return {
         "meta": meta,

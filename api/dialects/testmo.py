@@ -23,7 +23,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import FreshDep
-from api.dialects.common import detail_by_number, found, read_views, time_param
+from api.dialects.common import detail_by_number, found, read_views, scoped, time_param
 from api.problems import register_renderer
 from domain.errors import InvalidCommandError
 from projections import queries as qs
@@ -197,7 +197,9 @@ def list_sessions(
     total = 0
     if not absent:
         key, offset = SORTS.get(sort or "", "number"), (page - 1) * per_page
-        docs = read_views(container, qs.list_details, f, key, order == "desc", per_page, offset)
+        docs = read_views(
+            container, qs.list_details, scoped(f), key, order == "desc", per_page, offset
+        )
         total = docs.total
         rows = [row(d) for d in docs.items]
     last = max(1, math.ceil(total / per_page))

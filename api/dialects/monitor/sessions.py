@@ -12,7 +12,7 @@ from sqlalchemy import Connection
 
 from api.bootstrap import Container
 from api.deps import ContainerDep, FreshDep, execute
-from api.dialects.common import read_views
+from api.dialects.common import read_views, scoped
 from api.dialects.monitor.shape import (
     Paging,
     PagingDep,
@@ -100,7 +100,7 @@ def _page(
 
 def _answer(request: Request, container: Container, f: qs.SessionFilter, paging: Paging) -> Any:
     per_page = paging.per_page
-    items, total, p = read_views(container, _page, f, per_page, paging.page)
+    items, total, p = read_views(container, _page, scoped(f), per_page, paging.page)
     return envelope(request, "sessions", items, total, p, per_page)
 
 
@@ -112,7 +112,7 @@ def list_sessions(request: Request, container: FreshDep, paging: PagingDep) -> A
 
 @route(router, "GET", "/sessions/count/")
 def count_sessions(container: FreshDep) -> dict[str, int]:
-    return {"count": read_views(container, qs.count_sessions, MONITOR)["total"]}
+    return {"count": read_views(container, qs.count_sessions, scoped(MONITOR))["total"]}
 
 
 @route(router, "GET", "/sessions/{prefix}")

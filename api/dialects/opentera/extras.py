@@ -10,7 +10,7 @@ from fastapi import APIRouter, HTTPException
 
 from api.bootstrap import Container
 from api.deps import FreshDep
-from api.dialects.common import read_views
+from api.dialects.common import read_views, scoped, scoped_stats
 from api.dialects.opentera.read import member_sessions, missing, require_number
 from api.dialects.opentera.shape import STATUS_OUT, ot_time, session_type_json
 from projections import queries as qs
@@ -23,7 +23,8 @@ ALL = qs.SessionFilter()
 def _types(container: Container) -> list[dict[str, Any]]:
     # Session types are managed entities in OpenTera; the ledger only knows the type ids
     # its sessions carry, so the list is what the sessions show.
-    groups = read_views(container, qs.stats, qs.StatsQuery(group_by=("type",)))
+    by_type = scoped_stats(qs.StatsQuery(group_by=("type",)))
+    groups = read_views(container, qs.stats, by_type)
     found = (session_type_json(g["key"]["type"]) for g in groups["groups"])
     return sorted((t for t in found if t), key=lambda t: t["id_session_type"])
 
@@ -124,7 +125,7 @@ def _member_stats(container: Container, plural: str, value: str) -> dict[str, An
 
 def _user_stats(container: Container, value: str) -> dict[str, Any]:
     by_user = dataclasses.replace(ALL, created_by=f"user:{value}")
-    created = read_views(container, qs.count_sessions, by_user)["total"]
+    created = read_views(container, qs.count_sessions, scoped(by_user))["total"]
     return {
         "sessions_created_total_count": created,
         "sessions_total_count": _member_stats(container, "users", value)["sessions_total_count"],

@@ -10,7 +10,8 @@ from typing import Any
 from fastapi import HTTPException
 
 from api.bootstrap import Container
-from api.dialects.common import detail_by_number, found, read_views
+from api.dialects import common
+from api.dialects.common import detail_by_number, found, read_views, scoped
 from api.dialects.opentera.shape import STATUS_OUT, time_in
 from domain.errors import InvalidCommandError
 from projections import queries as qs
@@ -20,7 +21,7 @@ DAY = 86400.0
 
 
 def detail(container: Container, session_id: str) -> dict[str, Any] | None:
-    return read_views(container, qs.get_detail, session_id)
+    return read_views(container, common.detail, session_id)
 
 
 def by_number(container: Container, number: int) -> dict[str, Any] | None:
@@ -74,6 +75,7 @@ def matching(
     container: Container, f: qs.SessionFilter, offset: int = 0, limit: int | None = None
 ) -> list[dict[str, Any]]:
     """Detail documents of the sessions `f` selects, newest first, one page or all."""
+    f = scoped(f)
     out: list[dict[str, Any]] = []
     while limit is None or len(out) < limit:
         size = PAGE if limit is None else min(PAGE, limit - len(out))
