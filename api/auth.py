@@ -12,17 +12,18 @@ native and Testmo Bearer; LambdaTest and Canopsis Basic `name:key`, where the na
 the key's own; Canopsis also `x-canopsis-authkey: <key>` or `?authkey=`; OpenTera
 `Authorization: OpenTera <key>` or `?token=`; pytest-monitor, whose client sends nothing,
 the key as a path segment: `/compat/monitor/k/<key>/api/v1/...` is served as
-`/compat/monitor/api/v1/...`.
+`/compat/monitor/api/v1/...` (`client_path` puts the key back into the links of an answer).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from api import scoping
 from api.bootstrap import Container
@@ -44,6 +45,9 @@ AUDIT_SUFFIX = "/events"  # /v1/sessions/{id}/events: a session's stream
 ADMIN_PREFIX = "/v1/keys"
 MONITOR_KEYED = "/compat/monitor/k/"
 MONITOR = "/compat/monitor/"
+# scope["state"] entry of a pytest-monitor request whose path carried its key: (the path's
+# prefix as served, the same prefix as the client sent it), for `client_path`.
+KEYED_PREFIX = "keyed_prefix"
 ANONYMOUS = Principal("anonymous", frozenset(("read",)))
 
 
@@ -196,6 +200,8 @@ def _unkey_path(scope: dict[str, Any], root: str, path: str) -> tuple[str, str]:
     secret, _, tail = path[len(MONITOR_KEYED) :].partition("/")
     path = MONITOR + tail
     scope["path"] = root + path
+    keyed = root + MONITOR_KEYED + quote(secret, safe="") + "/"
+    scope.setdefault("state", {})[KEYED_PREFIX] = (root + MONITOR, keyed)
     raw = scope.get("raw_path")
     if raw:
         at = raw.find(MONITOR_KEYED.encode())
@@ -203,3 +209,15 @@ def _unkey_path(scope: dict[str, Any], root: str, path: str) -> tuple[str, str]:
             tail_raw = raw[at + len(MONITOR_KEYED) :].partition(b"/")[2]
             scope["raw_path"] = raw[:at] + MONITOR.encode() + tail_raw
     return secret, path
+
+
+def client_path(scope: Mapping[str, Any], path: str) -> str:
+    """`path` (this request's, as the app sees it) as the client addressed it: a
+    pytest-monitor path gets back the `/k/<key>/` the gate took out, so that a link built
+    from it keeps the client authenticated (its client sends no credentials). Any other
+    path comes back as it is."""
+    prefixes = scope.get("state", {}).get(KEYED_PREFIX)
+    if prefixes is None:
+        return path
+    served, sent = prefixes
+    return sent + path[len(served) :] if path.startswith(served) else path

@@ -106,7 +106,7 @@ def test_prefix_lookup_lists_only_sessions_starting_with_the_key(client: TestCli
     assert client.get(f"{PM}/sessions/zz").json() == {"sessions": [], "total_page": 0}
 
 
-def test_pages_carry_prev_next_urls_and_total_page(client: TestClient) -> None:
+def test_pages_carry_prev_next_urls_and_total_page(client: TestClient, admin_key: str) -> None:
     for i in range(5):
         assert new_session(client, f"s{i}").status_code == 201
     first = client.get(f"{PM}/sessions/", params={"per_page": 2}).json()
@@ -114,7 +114,9 @@ def test_pages_carry_prev_next_urls_and_total_page(client: TestClient) -> None:
     assert first["total_page"] == 3 and "prev_url" not in first
     second = client.get(first["next_url"]).json()
     assert [s["session_h"] for s in second["sessions"]] == ["s2", "s3"]
-    assert second["prev_url"] == f"{PM}/sessions/?page=1&per_page=2"
+    # The requests carry the key in their path, as the client does: so do the links.
+    keyed = f"/compat/monitor/k/{admin_key}/api/v1"
+    assert second["prev_url"] == f"{keyed}/sessions/?page=1&per_page=2"
     last = client.get(f"{PM}/sessions/", params={"per_page": 2, "page": -1}).json()
     assert [s["session_h"] for s in last["sessions"]] == ["s4"] and "next_url" not in last
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api import problems
+from api.auth import client_path
 from domain.errors import InvalidCommandError
 from projections.present import parse_time
 
@@ -171,13 +172,16 @@ def naive_iso(ts: float | None) -> str | None:
 def envelope(
     request: Request, key: str, items: list[Any], total: int, page: int, per_page: int
 ) -> dict[str, Any]:
+    """One page of `items` under `key`, with links to the pages before and after it. The
+    links keep the `/k/<key>/` the request came in with: the client sends no credentials."""
     pages = math.ceil(total / per_page)
     extra = f"&per_page={per_page}" if "per_page" in request.query_params else ""
+    here = client_path(request.scope, request.url.path)
     out: dict[str, Any] = {key: items}
     if page > 1:
-        out["prev_url"] = f"{request.url.path}?page={page - 1}{extra}"
+        out["prev_url"] = f"{here}?page={page - 1}{extra}"
     if page < pages:
-        out["next_url"] = f"{request.url.path}?page={page + 1}{extra}"
+        out["next_url"] = f"{here}?page={page + 1}{extra}"
     out["total_page"] = pages
     return out
 
