@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
@@ -157,19 +158,39 @@ def get_session(session_id: str, request: Request, container: FreshDep) -> dict[
     return {"data": data, "message": "Retrieve session was successful", "status": "success"}
 
 
-async def _done(container: Container, cmd: c.Command, message: str) -> dict[str, Any]:
-    """Execute `cmd`; the seed's answer to a command that answers nothing more."""
-    await execute(container, cmd)
-    return {"success": True, "message": message, "status": "success"}
+# What a command route builds from its request: (request, container, session id, key).
+MakeCommand = Callable[[Request, Container, str, str | None], Awaitable[c.Command]]
 
 
-@router.delete("/sessions/{session_id}")
-async def delete_session(
-    session_id: str, container: ContainerDep, idem: IdemKey = None
-) -> dict[str, Any]:
-    """Delete test session (a tombstone: the stream stays for audit)."""
-    cmd = c.DeleteSession(session_id=session_id, by=actor(), idempotency_key=idem)
-    return await _done(container, cmd, "Session deleted successfully")
+def _command_route(
+    method: str, path: str, name: str, doc: str, make: MakeCommand, message: str
+) -> None:
+    """Declare the route `name` (`doc` its OpenAPI text): it executes the command `make`
+    builds for one session and answers the seed's `message`, nothing more."""
+
+    async def endpoint(
+        session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
+    ) -> dict[str, Any]:
+        await execute(container, await make(request, container, session_id, idem))
+        return {"success": True, "message": message, "status": "success"}
+
+    router.add_api_route(path, endpoint, methods=[method], name=name, description=doc)
+
+
+def _plain(kind: type[c.DeleteSession | c.StopSession]) -> MakeCommand:
+    """A command that names nothing but its session (and who asks, once)."""
+
+    async def make(request: Request, container: Container, sid: str, idem: str | None) -> Any:
+        return kind(session_id=sid, by=actor(), idempotency_key=idem)
+
+    return make
+
+
+_command_route(
+    "DELETE", "/sessions/{session_id}", "delete_session",
+    "Delete test session (a tombstone: the stream stays for audit).",
+    _plain(c.DeleteSession), "Session deleted successfully",
+)  # fmt: skip
 
 
 async def _patch_body(request: Request) -> dict[str, Any]:
@@ -216,13 +237,11 @@ async def update_session(
             "data": {"session_id": session_id, **data}}  # fmt: skip
 
 
-@router.put("/sessions/{session_id}/stop")
-async def stop_session(
-    session_id: str, container: ContainerDep, idem: IdemKey = None
-) -> dict[str, Any]:
-    """Stop session by sessionID (a second stop appends nothing)."""
-    cmd = c.StopSession(session_id=session_id, by=actor(), idempotency_key=idem)
-    return await _done(container, cmd, "Session stopped successfully")
+_command_route(
+    "PUT", "/sessions/{session_id}/stop", "stop_session",
+    "Stop session by sessionID (a second stop appends nothing).",
+    _plain(c.StopSession), "Session stopped successfully",
+)  # fmt: skip
 
 
 def _artifact_url(request: Request, session_id: str, index: int, art: dict[str, Any]) -> str:
@@ -292,31 +311,28 @@ def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     return JSONResponse({"data": parsed}, headers=UPLOAD_HEADERS)
 
 
-async def _upload(
-    request: Request, container: Container, session_id: str, kind: str, idem: str | None
-) -> c.UploadLog:
-    """Store the body (or a multipart form's file) by sha256: the UploadLog that records it."""
-    cap = container.settings.body_limits.max_upload_bytes
-    sha, size, ctype = await store_upload(request, container.blobs, cap)
-    return c.UploadLog(
-        session_id=session_id, kind=kind, content_type=ctype, size=size, sha256=sha,
-        by=actor(), idempotency_key=idem,
-    )  # fmt: skip
+def _upload(kind: str) -> MakeCommand:
+    """Store the body (or a multipart form's file) by sha256: the UploadLog of a `kind` log
+    that records it."""
+
+    async def make(request: Request, container: Container, sid: str, idem: str | None) -> Any:
+        cap = container.settings.body_limits.max_upload_bytes
+        sha, size, ctype = await store_upload(request, container.blobs, cap)
+        return c.UploadLog(
+            session_id=sid, kind=kind, content_type=ctype, size=size, sha256=sha,
+            by=actor(), idempotency_key=idem,
+        )  # fmt: skip
+
+    return make
 
 
-@router.post("/sessions/{session_id}/terminal-logs")
-async def terminal_logs(
-    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
-) -> dict[str, Any]:
-    """Upload terminal logs (stored as the session's `terminal` log)."""
-    cmd = await _upload(request, container, session_id, "terminal", idem)
-    return await _done(container, cmd, "Terminal logs uploaded successfully")
-
-
-@router.post("/sessions/{session_id}/exceptions")
-async def exceptions(
-    session_id: str, request: Request, container: ContainerDep, idem: IdemKey = None
-) -> dict[str, Any]:
-    """Upload assertion logs (stored as the session's `exceptions` log)."""
-    cmd = await _upload(request, container, session_id, "exceptions", idem)
-    return await _done(container, cmd, "Assertion logs uploaded successfully")
+_command_route(
+    "POST", "/sessions/{session_id}/terminal-logs", "terminal_logs",
+    "Upload terminal logs (stored as the session's `terminal` log).",
+    _upload("terminal"), "Terminal logs uploaded successfully",
+)  # fmt: skip
+_command_route(
+    "POST", "/sessions/{session_id}/exceptions", "exceptions",
+    "Upload assertion logs (stored as the session's `exceptions` log).",
+    _upload("exceptions"), "Assertion logs uploaded successfully",
+)  # fmt: skip

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
@@ -149,36 +150,49 @@ def _answer(
     return out
 
 
-@router.get("/user/sessions")
-def user_sessions(
-    container: FreshDep,
-    id_session: int | None = None,
-    id_participant: int | None = None,
-    id_user: int | None = None,
-    id_device: int | None = None,
-    session_uuid: str | None = None,
+def _window(
     status: int | None = None,
     limit: int | None = Query(None, ge=0),
     offset: int = Query(0, ge=0),
     start_date: str | None = None,
     end_date: str | None = None,
+) -> Selection:
+    """The status and date filters and the page of every session read by filters."""
+    return Selection(
+        status=status, start_date=start_date, end_date=end_date, limit=limit, offset=offset
+    )
+
+
+def _member(
+    id_participant: int | None = None, id_user: int | None = None, id_device: int | None = None
+) -> tuple[str, str] | None:
+    """The member whose sessions are asked for: the first given id, in OpenTera's order."""
+    given = (("participants", id_participant), ("users", id_user), ("devices", id_device))
+    for plural, value in given:
+        if value is not None:
+            return (plural, str(value))
+    return None
+
+
+Window = Annotated[Selection, Depends(_window)]
+Member = Annotated[tuple[str, str] | None, Depends(_member)]
+
+
+@router.get("/user/sessions")
+def user_sessions(
+    container: FreshDep,
+    window: Window,
+    member: Member,
+    id_session: int | None = None,
+    session_uuid: str | None = None,
     minimal: Minimal = False,
     with_session_type: Flag = False,
 ) -> list[dict[str, Any]]:
     """Get sessions information. Only one of the ID parameter is supported and required."""
-    member = _member(id_participant, id_user, id_device)
     if id_session is None and member is None and session_uuid is None:
         raise missing("Missing arguments")
-    sel = Selection(id_session, session_uuid, member, status, start_date, end_date, limit, offset)
+    sel = replace(window, id_session=id_session, session_uuid=session_uuid, member=member)
     return _answer(container, sel, minimal, with_session_type)
-
-
-def _member(participant: int | None, user: int | None, device: int | None) -> Any:
-    # The first given id wins, in OpenTera's order.
-    for plural, value in (("participants", participant), ("users", user), ("devices", device)):
-        if value is not None:
-            return (plural, str(value))
-    return None
 
 
 @router.post("/user/sessions")
@@ -223,17 +237,13 @@ async def device_delete(id: int, container: FreshDep, by: Principal) -> Response
 @router.get("/participant/sessions")
 def participant_sessions(
     container: FreshDep,
+    window: Window,
     id_session: int | None = None,
     session_uuid: str | None = None,
-    status: int | None = None,
-    limit: int | None = Query(None, ge=0),
-    offset: int = Query(0, ge=0),
-    start_date: str | None = None,
-    end_date: str | None = None,
     minimal: Minimal = False,
 ) -> list[dict[str, Any]]:
     """Get sessions (every session: a token does not name a participant in the ledger)."""
-    sel = Selection(id_session, session_uuid, None, status, start_date, end_date, limit, offset)
+    sel = replace(window, id_session=id_session, session_uuid=session_uuid)
     return _answer(container, sel, minimal)
 
 
@@ -248,23 +258,16 @@ async def participant_save(
 @router.get("/service/sessions")
 def service_sessions(
     container: FreshDep,
+    window: Window,
+    member: Member,
     id_session: int | None = None,
     uuid_session: str | None = None,
-    id_participant: int | None = None,
-    id_user: int | None = None,
-    id_device: int | None = None,
-    status: int | None = None,
-    limit: int | None = Query(None, ge=0),
-    offset: int = Query(0, ge=0),
-    start_date: str | None = None,
-    end_date: str | None = None,
     minimal: Minimal = False,
     with_events: Flag = False,
     with_session_type: Flag = False,
 ) -> list[dict[str, Any]]:
     """Return sessions information (all sessions when no id is given)."""
-    member = _member(id_participant, id_user, id_device)
-    sel = Selection(id_session, uuid_session, member, status, start_date, end_date, limit, offset)
+    sel = replace(window, id_session=id_session, session_uuid=uuid_session, member=member)
     return _answer(container, sel, minimal, with_session_type, with_events)
 
 
