@@ -180,7 +180,7 @@ def _command_route(
 def _plain(kind: type[c.DeleteSession | c.StopSession]) -> MakeCommand:
     """A command that names nothing but its session (and who asks, once)."""
 
-    async def make(request: Request, container: Container, sid: str, idem: str | None) -> Any:
+    async def make(request: Request, container: Container, sid: str, idem: str | None) -> c.Command:
         return kind(session_id=sid, by=actor(), idempotency_key=idem)
 
     return make
@@ -315,7 +315,7 @@ def _upload(kind: str) -> MakeCommand:
     """Store the body (or a multipart form's file) by sha256: the UploadLog of a `kind` log
     that records it."""
 
-    async def make(request: Request, container: Container, sid: str, idem: str | None) -> Any:
+    async def make(request: Request, container: Container, sid: str, idem: str | None) -> c.Command:
         cap = container.settings.body_limits.max_upload_bytes
         sha, size, ctype = await store_upload(request, container.blobs, cap)
         return c.UploadLog(
