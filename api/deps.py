@@ -13,6 +13,7 @@ from api import auth
 from api.bootstrap import Container
 from domain.commands import Command, CommandResult
 from domain.errors import InvalidCommandError, LedgerError, SessionNotFoundError
+from persistence.schema import reading
 from projections import queries as qs
 from projections.present import parse_time
 
@@ -58,7 +59,8 @@ FreshDep = Annotated[Container, Depends(fresh_views)]
 
 
 def connect(container: Container) -> Connection:
-    return container.runner.engine.connect()
+    """A connection that reads the views (a snapshot; it never waits for their writer)."""
+    return reading(container.runner.engine)
 
 
 def time_field(value: float | str | None, field: str) -> float | None:

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from api.bootstrap import Container
 from domain import commands as c
 from domain.errors import LedgerError
+from persistence.schema import reading
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class ExpirySweeper:
         timeout = ct.settings.session_timeout
         cutoff = ct.ledger.clock() - timeout
         lst = ct.runner.tables.list
-        with ct.runner.engine.connect() as conn:
+        with reading(ct.runner.engine) as conn:
             stale = [
                 r[0]
                 for r in conn.execute(

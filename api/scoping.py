@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode
 from api.bootstrap import Container
 from api.keys import Principal
 from domain.errors import ForbiddenError, LedgerError, SessionNotFoundError
+from persistence.schema import reading
 from projections import queries as qs
 
 LT = "/compat/lambdatest/automation/api/v1"
@@ -115,7 +116,7 @@ def _project_of(container: Container, ids: dict[str, str | None]) -> Any:
     (the route then answers its own 404)."""
     sid = ids.get("id")
     if sid is None:
-        with container.runner.engine.connect() as conn:
+        with reading(container.runner.engine) as conn:
             sid = qs.id_for_number(conn, container.runner.tables, int(ids["number"] or 0))
         if sid is None:
             return _MISSING

@@ -114,6 +114,18 @@ def make_engine(
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        write = immediate and not conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+# An execution option: this connection only reads. On a writer's engine its transactions
+# begin deferred, so in WAL mode they read a snapshot without taking the write lock (an
+# IMMEDIATE read would queue behind the projection worker's writes and every other reader).
+READ_ONLY = "ledger_read_only"
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection of `engine` for reads only (see READ_ONLY)."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
