@@ -92,7 +92,7 @@ class ViewTables:
             Column("day", String),
             Column("created_by", String),
             # No copy of the row's summary: a page reads its 50 sessions' detail documents
-            # (`queries._summaries`), so a keepalive rewrites one document, not two, and a
+            # (`queries.list_details`), so a keepalive rewrites one document, not two, and a
             # rebuild writes the list at a fifth of the size.
         )
         if not bulk:
