@@ -1,4 +1,4 @@
-"""Fallback HTTP/1.1 load generator, used by `bench.baselines.http_load` when `wrk` is absent.
+"""Fallback HTTP/1.1 load generator, used by `bench.load.http_load` when `wrk` is absent.
 
 Runs as its own process (`python -m bench.pyload SPEC_JSON`) so it never shares an event
 loop or a GIL with the server under test. It opens `connections` keep-alive connections with

@@ -88,6 +88,23 @@ def _flush(ledger: Ledger, clock: FeedClock, batch: list[tuple[float, c.Command]
         raise RuntimeError(f"seed command rejected: {bad[0]!r}")
 
 
+def _start(
+    rng: random.Random, sid: str, name: str, proj: int, build: str, tags: dict[str, str]
+) -> c.StartSession:
+    """A start in project `proj`: one of its 10 users, then a type, a browser and an os, drawn
+    from `rng` in that order (a cached seed is only valid while the draws stay the same)."""
+    return c.StartSession(
+        session_id=sid,
+        name=name,
+        project=f"project-{proj}",
+        build=build,
+        user=f"user-{proj * 10 + rng.randrange(10)}",
+        type=rng.choice(TYPES),
+        tags=tags,
+        attributes={"browser": rng.choice(BROWSERS), "os": rng.choice(OSES)},
+    )
+
+
 # -- the activity log: a sliding window of concurrently active sessions ------------------------
 
 
@@ -105,17 +122,9 @@ def activity_timeline(
         serial += 1
         sid = f"a-{serial}"
         proj = rng.randrange(10)
+        build = f"build-{proj}-{rng.randrange(20)}"
         cmds: list[c.Command] = [
-            c.StartSession(
-                session_id=sid,
-                name=f"run {serial}",
-                project=f"project-{proj}",
-                build=f"build-{proj}-{rng.randrange(20)}",
-                user=f"user-{proj * 10 + rng.randrange(10)}",
-                type=rng.choice(TYPES),
-                tags={"team": f"t{proj % 4}"},
-                attributes={"browser": rng.choice(BROWSERS), "os": rng.choice(OSES)},
-            )
+            _start(rng, sid, f"run {serial}", proj, build, {"team": f"t{proj % 4}"})
         ]
         for _ in range(rng.randint(3, 12)):
             cmds.append(
@@ -170,19 +179,7 @@ def sessions_timeline(n_sessions: int, seed: int = 11) -> Iterator[tuple[float, 
         tags = {"team": f"t{proj % 4}"}
         if rng.random() < 0.3:
             tags["suite"] = rng.choice(("smoke", "regression", "nightly"))
-        yield (
-            ts,
-            c.StartSession(
-                session_id=sid,
-                name=f"session {i}",
-                project=f"project-{proj}",
-                build=f"build-{build}",
-                user=f"user-{proj * 10 + rng.randrange(10)}",
-                type=rng.choice(TYPES),
-                tags=tags,
-                attributes={"browser": rng.choice(BROWSERS), "os": rng.choice(OSES)},
-            ),
-        )
+        yield ts, _start(rng, sid, f"session {i}", proj, f"build-{build}", tags)
         if rng.random() < 0.03:
             continue  # still running
         dur = min(6 * 3600.0, rng.lognormvariate(5.5, 1.2))
