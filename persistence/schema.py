@@ -71,9 +71,12 @@ POSTGRES_GUARDS = (
 
 
 def sqlite_path(url: str) -> Path | None:
+    """The file behind an SQLite URL (a `file:` URI's path too); None for other databases."""
     u = make_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return None
+    if u.query.get("uri") == "true" and u.database.startswith("file:"):
+        return Path(u.database.removeprefix("file:").split("?")[0])
     return Path(u.database)
 
 

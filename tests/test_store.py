@@ -41,3 +41,16 @@ def test_checkpoints_run_beside_the_writer_and_lose_nothing(tmp_path: Path) -> N
     con = sqlite3.connect(tmp_path / "log.db")
     assert con.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 200 * 21
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_file_uri_names_its_file_not_a_folder_called_file(tmp_path, monkeypatch) -> None:
+    """`sqlite:///file:/x/y.db?mode=ro&uri=true` is the file /x/y.db: opening it made a
+    folder `file:/x` in the working directory before."""
+    from persistence.schema import make_engine, sqlite_path
+
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "d" / "ledger.db"
+    assert sqlite_path(f"sqlite:///file:{db}?mode=ro&uri=true") == db
+    assert sqlite_path(f"sqlite:///{db}") == db
+    make_engine(f"sqlite:///file:{db}?mode=rwc&uri=true").dispose()
+    assert not (tmp_path / "file:").exists()
