@@ -39,7 +39,10 @@ def decide(
             f"session {cmd.session_id} is at version {agg.version}, "
             f"not the expected {cmd.expected_version}"
         )
-    _on_session(cmd, agg, at)
+    if type(cmd) is c.KeepAlive:  # most of a log: spared the dispatch below
+        agg.keep_alive(at, cmd.visible, cmd.path)
+    else:
+        _on_session(cmd, agg, at)
     return agg
 
 
