@@ -77,3 +77,27 @@ def test_the_wheel_ships_what_a_user_runs() -> None:
     shipped = set(config["tool"]["setuptools"]["packages"])
     assert "bench" not in shipped and "tests" not in shipped
     assert {p for p in PACKAGES} <= shipped
+
+
+# The sizes a newcomer can read: a module on a few screens, a function on one.
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def test_modules_and_functions_stay_small() -> None:
+    too_big: list[str] = []
+    for package in (*PACKAGES, "bench"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            source = path.read_text()
+            name = path.relative_to(ROOT)
+            if source.count("\n") > MAX_MODULE_LINES:
+                too_big.append(f"{name}: {source.count(chr(10))} lines")
+            tree = ast.parse(source)
+            if ast.get_docstring(tree) is None:
+                too_big.append(f"{name}: no docstring saying what the module owns")
+            for node in ast.walk(tree):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    length = (node.end_lineno or node.lineno) - node.lineno + 1
+                    if length > MAX_FUNCTION_LINES:
+                        too_big.append(f"{name}: {node.name}() {length} lines")
+    assert not too_big, "\n".join(too_big)
