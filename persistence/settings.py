@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.rules import Limits
+from persistence.note import valid_key_name
 
 
 def _default_views_url(database_url: str) -> str:
@@ -59,10 +60,20 @@ class Settings:
     # Host header values served ("*": any); a DNS-rebinding page then cannot reach a ledger
     # on loopback (LEDGER_ALLOWED_HOSTS, comma-separated).
     allowed_hosts: tuple[str, ...] = ("*",)
+    # The log's Ed25519 signing key file (persistence/signing.py). Path() means `log.key`
+    # beside the blob folder, in the ledger's data directory (var/log.key by default).
+    log_key: Path = Path()
+    # The origin of signed checkpoints and the signing key's name; "": the existing key's
+    # name, or `<host name>/session-ledger` when the key is created.
+    log_origin: str = ""
 
     def __post_init__(self) -> None:
         if not self.views_url:
             object.__setattr__(self, "views_url", _default_views_url(self.database_url))
+        if self.log_key == Path():
+            object.__setattr__(self, "log_key", self.blob_dir.parent / "log.key")
+        if self.log_origin and not valid_key_name(self.log_origin):
+            raise ValueError("LEDGER_LOG_ORIGIN must be non-empty, without spaces or '+'")
         if self.projection_worker not in ("thread", "process"):
             raise ValueError("LEDGER_PROJECTION_WORKER must be thread or process")
         if self.session_timeout <= 0:
@@ -91,6 +102,8 @@ class Settings:
             "allowed_hosts": tuple(
                 h.strip() for h in env.get("LEDGER_ALLOWED_HOSTS", "*").split(",") if h.strip()
             ),
+            "log_key": Path(env.get("LEDGER_LOG_KEY", "")),
+            "log_origin": env.get("LEDGER_LOG_ORIGIN", ""),
         }
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
