@@ -287,6 +287,33 @@ def test_malformed_checkpoint_bodies_are_refused(body: str) -> None:
         Checkpoint.parse(body)
 
 
+# transparency-dev/witness's tests: checkpoints of the log "monkeys" signed by Go's note package.
+MONKEYS_VKEY = "monkeys+db4d9f7e+AULaJMvTtDLHPUcUrjdDad9vDlh/PTfC2VV60JUtCfWT"
+MONKEYS_SKEY = "PRIVATE+KEY+monkeys+db4d9f7e+ATWIAF3yVBG+Hv1rZFQoNt/BaURkLPtOFMAM2HrEeIr6"
+MONKEYS_CHECKPOINTS = [
+    (
+        5,
+        "41smjBUiAU70EtKlT6lIOIYtRTYxYXsDB+XHfcvu/BE=",
+        "202fftzGl3LVoqjXfwCFZZXs8I+5G22+Ek2K0AOyBuSJ/8/CZawNF+6fNlTKOCd622pbzJNkkJFWuw9DbicZCkEx9AY=",
+    ),
+    (
+        8,
+        "V8K9aklZ4EPB+RMOk1/8VsJUdFZR77GDtZUQq84vSbo=",
+        "202ffoUEboiQYpHzICeaFmoy3RNviHTpAxYrq/eO4QQVQMvu9UebKBMX2MJC76NLthZaKsnKbCA8GxrjePZhvDCH7Ag=",
+    ),
+]
+
+
+@pytest.mark.parametrize(("size", "root", "signature"), MONKEYS_CHECKPOINTS)
+def test_a_checkpoint_is_signed_as_go_signs_it(size: int, root: str, signature: str) -> None:
+    go_note = f"monkeys\n{size}\n{root}\n\n\u2014 monkeys {signature}\n"
+    keys = LogKeys(Signer.parse(MONKEYS_SKEY))
+    assert keys.verifier_key == MONKEYS_VKEY
+    assert keys.sign_checkpoint(size, base64.b64decode(root)) == go_note
+    opened = open_checkpoint(go_note, [MONKEYS_VKEY], "monkeys")
+    assert (opened.size, base64.b64encode(opened.root_hash).decode()) == (size, root)
+
+
 def test_a_signed_checkpoint_opens_only_with_the_log_key() -> None:
     keys = LogKeys(Signer.generate("ledger.example/log"))
     note = keys.sign_checkpoint(42, ROOT)
