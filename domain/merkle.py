@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 HASH_SIZE = 32
 # RFC 6962 §2.1: the hash of an empty tree is the hash of the empty string.
@@ -22,6 +23,8 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 # MTH of the leaves [start, end): what a store answers when a proof asks.
 Subtree = Callable[[int, int], bytes]
+# A completed perfect subtree as a store keeps it: (level, index, hash), as Node's fields.
+NodeRow = tuple[int, int, bytes]
 
 
 class ProofError(ValueError):
@@ -121,6 +124,37 @@ class Frontier:
             done.append(Node(level, index >> level, h))
         self._hashes.append(h)
         self._size += 1
+        return done
+
+    def extend(self, leaf_hashes: Sequence[bytes], min_level: int = 1) -> list[NodeRow]:
+        """Add many leaves; return (level, index, hash) of each perfect subtree above the
+        leaves that they complete at `min_level` or above, level by level. The same tree as
+        `append` leaf by leaf, built a level at a time: each level's pairs are hashed in one
+        comprehension, so a batch costs about one SHA-256 per leaf and little Python besides
+        (a store's writer calls this once per transaction; `append` made a Node per
+        completed subtree)."""
+        if set(map(len, leaf_hashes)) - {HASH_SIZE}:
+            raise ValueError(f"a leaf hash is {HASH_SIZE} bytes")
+        sha256, hashes = hashlib.sha256, self._hashes
+        done: list[NodeRow] = []
+        kept: list[bytes] = []  # the new frontier's hashes below the untouched ones, lowest first
+        start, level, row = self._size, 0, list(leaf_hashes)
+        while row:
+            if start & 1:
+                # The level's last subtree so far is the new row's left sibling: the old
+                # frontier's lowest hash (lower ones were taken at the levels below).
+                row.insert(0, hashes.pop())
+                start -= 1
+            if len(row) & 1:
+                kept.append(row[-1])
+            pairs = zip(row[::2], row[1::2], strict=False)  # an odd last one was kept
+            row = [sha256(b"\x01" + a + b).digest() for a, b in pairs]
+            start >>= 1
+            level += 1
+            if level >= min_level:
+                done.extend(zip(repeat(level), range(start, start + len(row)), row))
+        hashes.extend(reversed(kept))
+        self._size += len(leaf_hashes)
         return done
 
     def root(self) -> bytes:

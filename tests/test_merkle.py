@@ -154,6 +154,30 @@ def test_the_frontier_follows_every_append_and_survives_a_round_trip(leaves: lis
     assert again.root() == frontier.root()
 
 
+@settings(max_examples=60, deadline=None)
+@given(LEAVES, st.lists(st.integers(0, 40), max_size=12), st.integers(0, 6))
+def test_extend_builds_what_append_builds_whatever_the_batches(
+    leaves: list[bytes], cuts: list[int], min_level: int
+) -> None:
+    hashes = [leaf_hash(x) for x in leaves]
+    one, many = Frontier(), Frontier()
+    want = [
+        (n.level, n.index, n.hash)
+        for h in hashes
+        for n in one.append(h)
+        if n.level >= max(1, min_level)
+    ]
+    got, at = [], 0
+    for cut in [*cuts, len(hashes)]:
+        got += many.extend(hashes[at : at + cut], min_level)
+        at = min(len(hashes), at + cut)
+        assert (many.size, many.root()) == (at, root(hashes[:at]))
+    assert sorted(got) == sorted(want)
+    assert (many.size, many.nodes(), many.root()) == (one.size, one.nodes(), one.root())
+    with pytest.raises(ValueError):
+        many.extend([hashes[0][:31]] if hashes else [b""])
+
+
 def test_restore_refuses_what_is_not_a_frontier() -> None:
     h = leaf_hash(b"")
     for nodes in ([(1, h), (1, h)], [(0, h), (1, h)], [(-1, h)], [(3, h[:31])]):
