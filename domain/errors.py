@@ -89,3 +89,9 @@ class StoreUnavailableError(LedgerError):
 
     code = "store-unavailable"
     retry_after = 5
+
+
+class TreeRangeError(LedgerError):
+    """A leaf index, range or tree size outside the log's Merkle tree (names the argument)."""
+
+    code = "tree-range"

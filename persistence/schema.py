@@ -1,6 +1,7 @@
-"""The event database's schema and engines: the `events` and `idempotency_keys` tables, the
-triggers that make the database itself refuse UPDATE and DELETE on events, and `make_engine`
-(SQLite pragmas and `BEGIN IMMEDIATE` for writers; PostgreSQL as configured)."""
+"""The event database's schema and engines: the `events`, `log_nodes` (the Merkle tree's
+stored nodes, persistence/tree.py) and `idempotency_keys` tables, the triggers that make the
+database itself refuse UPDATE and DELETE on events and tree nodes, and `make_engine` (SQLite
+pragmas and `BEGIN IMMEDIATE` for writers; PostgreSQL as configured)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ events_table = Table(
     Column("hash", LargeBinary, nullable=False),
     UniqueConstraint("stream_id", "version", name="events_stream_version"),
 )
+# The hash of the perfect subtree over leaves [idx * 2**level, (idx + 1) * 2**level), for
+# levels from persistence.tree.STORED_LEVEL up. Found by its key alone, so no rowid on SQLite.
+log_nodes_table = Table(
+    "log_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", Position, primary_key=True, autoincrement=False),
+    Column("hash", LargeBinary, nullable=False),
+    sqlite_with_rowid=False,
+)
 idempotency_table = Table(
     "idempotency_keys",
     metadata,
@@ -55,6 +66,10 @@ SQLITE_GUARDS = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS events_refuse_delete BEFORE DELETE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS log_nodes_refuse_update BEFORE UPDATE ON log_nodes "
+    "BEGIN SELECT RAISE(ABORT, 'log_nodes are append-only: UPDATE refused'); END",
+    "CREATE TRIGGER IF NOT EXISTS log_nodes_refuse_delete BEFORE DELETE ON log_nodes "
+    "BEGIN SELECT RAISE(ABORT, 'log_nodes are append-only: DELETE refused'); END",
 )
 POSTGRES_GUARDS = (
     # No '%' format here: the driver (psycopg, pyformat) would read it as a placeholder.
@@ -67,6 +82,15 @@ POSTGRES_GUARDS = (
     "DROP TRIGGER IF EXISTS events_refuse_truncate ON events",
     "CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events "
     "FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change()",
+    "CREATE OR REPLACE FUNCTION log_nodes_refuse_change() RETURNS trigger AS $$ BEGIN "
+    "RAISE EXCEPTION USING MESSAGE = 'log_nodes are append-only: ' || TG_OP || ' refused'; "
+    "END $$ LANGUAGE plpgsql",
+    "DROP TRIGGER IF EXISTS log_nodes_refuse_change ON log_nodes",
+    "CREATE TRIGGER log_nodes_refuse_change BEFORE UPDATE OR DELETE ON log_nodes "
+    "FOR EACH ROW EXECUTE FUNCTION log_nodes_refuse_change()",
+    "DROP TRIGGER IF EXISTS log_nodes_refuse_truncate ON log_nodes",
+    "CREATE TRIGGER log_nodes_refuse_truncate BEFORE TRUNCATE ON log_nodes "
+    "FOR EACH STATEMENT EXECUTE FUNCTION log_nodes_refuse_change()",
 )
 
 

@@ -2,22 +2,20 @@
 
 Owns the `events` table (gap-free global position, stream id and version, type, schema
 version, recorded time (never decreasing along the log: the writer keeps it so), orjson
-payload, and `hash = sha256(prev_hash + canonical record)`),
-the `idempotency_keys` table, and the triggers that make the database itself refuse UPDATE
+payload, and `hash = sha256(prev_hash + canonical record)`, persistence/chain.py), the
+`idempotency_keys` table, and the triggers that make the database itself refuse UPDATE
 and DELETE on events. Writes happen only inside `write_transaction()`, which serialises
 writers (SQLite `BEGIN IMMEDIATE`, PostgreSQL table lock) so positions stay gap-free and the
-chain stays linear.
+chain stays linear; each append puts its events into the Merkle tree in the same
+transaction (`EventStore.tree`, persistence/tree.py, which also serves the tree's reads).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import (
     Connection,
     text,
@@ -27,6 +25,11 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from domain.errors import StoreUnavailableError
 from domain.events import NewEvent
+from persistence.chain import GENESIS_HASH as GENESIS_HASH
+from persistence.chain import StoredEvent as StoredEvent
+from persistence.chain import chain_hash as chain_hash
+from persistence.chain import chain_rows
+from persistence.chain import encode_payload as encode_payload
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 from persistence.schema import (
     POSTGRES_GUARDS,
@@ -36,84 +39,12 @@ from persistence.schema import (
     metadata,
     sqlite_path,
 )
-
-GENESIS_HASH = b"\x00" * 32
+from persistence.tree import LogTree
 
 
 class StaleWriteError(Exception):
     """An append collided with rows another process wrote (a stream version or position
     taken meanwhile): nothing was stored, and deciding again on fresh state may succeed."""
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    position: int
-    stream_id: str
-    version: int
-    type: str
-    schema_version: int
-    recorded_at: float
-    payload: bytes
-    hash: bytes
-
-    def data(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = orjson.loads(self.payload)
-        return loaded
-
-    def record(self) -> dict[str, Any]:
-        """The fields the chain hashes before the payload, by name, in the chain's order."""
-        return {
-            "position": self.position,
-            "stream_id": self.stream_id,
-            "version": self.version,
-            "type": self.type,
-            "schema_version": self.schema_version,
-            "recorded_at": self.recorded_at,
-        }
-
-    def as_dict(self) -> dict[str, Any]:
-        """The whole event, readable: the record, the payload decoded, the hash in hex."""
-        return {**self.record(), "payload": self.data(), "hash": self.hash.hex()}
-
-
-def encode_payload(payload: dict[str, Any]) -> bytes:
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-def chain_hash(
-    prev: bytes,
-    position: int,
-    stream_id: str,
-    version: int,
-    type_: str,
-    schema_version: int,
-    recorded_at: float,
-    payload: bytes,
-) -> bytes:
-    """sha256(prev_hash + canonical record): the link `verify` recomputes."""
-    head = orjson.dumps([position, stream_id, version, type_, schema_version, recorded_at])
-    return hashlib.sha256(prev + head + payload).digest()
-
-
-def _chain(head: tuple[int, bytes], new: Iterable[NewEvent]) -> list[tuple[Any, ...]]:
-    """The rows of `new` placed after `head`: (position, stream_id, version, type,
-    schema_version, recorded_at, payload bytes, hash), each hash exactly `chain_hash`'s
-    (inlined: this runs once per appended event)."""
-    position, prev = head
-    dumps, sort, sha256, join = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256, b"".join
-    rows: list[tuple[Any, ...]] = []
-    add = rows.append
-    for stream_id, version, type_, schema_version, recorded_at, payload in new:
-        position += 1
-        head_bytes = dumps([position, stream_id, version, type_, schema_version, recorded_at])
-        record = join((prev, head_bytes, dumps(payload, option=sort)))
-        prev = sha256(record).digest()
-        # The payload is cut from the record: a right-sized copy. orjson's own result keeps
-        # its ~4 KB output buffer, and a batch of those held until the insert cost a fresh
-        # page (fault) per row when measured.
-        body = record[32 + len(head_bytes) :]
-        add((position, stream_id, version, type_, schema_version, recorded_at, body, prev))
-    return rows
 
 
 # A prefix as a range on stream_id, with version = 1 so each stream counts once: the unique
@@ -149,6 +80,7 @@ class EventStore:
             "INSERT INTO events (position, stream_id, version, type, schema_version, "
             f"recorded_at, payload, hash) VALUES ({','.join([self._mark] * 8)})"
         )
+        self.tree = LogTree(self.read_engine, self._mark)
 
     def create_schema(self) -> None:
         with self.write_engine.begin() as conn:
@@ -157,6 +89,15 @@ class EventStore:
             conn.exec_driver_sql("DROP INDEX IF EXISTS events_recorded_at")
             for ddl in SQLITE_GUARDS if self.is_sqlite else POSTGRES_GUARDS:
                 conn.exec_driver_sql(ddl)
+        self.catch_up_tree()
+
+    def catch_up_tree(self) -> None:
+        """Bring the Merkle tree up to the log (events written before it existed, by an
+        older version), CATCH_UP_CHUNK events a transaction so writers wait one chunk."""
+        while True:
+            with self.write_transaction() as conn:
+                if self.tree.catch_up(conn, self.head(conn)[0]):
+                    return
 
     def dispose(self) -> None:
         if self.checkpointer is not None:
@@ -216,24 +157,27 @@ class EventStore:
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[StoredEvent]:
         """Append `new` after `head`, chaining hashes; returns the stored events."""
-        rows = _chain(head, new)
-        self._write(conn, rows)
-        return [StoredEvent(*r) for r in rows]
+        return [StoredEvent(*r) for r in self._write(conn, head, new)]
 
     def append(
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> tuple[int, bytes]:
         """Append `new` after `head`, chaining hashes; returns the new head. Event i is at
         position head + 1 + i (positions are gap-free)."""
-        rows = _chain(head, new)
-        self._write(conn, rows)
+        rows = self._write(conn, head, new)
         return (rows[-1][0], rows[-1][7]) if rows else head
 
-    def _write(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    def _write(
+        self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
+    ) -> list[tuple[Any, ...]]:
+        rows, leaves = chain_rows(head, new)
         if rows:
             # The hot path: one driver-level executemany (SQLAlchemy's per-row parameter
             # processing cost more than the insert itself when measured).
             conn.exec_driver_sql(self._insert_sql, rows)
+            # Every acknowledged event is in the tree: its nodes commit with it.
+            self.tree.add(conn, head, leaves, (rows[-1][0], rows[-1][7]))
+        return rows
 
     @staticmethod
     def find_idempotent(conn: Connection, keys: Iterable[str]) -> dict[str, tuple[str, bytes]]:

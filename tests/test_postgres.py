@@ -37,12 +37,18 @@ def test_positions_past_32_bits_are_stored_and_projected(pg: PgCluster, tmp_path
     e = seed.read()[0]
     seed.dispose()
     box = bootstrap(Settings(database_url=pg.create_database()), clock=FakeClock())
-    big = 2**31 + 10
+    big = 2**31
     with box.store.write_transaction() as conn:  # as if 2**31 events came before
+        # ... with their Merkle tree: its one stored node, the subtree of leaves [0, 2**31).
+        conn.exec_driver_sql(
+            "INSERT INTO log_nodes (level, idx, hash) VALUES (31, 0, %s)", (b"\x07" * 32,)
+        )
         new = NewEvent(e.stream_id, e.version, e.type, e.schema_version, e.recorded_at, e.data())
         box.store.insert(conn, (big, GENESIS_HASH), [new])
     res = box.ledger.execute(c.StartSession(session_id="s1", idempotency_key="k"))
     assert (res.position, res.number) == (big + 2, big + 2)
+    assert box.store.tree.size() == big + 2
+    assert box.store.tree.inclusion_proof(big + 1, big + 2)[-1] == b"\x07" * 32
     assert box.ledger.execute(c.StartSession(session_id="s1", idempotency_key="k")) == res
     box.runner.catch_up()
     with box.runner.engine.connect() as conn:

@@ -1,0 +1,300 @@
+"""The RFC 6962 Merkle tree over the event log, kept in the event database beside the events:
+the writer's side (each append's completed subtrees into `log_nodes`, in the events' own
+transaction; the catch-up of a log whose tree is short) and the reads (size, subtree hashes,
+roots, inclusion and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf
+encoding persistence/chain.py's; leaf i is the event at position i + 1.
+
+`log_nodes` keeps the perfect subtrees of 2**STORED_LEVEL leaves and more, written when the
+append that completes one commits. Smaller ones are recomputed from the events when a proof
+needs them: a proof reads O(log n) stored nodes and at most a few blocks of 2**STORED_LEVEL
+events (the leaf's own block and the tree's unfinished last one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine
+
+from domain import merkle
+from domain.errors import TreeRangeError
+from domain.merkle import Frontier, fold_right, node_hash, perfect_ranges
+from persistence.chain import leaf_bytes as leaf_bytes  # the leaf encoding lives with the chain
+
+# 16 leaves a block: a stored row per 8 leaves (~1/8 of an event row's insert), and a proof
+# or a writer restoring its frontier reads at most 15 events per block (see the module's
+# docstring; measured in docs/performance.md).
+STORED_LEVEL = 4
+BLOCK = 1 << STORED_LEVEL
+# Events integrated per transaction when a log's tree is caught up (an upgraded database),
+# and per read inside it: bounded memory and short lock holds.
+CATCH_UP_CHUNK = 1 << 16
+_READ_CHUNK = 1 << 14
+
+Head = tuple[int, bytes]
+Key = tuple[int, int]
+
+
+class TreeGapError(RuntimeError):
+    """The events the tree needs are not all there: positions are not dense from 1, or the
+    stored nodes below the tree's covered size are missing (a tampered database)."""
+
+
+def leaf_hashes_of(rows: Sequence[Sequence[Any]]) -> list[bytes]:
+    """SHA-256(0x00 || leaf) of stored rows (position, stream_id, version, type,
+    schema_version, recorded_at, payload): chain.row_leaf inlined for catch-ups."""
+    dumps, sha256, join = orjson.dumps, hashlib.sha256, b"".join
+    return [
+        sha256(
+            join((b"\x00[1,", dumps([p, s, v, t, sv, at])[1:-1], b",", _as_bytes(pl), b"]"))
+        ).digest()
+        for p, s, v, t, sv, at, pl in rows
+    ]
+
+
+def _as_bytes(payload: Any) -> bytes:
+    # PostgreSQL may hand bytea as a memoryview; a row inserted by hand as text is hashed as
+    # its UTF-8 bytes, as the chain's verifier hashes it.
+    if type(payload) is bytes:
+        return payload
+    return payload.encode() if isinstance(payload, str) else bytes(payload)
+
+
+def _frontier_keys(size: int) -> list[Key]:
+    """(level, index) of the perfect subtrees making [0, size), largest first."""
+    out = []
+    for start, end in perfect_ranges(0, size):
+        level = (end - start).bit_length() - 1
+        out.append((level, start >> level))
+    return out
+
+
+def _check(ok: bool, message: str, field: str) -> None:
+    if not ok:
+        raise TreeRangeError(message, field=field)
+
+
+class LogTree:
+    """One event store's tree. Writing: `add` (every append, in its transaction) and
+    `catch_up`. Reading, each call one read transaction: `size`, `latest`, `root`,
+    `subtree_hash`, `inclusion_proof`, `consistency_proof`, `leaves`; arguments outside the
+    tree raise TreeRangeError naming the argument."""
+
+    def __init__(self, engine: Engine, mark: str) -> None:
+        self._engine = engine  # for reads
+        self._mark = mark
+        # The frontier after the last append this object made, keyed by the head (position,
+        # chain hash) it left: only a log with that head has that tree.
+        self._state: tuple[Head, Frontier] | None = None
+        self._insert_sql = f"INSERT INTO log_nodes (level, idx, hash) VALUES ({mark},{mark},{mark})"
+
+    # -- writing (inside the store's write transaction) ---------------------------------------
+
+    def add(self, conn: Connection, head: Head, leaf_hashes: list[bytes], new_head: Head) -> None:
+        """The leaves of the events just inserted after `head` join the tree in the same
+        transaction: their completed subtrees of STORED_LEVEL and up into `log_nodes`. A head
+        this object did not leave (another process appended, a rolled-back transaction, a
+        fresh start) has its frontier restored from the database first."""
+        state, self._state = self._state, None  # a failure below leaves nothing to trust
+        if state is not None and state[0] == head:
+            frontier = state[1]
+        else:
+            frontier = self._frontier_at(conn, head[0])
+        nodes = frontier.extend(leaf_hashes, STORED_LEVEL)
+        if nodes:
+            conn.exec_driver_sql(self._insert_sql, nodes)
+        self._state = (new_head, frontier)
+
+    def catch_up(self, conn: Connection, size: int, limit: int = CATCH_UP_CHUNK) -> bool:
+        """Store the nodes of up to `limit` more events of a log of `size` events whose tree
+        is short (events written before the tree, or by hand). True once it is whole."""
+        whole = size - size % BLOCK
+        return self._integrate(conn, whole, limit) >= whole
+
+    def _frontier_at(self, conn: Connection, size: int) -> Frontier:
+        """The frontier of the first `size` leaves: stored nodes for the whole blocks, the
+        last block's leaves recomputed from its events (fewer than BLOCK)."""
+        base = size - size % BLOCK
+        keys = _frontier_keys(base)
+        nodes = self._read_nodes(conn, keys)
+        if len(nodes) < len(keys):
+            self._integrate(conn, base, None)
+            nodes = self._read_nodes(conn, keys)
+            if len(nodes) < len(keys):
+                raise TreeGapError(f"log_nodes lacks nodes of the first {base} leaves")
+        frontier = Frontier.restore((level, nodes[level, i]) for level, i in keys)
+        frontier.extend(self._leaf_hashes(conn, base, size))
+        return frontier
+
+    def _integrate(self, conn: Connection, upto: int, limit: int | None) -> int:
+        """Store the missing nodes of the leaves up to `upto` (a whole number of blocks), at
+        most `limit` leaves' worth; returns how many leaves the stored nodes then cover."""
+        row = conn.exec_driver_sql(
+            f"SELECT MAX(idx) FROM log_nodes WHERE level = {STORED_LEVEL}"
+        ).first()
+        # Every block's node is written with the events completing it: they run 0..max.
+        covered = 0 if row is None or row[0] is None else (int(row[0]) + 1) * BLOCK
+        if covered >= upto:
+            return covered
+        end = upto if limit is None else min(upto, covered + max(BLOCK, limit - limit % BLOCK))
+        frontier = self._frontier_at(conn, covered)
+        for start in range(covered, end, _READ_CHUNK):
+            leaves = self._leaf_hashes(conn, start, min(end, start + _READ_CHUNK))
+            nodes = frontier.extend(leaves, STORED_LEVEL)
+            if nodes:
+                conn.exec_driver_sql(self._insert_sql, nodes)
+        return end
+
+    def _read_nodes(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
+        if not keys:
+            return {}
+        m = self._mark
+        where = " OR ".join([f"(level = {m} AND idx = {m})"] * len(keys))
+        params = tuple(x for key in keys for x in key)
+        rows = conn.exec_driver_sql(f"SELECT level, idx, hash FROM log_nodes WHERE {where}", params)
+        return {(int(r[0]), int(r[1])): _as_bytes(r[2]) for r in rows}
+
+    def _rows(self, conn: Connection, start: int, end: int) -> list[Any]:
+        """The stored rows of leaves [start, end) (positions start + 1 .. end), all of them."""
+        m = self._mark
+        sql = (
+            "SELECT position, stream_id, version, type, schema_version, recorded_at, payload "
+            f"FROM events WHERE position > {m} AND position <= {m} ORDER BY position"
+        )
+        rows = list(conn.exec_driver_sql(sql, (start, end)))
+        if len(rows) != end - start:
+            raise TreeGapError(
+                f"positions {start + 1}..{end} hold {len(rows)} events, not {end - start}"
+            )
+        return rows
+
+    def _leaf_hashes(self, conn: Connection, start: int, end: int) -> list[bytes]:
+        return leaf_hashes_of(self._rows(conn, start, end)) if end > start else []
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _view(self) -> Iterator[_View]:
+        """One read transaction and the tree size it sees (SQLite: one WAL snapshot)."""
+        with self._engine.connect() as conn:
+            row = conn.exec_driver_sql(
+                "SELECT position FROM events ORDER BY position DESC LIMIT 1"
+            ).first()
+            yield _View(self, conn, 0 if row is None else int(row[0]))
+
+    def size(self) -> int:
+        """How many leaves the tree has: every event in the log."""
+        with self._view() as view:
+            return view.size
+
+    def latest(self) -> tuple[int, bytes]:
+        """(size, root) of the whole tree, read together (what a checkpoint signs)."""
+        with self._view() as view:
+            return view.size, view.root(view.size)
+
+    def root(self, size: int) -> bytes:
+        """The root of the tree of the first `size` leaves, 0 <= size <= the tree's size."""
+        with self._view() as view:
+            _check(0 <= size <= view.size, f"no tree of {size} leaves in {view.size}", "size")
+            return view.root(size)
+
+    def subtree_hash(self, start: int, end: int) -> bytes:
+        """The MTH of the perfect subtree over leaves [start, end): end - start a power of
+        two that divides start, end <= the tree's size."""
+        n = end - start
+        perfect = start >= 0 and n > 0 and n & (n - 1) == 0 and start % n == 0
+        _check(perfect, f"[{start}, {end}) is not a perfect subtree", "start")
+        with self._view() as view:
+            _check(end <= view.size, f"[{start}, {end}) is past the tree's {view.size}", "end")
+            return view.perfect(start, end)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 PATH(index, D[size]), 0 <= index < size <= the tree's size."""
+        with self._view() as view:
+            _check(0 < size <= view.size, f"no tree of {size} leaves in {view.size}", "size")
+            _check(0 <= index < size, f"leaf {index} is not in a tree of {size}", "index")
+            ranges = merkle.inclusion_ranges(index, size)
+            view.prefetch(ranges)
+            return [view.range_hash(s, e) for s, e in ranges]
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 6962 PROOF(first, D[second]), 0 < first <= second <= the tree's size; empty
+        when first == second (RFC 9162 §2.1.4.1)."""
+        with self._view() as view:
+            _check(0 < second <= view.size, f"no tree of {second} in {view.size}", "second")
+            _check(0 < first <= second, f"no proof from {first} to {second}", "first")
+            if first == second:
+                return []
+            ranges = merkle.consistency_ranges(first, second)
+            view.prefetch(ranges)
+            return [view.range_hash(s, e) for s, e in ranges]
+
+    def leaves(self, start: int, end: int) -> list[bytes]:
+        """The leaf bytes of leaves [start, end), 0 <= start <= end <= the tree's size
+        (callers page: this reads every row asked for)."""
+        with self._view() as view:
+            _check(0 <= start <= end, f"[{start}, {end}) is not a range of leaves", "start")
+            _check(end <= view.size, f"[{start}, {end}) is past the tree's {view.size}", "end")
+            rows = self._rows(view.conn, start, end) if end > start else []
+        dumps = orjson.dumps
+        return [
+            b"[1," + dumps([p, s, v, t, sv, at])[1:-1] + b"," + _as_bytes(pl) + b"]"
+            for p, s, v, t, sv, at, pl in rows
+        ]
+
+
+class _View:
+    """The tree of `size` leaves as one read transaction sees it; each stored node and each
+    bottom block's leaf hashes read once."""
+
+    def __init__(self, tree: LogTree, conn: Connection, size: int) -> None:
+        self.tree, self.conn, self.size = tree, conn, size
+        self.nodes: dict[Key, bytes] = {}
+        self.blocks: dict[int, list[bytes]] = {}
+
+    def prefetch(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Read the stored nodes `ranges` will need in one statement."""
+        keys: set[Key] = set()
+        for start, end in ranges:
+            for s, e in perfect_ranges(start, end):
+                level = (e - s).bit_length() - 1
+                if level >= STORED_LEVEL:
+                    keys.add((level, s >> level))
+        self.nodes.update(self.tree._read_nodes(self.conn, sorted(keys)))
+
+    def root(self, size: int) -> bytes:
+        if size == 0:
+            return merkle.EMPTY_ROOT
+        self.prefetch([(0, size)])
+        return self.range_hash(0, size)
+
+    def range_hash(self, start: int, end: int) -> bytes:
+        """The MTH of a left-aligned range (all a proof asks for), from its perfect parts."""
+        return fold_right([self.perfect(s, e) for s, e in perfect_ranges(start, end)])
+
+    def perfect(self, start: int, end: int) -> bytes:
+        level = (end - start).bit_length() - 1
+        if level < STORED_LEVEL:
+            block = self._block(start >> STORED_LEVEL)
+            at = start % BLOCK
+            return block[at] if level == 0 else merkle.root(block[at : at + end - start])
+        key = (level, start >> level)
+        found = self.nodes.get(key) or self.tree._read_nodes(self.conn, [key]).get(key)
+        if found is None:
+            # Not stored yet (a log whose tree is still being caught up): from its halves.
+            mid = start + (end - start) // 2
+            found = node_hash(self.perfect(start, mid), self.perfect(mid, end))
+        self.nodes[key] = found
+        return found
+
+    def _block(self, index: int) -> list[bytes]:
+        found = self.blocks.get(index)
+        if found is None:
+            start = index * BLOCK
+            found = self.tree._leaf_hashes(self.conn, start, min(start + BLOCK, self.size))
+            self.blocks[index] = found
+        return found
