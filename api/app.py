@@ -28,7 +28,7 @@ from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
-from api.routes import audit, batch, commands, health, queries
+from api.routes import audit, batch, commands, health, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -221,7 +221,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     if settings.server_timing:
         app.add_middleware(ServerTiming)
-    for module in (commands, queries, batch, audit):
+    for module in (commands, queries, batch, audit, log):
         app.router.routes.extend(module.router.routes)
     for name in DIALECTS:
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)

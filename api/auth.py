@@ -38,9 +38,10 @@ OPEN_PATHS = frozenset(
 )
 READ_METHODS = frozenset(("GET", "HEAD"))
 # The scope table (`required_scope`): key management needs `admin`; the audit reads (the global
-# log, the digest, a session's stream) `audit`; any other GET/HEAD `read`; every other method,
-# which changes state, `ingest`.
+# log, the digest, the transparency log, a session's stream) `audit`; any other GET/HEAD
+# `read`; every other method, which changes state, `ingest`.
 AUDIT_PATHS = frozenset(("/v1/events", "/v1/ledger/digest"))
+AUDIT_PREFIX = "/v1/log/"  # the transparency log: checkpoint, key, leaves, proofs
 AUDIT_SUFFIX = "/events"  # /v1/sessions/{id}/events: a session's stream
 ADMIN_PREFIX = "/v1/keys"
 MONITOR_KEYED = "/compat/monitor/k/"
@@ -56,7 +57,9 @@ def required_scope(method: str, path: str) -> str:
         return "admin"
     if method not in READ_METHODS:
         return "ingest"
-    if path in AUDIT_PATHS or (path.startswith("/v1/sessions/") and path.endswith(AUDIT_SUFFIX)):
+    if path in AUDIT_PATHS or path.startswith(AUDIT_PREFIX):
+        return "audit"
+    if path.startswith("/v1/sessions/") and path.endswith(AUDIT_SUFFIX):
         return "audit"
     return "read"
 

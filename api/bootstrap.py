@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from persistence.blobs import BlobStore
 from persistence.ledger import Ledger
 from persistence.settings import Settings
+from persistence.signing import LogKeyFile
 from persistence.store import EventStore
 from projections.runner import ProjectionRunner
 
@@ -21,8 +22,10 @@ class Container:
     ledger: Ledger
     runner: ProjectionRunner
     blobs: BlobStore
+    log_keys: LogKeyFile
 
     def start(self) -> None:
+        self.log_keys.keys()  # the log's signing key exists from the first start on
         self.ledger.start()
         if self.settings.projection_worker == "thread":
             self.runner.start()
@@ -41,4 +44,5 @@ def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Con
     runner = ProjectionRunner.for_url(store, settings.views_url)
     runner.create_schema()
     ledger.listeners.append(runner.wake)
-    return Container(settings, store, ledger, runner, BlobStore(settings.blob_dir))
+    log_keys = LogKeyFile(settings.log_key, settings.log_origin or None)
+    return Container(settings, store, ledger, runner, BlobStore(settings.blob_dir), log_keys)

@@ -16,8 +16,13 @@ router = APIRouter(prefix="/v1", tags=["audit"])
 
 
 def event_view(e: StoredEvent) -> dict[str, Any]:
+    """The event as the API shows it: `recorded_at` readable (ISO-8601, milliseconds), and
+    what a verifier needs exactly: `recorded_at_seconds` (the stored value, full precision,
+    as its leaf holds it) and `leaf_index` (its leaf in the transparency log, /v1/log)."""
     d = e.as_dict()
     d["recorded_at"] = iso(e.recorded_at)
+    d["recorded_at_seconds"] = e.recorded_at
+    d["leaf_index"] = e.position - 1
     return d
 
 
