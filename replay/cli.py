@@ -8,6 +8,7 @@ from typing import Any
 
 from projections.tables import VIEW_NAMES
 from replay import commands as c
+from replay import log_tools
 from replay.asof import STATS_DIMS
 from replay.export import FORMATS
 
@@ -23,6 +24,8 @@ the log read-only and can run beside a live server; only `rebuild` writes, to th
 EXAMPLES = """examples:
   ledger replay verify                          # exit 0 and the head digest when intact
   ledger replay digest > digest.txt; ledger replay verify --from-digest "$(cat digest.txt)"
+  ledger replay checkpoint --save witness/; ledger replay verify --checkpoint witness/
+  ledger replay prove SESSION_ID > proofs.json
   ledger replay stats --as-of 2024-05-01T12:00:00Z --by day,status
   ledger replay stats --as-of 1234 --by browser --format csv
   ledger replay session SESSION_ID --version 3
@@ -38,8 +41,20 @@ EXAMPLES = """examples:
 DESCRIPTIONS = {
     "verify": (
         "Recompute every link of the hash chain, each stream's versions (1..n in position "
-        "order) and every referenced blob's sha256. Exit 0 and print the head digest when "
-        "intact; exit 1 naming the first bad position of each kind of problem."
+        "order), every referenced blob's sha256, and the Merkle tree from the events "
+        "themselves against the stored tree and against saved checkpoints (--checkpoint). "
+        "Exit 0 and print the head digest when intact; exit 1 naming the first bad position "
+        "of each kind of problem. Without a saved checkpoint it says what it cannot prove."
+    ),
+    "checkpoint": (
+        "Sign the Merkle tree of the whole log with the log's key and print the signed note "
+        "(a C2SP checkpoint, as GET /v1/log/checkpoint). With --save DIR, keep it there as "
+        "<size>.checkpoint once the store's consistency proof shows it extends the largest "
+        "one DIR holds: a history to keep outside the server and verify against."
+    ),
+    "prove": (
+        "One session's events as leaves of the log, each with its RFC 6962 inclusion proof, "
+        "and the signed checkpoint they lead to, as JSON (see docs/log-format.md)."
     ),
     "stats": (
         "The stats view as it stood at a past point, computed by replaying the log "
@@ -92,7 +107,30 @@ def _auditors_tools(sub: Any) -> None:
         help="also check that this earlier digest is a prefix of today's log",
     )
     p.add_argument("--no-blobs", action="store_true", help="skip checking blob files")
+    p.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="a signed checkpoint file, or a folder of them (checkpoint --save): prove the log "
+        "extends each, naming where it no longer does",
+    )
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="VERIFIER",
+        help="the log's verifier key (GET /v1/log/key) to check checkpoints with (repeat for "
+        "retired keys); default: the keys in LEDGER_LOG_KEY's file",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report")
+
+    p = _add(sub, "checkpoint", c.tool(log_tools.cmd_checkpoint), "sign and print the newest tree")
+    p.add_argument(
+        "--save",
+        metavar="DIR",
+        help="also keep it in DIR, after proving it extends the last one kept there",
+    )
+
+    p = _add(sub, "prove", c.tool(log_tools.cmd_prove), "a session's leaves with inclusion proofs")
+    p.add_argument("id", help="session id")
 
     p = _add(sub, "digest", c.cmd_digest, "print the head digest POSITION:HASH (save it)")
     p.add_argument("--json", action="store_true")

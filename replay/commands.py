@@ -8,6 +8,7 @@ import csv
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ import orjson
 from persistence.schema import make_engine
 from persistence.settings import Settings
 from projections.present import iso
-from replay import asof, audit, bundle, custom, export, rebuild, report, verify
+from replay import asof, audit, bundle, custom, export, log_tools, rebuild, report, verify, witness
 from replay.source import Point, ReplayError, live_views, open_blobs, resolve_point, store_open
 
 Handler = Callable[[argparse.Namespace], int]
@@ -49,8 +50,12 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         digest = verify.parse_digest(args.from_digest) if args.from_digest else None
     except ValueError as exc:
         raise ReplayError(str(exc)) from exc
+    saved = []
+    if args.checkpoint:
+        saved = witness.load_saved(Path(args.checkpoint), log_tools.verifier_keys(args, settings))
     with store_open(settings) as store:
-        verdict = verify.verify(store, None if args.no_blobs else open_blobs(settings), digest)
+        blobs = None if args.no_blobs else open_blobs(settings)
+        verdict = verify.verify(store, blobs, digest, saved=saved)
     print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
     return 0 if verdict.ok else 1
 

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -25,6 +25,7 @@ from domain.errors import LedgerError
 from domain.session import ALL_EVENT_CLASSES
 from persistence.blobs import BlobStore
 from persistence.store import GENESIS_HASH, EventStore
+from replay import witness
 
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached"})
 GUARDS = ("events_refuse_update", "events_refuse_delete")
@@ -39,6 +40,10 @@ KINDS = {
     "row": "a column holds a value of a type no ledger writes (the row was written by hand)",
     "payload": "the payload is not a JSON object of its event type's fields and types "
     "(written behind the ledger's back)",
+    "tree": "the stored Merkle tree does not match the events (either was changed without "
+    "the other)",
+    "checkpoint": "the log does not extend a checkpoint signed earlier (rewritten, truncated "
+    "or forked since)",
 }
 # Event attributes the library keeps out of the stored payload.
 _NOT_PAYLOAD = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
@@ -97,6 +102,7 @@ class Verdict:
     findings: dict[str, Finding] = field(default_factory=dict)
     missing_guards: list[str] = field(default_factory=list)
     digest_checked: bool = False
+    checkpoints: list[int] = field(default_factory=list)  # sizes of the saved ones checked
 
     @property
     def ok(self) -> bool:
@@ -122,6 +128,7 @@ class Verdict:
             ],
             "missing_guards": self.missing_guards,
             "digest_checked": self.digest_checked,
+            "checkpoints_checked": self.checkpoints,
         }
 
 
@@ -317,12 +324,23 @@ def verify(
     blobs: BlobStore | None,
     digest: tuple[int, bytes] | None = None,
     chunk: int = CHUNK,
+    saved: Sequence[witness.Saved] = (),
 ) -> Verdict:
-    """One pass over the log; memory holds one chunk plus one int per stream."""
+    """One pass over the log; memory holds one chunk, one int per stream and one hash per
+    block of the tree (replay/witness.py), whose roots are checked against `saved`."""
     scan = Scan(Verdict(missing_guards=missing_guards(store)), blobs, digest)
+    tree = witness.TreeScan(s.checkpoint.size for s in saved)
     for rows in read_chunks(store, chunk):
         scan.feed(rows)
-    return scan.finish()
+        tree.feed(rows)
+    v = scan.finish()
+    unlike = tree.unlike_stored(store)
+    if unlike is not None:
+        v.flag("tree", unlike[0] + 1, unlike[1])
+    for leaf, detail in witness.judge(tree, saved):
+        v.flag("checkpoint", leaf + 1, detail)
+    v.checkpoints = [s.checkpoint.size for s in saved]
+    return v
 
 
 def render(v: Verdict) -> str:
@@ -332,6 +350,11 @@ def render(v: Verdict) -> str:
     ]
     if v.digest_checked and "digest" not in v.findings:
         lines.append("the earlier digest is a prefix of this log")
+    if not v.checkpoints:
+        lines.append(f"note: {witness.CANNOT_PROVE}")
+    elif "checkpoint" not in v.findings:
+        lines.append(f"the log extends all {len(v.checkpoints)} saved checkpoints (the largest "
+                     f"of {max(v.checkpoints)} leaves)")  # fmt: skip
     for g in v.missing_guards:
         lines.append(f"warning: append-only trigger {g} is missing from the database")
     if v.ok:

@@ -14,7 +14,7 @@ import pytest
 from api.cli import main
 from persistence.schema import sqlite_path
 from persistence.settings import Settings
-from persistence.store import GENESIS_HASH, chain_hash
+from persistence.store import GENESIS_HASH, EventStore, chain_hash
 from replay.source import open_blobs, open_store
 from replay.verify import Scan, Verdict, verify
 from tests.replay import make_history, point_cli_at
@@ -81,7 +81,8 @@ def test_deleted_row_is_a_gap_and_a_broken_link(ledger, capsys):
     code, out = run(capsys, "verify", "--json")
     problems = {p["kind"]: p["first_position"] for p in json.loads(out)["problems"]}
     assert code == 1
-    assert problems == {"gap": 5, "link": 6, "version": 6}
+    # The tree the events make no longer matches the stored one from the first block on.
+    assert problems == {"gap": 5, "link": 6, "version": 6, "tree": 1}
 
 
 def test_swapped_rows_break_the_chain_where_the_first_moved(ledger, capsys):
@@ -111,7 +112,7 @@ def test_inserted_row_with_a_forged_hash_still_breaks_the_next_link(ledger, caps
     code, out = run(capsys, "verify", "--json")
     problems = {p["kind"]: p["first_position"] for p in json.loads(out)["problems"]}
     assert code == 1
-    assert problems == {"link": 12}
+    assert problems == {"link": 12, "tree": 1}
 
 
 def test_changed_blob_is_named_by_the_event_that_references_it(ledger, capsys):
@@ -139,7 +140,8 @@ def test_earlier_digest_is_a_prefix_of_a_grown_log(ledger, capsys):
 
 def test_rewritten_history_passes_alone_but_fails_the_earlier_digest(ledger, capsys):
     """A forger who edits an event and rehashes everything after it makes a consistent
-    chain; only a digest saved before the rewrite exposes it."""
+    chain, which the stored Merkle tree still exposes; one who also rebuilds the tree makes
+    a consistent log, which only a digest saved before the rewrite exposes."""
     db = ledger["db"]
     early = f"9:{row(db, 9)[7].hex()}"
     conn = sqlite3.connect(db)
@@ -153,8 +155,17 @@ def test_rewritten_history_passes_alone_but_fails_the_earlier_digest(ledger, cap
         prev = chain_hash(prev, *r[:7])
         conn.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, r[0]))
     conn.commit()
+    code, out = run(capsys, "verify")
+    assert code == 1 and "tree     first bad position 1: leaves [0, 16)" in out
+    conn.execute("DROP TRIGGER log_nodes_refuse_delete")
+    conn.execute("DELETE FROM log_nodes")
+    conn.commit()
     conn.close()
-    assert run(capsys, "verify")[0] == 0
+    insider = EventStore(ledger["container"].settings.database_url)
+    insider.catch_up_tree()
+    insider.dispose()
+    code, out = run(capsys, "verify")
+    assert code == 0 and "no saved checkpoint given" in out
     code, out = run(capsys, "verify", "--from-digest", early)
     assert code == 1 and "digest   first bad position 9" in out
 
@@ -230,7 +241,9 @@ def test_chunk_boundaries_do_not_change_the_verdict(ledger, chunk):
     finally:
         store.dispose()
     problems = {p["kind"]: (p["first_position"], p["count"]) for p in whole["problems"]}
-    assert problems == {"gap": (5, 2), "link": (7, 3), "version": (8, 1), "blob": (12, 1)}
+    assert problems == {
+        "gap": (5, 2), "link": (7, 3), "version": (8, 1), "blob": (12, 1), "tree": (1, 1),
+    }  # fmt: skip
     assert whole["digest_checked"] and whole["events"] == 20
     assert chunked == whole
 

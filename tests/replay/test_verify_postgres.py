@@ -74,4 +74,4 @@ def test_tampered_postgres_log_names_each_first_bad_position(ledger, capsys):
     code, doc = run(capsys)
     problems = {p["kind"]: p["first_position"] for p in doc["problems"]}
     assert code == 1
-    assert problems == {"link": 5, "gap": 12, "version": 13}
+    assert problems == {"link": 5, "gap": 12, "version": 13, "tree": 1}

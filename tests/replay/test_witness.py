@@ -1,0 +1,141 @@
+"""`ledger replay checkpoint`, `verify --checkpoint` and `prove`: checkpoints kept outside the
+server catch an insider who rewrote the events, the chain and the tree alike; a witness folder
+refuses a checkpoint that does not extend the last it kept; proofs verify against the root."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.cli import main
+from domain import commands as c
+from domain import merkle
+from persistence.note import Signer, sign_note
+from persistence.schema import sqlite_path
+from persistence.signing import Checkpoint, open_checkpoint
+from persistence.store import GENESIS_HASH, EventStore, chain_hash
+from tests.replay import make_history, point_cli_at
+
+
+@pytest.fixture
+def ledger(container: Any, clock: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    marks = make_history(container, clock)
+    point_cli_at(container, monkeypatch)
+    container.log_keys.keys()  # the key the server makes on its first start
+    marks["db"] = sqlite_path(container.settings.database_url)
+    marks["container"] = container
+    return marks
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["replay", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def rewrite(ledger: dict[str, Any], position: int) -> None:
+    """An insider's full rewrite: one payload changed, the chain re-hashed after it, and the
+    tree rebuilt from the changed events. Everything agrees with itself afterwards."""
+    db, url = ledger["db"], ledger["container"].settings.database_url
+    conn = sqlite3.connect(db)
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (name,) in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute(
+        "UPDATE events SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'ann', 'eve') AS BLOB)"
+        " WHERE position = ?",
+        (position,),
+    )
+    before = conn.execute("SELECT hash FROM events WHERE position = ?", (position - 1,))
+    prev = (before.fetchone() or (GENESIS_HASH,))[0]
+    rows = conn.execute("SELECT * FROM events WHERE position >= ? ORDER BY position", (position,))
+    for r in rows.fetchall():
+        prev = chain_hash(prev, *r[:7])
+        conn.execute("UPDATE events SET hash = ? WHERE position = ?", (prev, r[0]))
+    conn.execute("DELETE FROM log_nodes")
+    conn.commit()
+    conn.close()
+    store = EventStore(url)
+    store.catch_up_tree()
+    store.dispose()
+
+
+def test_saved_checkpoints_catch_a_rewrite_that_agrees_with_itself(ledger, capsys, tmp_path):
+    witness = tmp_path / "witness"
+    code, note, err = run(capsys, "checkpoint", "--save", str(witness))
+    keys = ledger["container"].log_keys.keys()
+    first = open_checkpoint(note, keys.verifier_keys)
+    assert code == 0 and first.size == 23 and "saved to" in err
+    ledger["container"].ledger.execute(c.StartSession(session_id="s7", project="web"))
+    assert run(capsys, "checkpoint", "--save", str(witness))[0] == 0
+    assert sorted(p.name for p in witness.iterdir()) == [
+        f"{23:020d}.checkpoint", f"{24:020d}.checkpoint",
+    ]  # fmt: skip
+    code, out, _ = run(capsys, "verify", "--checkpoint", str(witness))
+    assert code == 0 and "the log extends all 2 saved checkpoints" in out
+
+    rewrite(ledger, 1)  # s1's start, by ann
+    code, out, _ = run(capsys, "verify")
+    assert code == 0, "a full rewrite agrees with itself: only a saved checkpoint shows it"
+    code, out, _ = run(capsys, "verify", "--checkpoint", str(witness), "--json")
+    problems = {p["kind"]: p for p in json.loads(out)["problems"]}
+    assert code == 1 and set(problems) == {"checkpoint"}
+    assert problems["checkpoint"]["count"] == 2
+    assert "a leaf in [0, 23) was changed" in problems["checkpoint"]["detail"]
+    code, _, err = run(capsys, "checkpoint", "--save", str(witness))
+    assert code == 2 and "does not extend" in err
+    assert len(list(witness.iterdir())) == 2, "the witness kept nothing of the forked log"
+
+
+def test_a_change_after_the_saved_checkpoints_is_not_blamed_on_them(ledger, capsys, tmp_path):
+    saved = tmp_path / "one.checkpoint"
+    code, note, _ = run(capsys, "checkpoint")
+    saved.write_text(note)
+    ledger["container"].ledger.execute(c.StartSession(session_id="late", user="ann", project="web"))
+    rewrite(ledger, 24)
+    code, out, _ = run(capsys, "verify", "--checkpoint", str(saved))
+    assert code == 0 and "the log extends all 1 saved checkpoints" in out
+
+
+def test_checkpoints_of_another_key_are_refused(ledger, capsys, tmp_path):
+    keys = ledger["container"].log_keys.keys()
+    other = Signer.generate(keys.origin)
+    size, root = ledger["container"].store.tree.latest()
+    body = Checkpoint(keys.origin, size, root).body()
+    forged = tmp_path / "forged.checkpoint"
+    forged.write_text(sign_note(body, [other]))
+    code, _, err = run(capsys, "verify", "--checkpoint", str(forged))
+    assert code == 2 and "not a checkpoint signed by the log's key" in err
+    code, _, _ = run(capsys, "verify", "--checkpoint", str(forged), "--key", other.verifier.key)
+    assert code == 0, "an auditor who trusts that key gets the verdict on the log"
+
+
+def test_prove_gives_each_event_of_a_session_with_its_inclusion_proof(ledger, capsys):
+    code, out, _ = run(capsys, "prove", "s1")
+    doc = json.loads(out)
+    checkpoint = open_checkpoint(doc["checkpoint"], [doc["verifier_key"]])
+    stream = ledger["container"].store.load_stream("s1")
+    assert code == 0 and [x["leaf_index"] for x in doc["leaves"]] == [
+        e.position - 1 for e in stream
+    ]
+    for item in doc["leaves"]:
+        leaf = base64.b64decode(item["leaf"])
+        assert json.loads(leaf)[2] == "s1"
+        proof = [base64.b64decode(h) for h in item["proof"]]
+        index, size, root = item["leaf_index"], checkpoint.size, checkpoint.root_hash
+        merkle.verify_inclusion(index, size, merkle.leaf_hash(leaf), proof, root)
+        with pytest.raises(merkle.ProofError):
+            merkle.verify_inclusion(index, size, merkle.leaf_hash(leaf + b" "), proof, root)
+    assert run(capsys, "prove", "nobody")[0] == 2
+
+
+def test_without_the_servers_key_the_tools_say_so(ledger, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("LEDGER_LOG_KEY", str(tmp_path / "elsewhere.key"))
+    code, _, err = run(capsys, "checkpoint")
+    assert code == 2 and "no log signing key at" in err
+    assert not Path(tmp_path / "elsewhere.key").exists()
