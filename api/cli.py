@@ -143,6 +143,42 @@ def project(args: argparse.Namespace) -> int:
     return 0
 
 
+def log_key_command(args: argparse.Namespace) -> int:
+    """`ledger log-key show|rotate`: the transparency log's signing key (never printed: only
+    its public verifier keys)."""
+    from persistence.settings import Settings
+    from persistence.signing import LogKeyError, load_or_create, rotate
+
+    settings = Settings.from_env()
+    try:
+        if args.log_key_command == "rotate":
+            keys = rotate(settings.log_key, args.origin)
+            print(f"rotated the log key at {settings.log_key}; new verifier key:", file=sys.stderr)
+        else:
+            keys = load_or_create(settings.log_key, settings.log_origin or None)
+    except (LogKeyError, OSError) as err:
+        print(f"ledger log-key: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(keys.verifier_keys))
+    return 0
+
+
+def _add_log_key_parser(sub: Any) -> None:
+    k = sub.add_parser(
+        "log-key",
+        help="the transparency log's signing key: show its verifier keys, rotate it",
+        description="The Ed25519 key that signs checkpoints (LEDGER_LOG_KEY). `show` prints "
+        "the verifier keys, current first, then those retired by rotation (what GET "
+        "/v1/log/key answers); `rotate` makes a new key and retires the old one, whose "
+        "checkpoints still verify. The private key is never printed.",
+    )
+    ks = k.add_subparsers(dest="log_key_command", required=True)
+    ks.add_parser("show", help="print the verifier keys (makes the key if there is none)")
+    r = ks.add_parser("rotate", help="make a new signing key; keep the old verifier key")
+    r.add_argument("--origin", help="a new name for the log (its checkpoints' origin line)")
+    k.set_defaults(func=log_key_command)
+
+
 def _add_keys_parser(sub: Any) -> None:
     from api.keys import SCOPES
 
@@ -189,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=serve)
     _add_keys_parser(sub)
+    _add_log_key_parser(sub)
     w = sub.add_parser("project", help="run the projection worker alone (scale-out)")
     w.add_argument("--poll-interval", type=float, default=0.005, help="seconds between polls")
     w.set_defaults(func=project)

@@ -186,3 +186,24 @@ def test_the_independent_verifier_catches_a_rewritten_event(
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_log_key_rotation_keeps_old_checkpoints_verifiable(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from api.cli import main
+
+    fill(client, sessions=1, keepalives=0)
+    before = client.get("/v1/log/checkpoint").text
+    monkeypatch.setenv("LEDGER_LOG_KEY", str(client.app.state.container.settings.log_key))
+    assert main(["log-key", "show"]) == 0
+    shown = capsys.readouterr().out.split()
+    assert main(["log-key", "rotate"]) == 0
+    rotated = capsys.readouterr().out.split()
+    assert len(shown) == 1 and len(rotated) == 2 and rotated[1] == shown[0] != rotated[0]
+    served = client.get("/v1/log/key").text.split()
+    assert served == rotated, "the server signs with the new key at once"
+    after = client.get("/v1/log/checkpoint").text
+    assert open_checkpoint(before, rotated).size == open_checkpoint(after, rotated).size == 1
+    with pytest.raises(ValueError):
+        open_checkpoint(after, shown)  # the retired key did not sign the new checkpoint
