@@ -1,85 +1,133 @@
-"""Check a Session Ledger evidence bundle with the standard library only (json, hashlib).
+"""Check a Session Ledger evidence bundle, trusting only the log's public key.
 
-    python3 verify_bundle.py session.jsonl     # exit 0 and "OK ..." when every link holds
+    python3 verify_bundle.py session.jsonl VERIFIER_KEY   # exit 0 and "OK ..." when it holds
 
-The format is documented in replay/bundle.py (`session-ledger-bundle/1`): a header line, then
-one line per event carrying the exact bytes the ledger's hash chain covers.
+VERIFIER_KEY is the `name+hash+key` line of `GET /v1/log/key` (or `ledger log-key show`),
+obtained once by another channel: the key inside the bundle is not trusted. The format is
+`session-ledger-bundle/2` (replay/bundle.py); the leaf, tree, note and proof formats are
+docs/log-format.md's. Standard library plus `cryptography`; no code shared with the server.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import sys
 
-FORMAT = "session-ledger-bundle/1"
-GENESIS = "0" * 64
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+FORMAT = "session-ledger-bundle/2"
+READABLE = ("position", "stream_id", "version", "type", "recorded_at", "payload")
 
 
-def check(lines: list[str]) -> list[str]:
+def h(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def open_checkpoint(note: str, verifier: str) -> tuple[int, bytes]:
+    """(tree size, root) of a checkpoint signed by `verifier`; ValueError otherwise."""
+    name, key_hash, key = verifier.strip().split("+", 2)
+    raw = base64.b64decode(key)
+    if raw[:1] != b"\x01" or h(name.encode(), b"\n", raw)[:4].hex() != key_hash:
+        raise ValueError("the verifier key is malformed")
+    text, sep, signatures = note.partition("\n\n")
+    if not sep:
+        raise ValueError("the checkpoint is not a signed note")
+    text += "\n"
+    for line in signatures.splitlines():
+        parts = line.split(" ")
+        if len(parts) != 3 or parts[0] != "\u2014" or parts[1] != name:
+            continue
+        sig = base64.b64decode(parts[2])
+        if sig[:4].hex() != key_hash:
+            continue
+        try:
+            Ed25519PublicKey.from_public_bytes(raw[1:]).verify(sig[4:], text.encode())
+        except InvalidSignature:
+            raise ValueError("the checkpoint's signature does not verify") from None
+        origin, size, root = text.splitlines()[:3]
+        if origin != name:
+            raise ValueError(f"the checkpoint is of {origin}, not of {name}")
+        return int(size), base64.b64decode(root)
+    raise ValueError(f"the checkpoint carries no signature by {name}")
+
+
+def included(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> bool:
+    """RFC 9162 §2.1.3.2: whether `proof` puts `leaf` at `index` in the tree with `root`."""
+    if not 0 <= index < size:
+        return False
+    fn, sn, r = index, size - 1, h(b"\x00", leaf)
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = h(b"\x01", p, r)
+            while not fn & 1 and fn:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            r = h(b"\x01", r, p)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and r == root
+
+
+def check(lines: list[str], verifier: str) -> list[str]:
     """Every problem found (empty when the bundle verifies)."""
-    if not lines:
-        return ["empty bundle"]
     try:
         header = json.loads(lines[0])
-    except ValueError:
-        return ["line 1: not JSON"]
-    if header.get("format") != FORMAT:
-        return [f"line 1: not a {FORMAT} bundle"]
-    sid, digest = header["session_id"], header["digest"]
-    problems: list[str] = []
-    prev_pos, prev_hash = 0, None
+        if header.get("format") != FORMAT:
+            return [f"line 1: not a {FORMAT} bundle"]
+        size, root = open_checkpoint(header["checkpoint"], verifier)
+    except (ValueError, KeyError, IndexError, TypeError) as exc:
+        return [f"line 1: {exc}"]
+    sid, problems, last = header["session_id"], [], -1
     events = lines[1:]
     if len(events) != header["events"]:
         problems.append(f"header says {header['events']} events, bundle has {len(events)}")
     for n, raw in enumerate(events, start=2):
         try:
             e = json.loads(raw)
-            record, payload = bytes.fromhex(e["record_hex"]), bytes.fromhex(e["payload_hex"])
-            prev, stated = bytes.fromhex(e["prev_hash"]), e["hash"]
+            leaf = base64.b64decode(e["leaf"], validate=True)
+            proof = [base64.b64decode(p, validate=True) for p in e["proof"]]
+            fmt, *fields = json.loads(leaf)
+            index = e["leaf_index"]
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"line {n}: unreadable ({exc})")
             continue
-        at = f"line {n} (position {e.get('position')})"
-        if hashlib.sha256(prev + record + payload).hexdigest() != stated:
-            problems.append(f"{at}: sha256(prev_hash + record + payload) is not its hash")
-        fields = [e["position"], e["stream_id"], e["version"], e["type"]]
-        fields += [e["schema_version"], e["recorded_at"]]
-        if json.loads(record) != fields:
-            problems.append(f"{at}: the readable fields differ from the hashed record")
-        if json.loads(payload) != e["payload"]:
-            problems.append(f"{at}: the readable payload differs from the hashed payload")
-        if e["stream_id"] != sid:
-            problems.append(f"{at}: belongs to {e['stream_id']}, not {sid}")
-        if e["version"] != n - 1:
-            problems.append(f"{at}: version {e['version']}, expected {n - 1}")
-        if e["position"] <= prev_pos or e["position"] > digest["position"]:
-            problems.append(f"{at}: position out of order or past the digest")
-        if e["position"] == 1 and e["prev_hash"] != GENESIS:
-            problems.append(f"{at}: the first event must follow the genesis hash")
-        if prev_hash is not None and e["position"] == prev_pos + 1 and e["prev_hash"] != prev_hash:
-            problems.append(f"{at}: does not link to the previous line's hash")
-        if e["position"] == digest["position"] and stated != digest["hash"]:
-            problems.append(f"{at}: the digest position carries another hash")
-        prev_pos, prev_hash = e["position"], stated
+        position, stream, version, type_, _schema, at, payload = fields
+        at_line = f"line {n} (leaf {index})"
+        if not included(index, size, leaf, proof, root):
+            problems.append(f"{at_line}: the leaf is not in the signed tree")
+        if fmt != 1 or position != index + 1:
+            problems.append(f"{at_line}: not a format 1 leaf of position {index + 1}")
+        if [position, stream, version, type_, at, payload] != [e.get(k) for k in READABLE]:
+            problems.append(f"{at_line}: the readable fields differ from the leaf")
+        if stream != sid:
+            problems.append(f"{at_line}: belongs to {stream}, not {sid}")
+        if version != n - 1:
+            problems.append(f"{at_line}: version {version}, expected {n - 1}")
+        if index <= last:
+            problems.append(f"{at_line}: out of log order")
+        last = index
     return problems
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
+    if len(argv) != 3:
         print(__doc__, file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as f:
         lines = [ln for ln in f.read().splitlines() if ln.strip()]
-    problems = check(lines)
+    problems = check(lines, argv[2]) if lines else ["empty bundle"]
     if problems:
         print("FAILED:\n  " + "\n  ".join(problems))
         return 1
     header = json.loads(lines[0])
-    d = header["digest"]
+    size = header["checkpoint"].splitlines()[1]
     print(
-        f"OK: {header['events']} events of session {header['session_id']} verify; "
-        f"ledger digest {d['position']}:{d['hash']}"
+        f"OK: {header['events']} events of session {header['session_id']} are leaves of the "
+        f"log's signed tree of {size} leaves"
     )
     return 0
 

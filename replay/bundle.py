@@ -1,66 +1,48 @@
-"""`ledger replay bundle ID --out f.jsonl`: an evidence bundle for one session that anyone can
-check with the standard library alone (examples/verify_bundle.py).
+"""`ledger replay bundle ID --out f.jsonl` and `ledger replay prove ID`: one session's evidence
+that anyone holding the log's verifier key can check without the ledger
+(examples/verify_bundle.py: the standard library and the `cryptography` package).
 
-Format `session-ledger-bundle/1`, UTF-8 JSON lines:
+Format `session-ledger-bundle/2`, UTF-8 JSON lines:
 
 line 1, the header:
-    {"format": "session-ledger-bundle/1", "session_id": ID, "events": N,
-     "digest": {"position": P, "hash": HEX}, "digest_recorded_at": ISO}
-    `digest` is the ledger's head (hash chain head) when the bundle was made.
+    {"format": "session-ledger-bundle/2", "session_id": ID, "events": N,
+     "checkpoint": the signed checkpoint (a C2SP signed note, as GET /v1/log/checkpoint),
+     "verifier_key": the key that signed it (for reference: a verifier must use its own copy)}
 
-lines 2..N+1, one per event of the session in position order:
-    {"position", "stream_id", "version", "type", "schema_version", "recorded_at" (epoch
-     seconds), "payload" (object): the event, readable;
-     "record_hex": hex of the exact header bytes the chain hashes, i.e.
-         orjson.dumps([position, stream_id, version, type, schema_version, recorded_at]);
-     "payload_hex": hex of the exact stored payload bytes;
-     "prev_hash": hex of the hash of the event at position - 1 (64 zeros at position 1);
-     "hash": hex of this event's chain hash}
+lines 2..N+1, one per event of the session in log order:
+    {"leaf_index": I, "leaf": base64 of the leaf's exact bytes (docs/log-format.md),
+     "proof": [base64 hashes of RFC 6962's inclusion proof of leaf I in the checkpoint's tree],
+     "position", "stream_id", "version", "type", "recorded_at", "payload": the event, readable}
 
-Checking a line: sha256(prev_hash + record + payload) == hash, and the readable fields equal
-what `record_hex` and `payload_hex` decode to (JSON), so no orjson is needed to check. The
-events must be versions 1..N of the one stream, in increasing positions, none past the
-digest; consecutive positions must link (prev_hash == the previous line's hash), and an event
-at the digest position must carry the digest hash.
-
-What it proves: each event is exactly the record the ledger chained at its position, after
-the stated predecessor hash. To anchor it in the whole log, compare `digest` with one you
-hold, or run `ledger replay verify --from-digest P:HASH` on the ledger: that recomputes every
-link up to P, including these.
+Checking: the checkpoint's signature under the auditor's verifier key; each leaf's inclusion
+proof against the checkpoint's root; the readable fields equal to what the leaf holds; the
+leaves in increasing order, of this one stream, versions 1..N without a gap. What it proves:
+each event is exactly the leaf the log holds at its index, in a tree the log signed. It cannot
+prove that no event came after the last one in the bundle (a Merkle tree has no proof of
+absence): compare the session's latest version with the ledger's own answer.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any, BinaryIO
 
 import orjson
 
-from persistence.store import GENESIS_HASH, EventStore, StoredEvent
-from projections.present import iso
+from persistence.signing import LogKeys
+from persistence.store import EventStore
 from replay.source import ReplayError
 
-FORMAT = "session-ledger-bundle/1"
+FORMAT = "session-ledger-bundle/2"
 
 
-def _record_bytes(e: StoredEvent) -> bytes:
-    # The exact header persistence.store.chain_hash hashes.
-    return orjson.dumps(
-        [e.position, e.stream_id, e.version, e.type, e.schema_version, e.recorded_at]
-    )
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
-def _prev_hash(store: EventStore, position: int) -> bytes:
-    if position <= 1:
-        return GENESIS_HASH
-    before = store.read(position - 2, 1)
-    if not before or before[0].position != position - 1:
-        raise ReplayError(f"position {position - 1} is missing from the log: run verify")
-    return before[0].hash
-
-
-def bundle_lines(store: EventStore, session_id: str) -> list[dict[str, Any]]:
-    position, head = store.head_digest()
-    events = [e for e in store.load_stream(session_id) if e.position <= position]
+def bundle_lines(store: EventStore, keys: LogKeys, session_id: str) -> list[dict[str, Any]]:
+    size, root = store.tree.latest()
+    events = [e for e in store.load_stream(session_id) if e.position <= size]
     if not events:
         raise ReplayError(f"no session {session_id}")
     lines: list[dict[str, Any]] = [
@@ -68,26 +50,26 @@ def bundle_lines(store: EventStore, session_id: str) -> list[dict[str, Any]]:
             "format": FORMAT,
             "session_id": session_id,
             "events": len(events),
-            "digest": {"position": position, "hash": head.hex()},
-            "digest_recorded_at": iso(store.read(position - 1, 1)[0].recorded_at),
+            "checkpoint": keys.sign_checkpoint(size, root),
+            "verifier_key": keys.verifier_key,
         }
     ]
     for e in events:
+        index = e.position - 1
         lines.append(
             {
-                **e.record(),
+                "leaf_index": index,
+                "leaf": _b64(store.tree.leaves(index, index + 1)[0]),
+                "proof": [_b64(h) for h in store.tree.inclusion_proof(index, size)],
+                **{k: v for k, v in e.record().items() if k != "schema_version"},
                 "payload": e.data(),
-                "record_hex": _record_bytes(e).hex(),
-                "payload_hex": e.payload.hex(),
-                "prev_hash": _prev_hash(store, e.position).hex(),
-                "hash": e.hash.hex(),
             }
         )
     return lines
 
 
-def write_bundle(store: EventStore, session_id: str, out: BinaryIO) -> int:
-    lines = bundle_lines(store, session_id)
+def write_bundle(store: EventStore, keys: LogKeys, session_id: str, out: BinaryIO) -> int:
+    lines = bundle_lines(store, keys, session_id)
     for line in lines:
         out.write(orjson.dumps(line) + b"\n")
     return len(lines) - 1

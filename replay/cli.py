@@ -32,7 +32,8 @@ EXAMPLES = """examples:
   ledger replay log --after 1000 --limit 50 --type Stopped --json
   ledger replay export --what sessions --format parquet --out sessions.parquet
   ledger replay run examples/my_projection.py --until 2024-05-01
-  ledger replay bundle SESSION_ID --out s.jsonl && python3 examples/verify_bundle.py s.jsonl
+  ledger replay bundle SESSION_ID --out s.jsonl
+  python3 examples/verify_bundle.py s.jsonl "$(ledger log-key show | head -1)"
   ledger replay rebuild; ledger replay report --out report.html
 """
 
@@ -54,7 +55,8 @@ DESCRIPTIONS = {
     ),
     "prove": (
         "One session's events as leaves of the log, each with its RFC 6962 inclusion proof, "
-        "and the signed checkpoint they lead to, as JSON (see docs/log-format.md)."
+        "and the signed checkpoint they lead to: the session's bundle on stdout (JSON lines, "
+        "session-ledger-bundle/2; see `bundle`)."
     ),
     "stats": (
         "The stats view as it stood at a past point, computed by replaying the log "
@@ -70,8 +72,10 @@ DESCRIPTIONS = {
         "optionally result(state); see examples/my_projection.py. Prints JSON."
     ),
     "bundle": (
-        "Write one session's events with the exact hashed bytes, each predecessor hash "
-        "and the ledger digest; check it with examples/verify_bundle.py."
+        "Write one session's events as leaves of the log with their inclusion proofs and "
+        "the signed checkpoint (session-ledger-bundle/2, replay/bundle.py); check it with "
+        "examples/verify_bundle.py FILE VERIFIER_KEY, where the key is the log's "
+        "(`ledger log-key show`), obtained by another channel than the bundle."
     ),
 }
 
@@ -192,7 +196,12 @@ def _analysts_tools(sub: Any) -> None:
 
 def _evidence_tools(sub: Any) -> None:
     """bundle, report: files to hand on."""
-    p = _add(sub, "bundle", c.cmd_bundle, "an evidence bundle for one session (JSON lines)")
+    p = _add(
+        sub,
+        "bundle",
+        c.tool(log_tools.cmd_bundle),
+        "an evidence bundle for one session (JSON lines)",
+    )
     p.add_argument("id", help="session id")
     p.add_argument("--out", required=True, metavar="FILE")
 

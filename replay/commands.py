@@ -16,7 +16,7 @@ import orjson
 from persistence.schema import make_engine
 from persistence.settings import Settings
 from projections.present import iso
-from replay import asof, audit, bundle, custom, export, log_tools, rebuild, report, verify, witness
+from replay import asof, audit, custom, export, log_tools, rebuild, report, verify, witness
 from replay.source import Point, ReplayError, live_views, open_blobs, resolve_point, store_open
 
 Handler = Callable[[argparse.Namespace], int]
@@ -185,14 +185,6 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             f.write(text + "\n")
     else:
         print(text)
-    return 0
-
-
-@tool
-def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
-    with store_open(settings) as store, open(args.out, "wb") as f:
-        n = bundle.write_bundle(store, args.id, f)
-    print(f"wrote {n} events of {args.id} to {args.out}; check with examples/verify_bundle.py")
     return 0
 
 

@@ -1,22 +1,18 @@
 """The handlers of the transparency-log tools: `ledger replay checkpoint` (sign the newest
-tree; keep it in a witness folder), `ledger replay prove SESSION` (a session's leaves with
-their inclusion proofs and the checkpoint they lead to), and the verifier keys that
-`ledger replay verify --checkpoint` checks saved checkpoints with."""
+tree; keep it in a witness folder), `ledger replay prove SESSION` and `bundle` (a session's
+leaves with their inclusion proofs and the checkpoint they lead to), and the verifier keys
+that `ledger replay verify --checkpoint` checks saved checkpoints with."""
 
 from __future__ import annotations
 
 import argparse
-import base64
 import sys
 from pathlib import Path
-from typing import Any
-
-import orjson
 
 from persistence.settings import Settings
 from persistence.signing import Checkpoint, LogKeyError, LogKeys, load_or_create
 from persistence.store import EventStore
-from replay import witness
+from replay import bundle, witness
 from replay.source import ReplayError, store_open
 
 
@@ -58,30 +54,21 @@ def cmd_checkpoint(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
 def cmd_prove(args: argparse.Namespace, settings: Settings) -> int:
+    """The session's bundle (replay/bundle.py) on stdout: its leaves, their inclusion proofs
+    and the signed checkpoint they lead to."""
     keys = log_keys(settings)
     with store_open(settings) as store:
-        events = store.load_stream(args.id)
-        if not events:
-            raise ReplayError(f"no session {args.id}")
-        note, checkpoint = signed_latest(store, keys)
-        leaves: list[dict[str, Any]] = []
-        for e in events:
-            index = e.position - 1
-            proof = store.tree.inclusion_proof(index, checkpoint.size)
-            leaf = store.tree.leaves(index, index + 1)[0]
-            leaves.append(
-                {"leaf_index": index, "leaf": _b64(leaf), "proof": list(map(_b64, proof))}
-            )
-    doc = {
-        "session_id": args.id,
-        "checkpoint": note,
-        "verifier_key": keys.verifier_key,
-        "leaves": leaves,
-    }
-    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        bundle.write_bundle(store, keys, args.id, sys.stdout.buffer)
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace, settings: Settings) -> int:
+    keys = log_keys(settings)
+    with store_open(settings) as store, open(args.out, "wb") as f:
+        n = bundle.write_bundle(store, keys, args.id, f)
+    print(
+        f"wrote {n} events of {args.id} to {args.out}; check with "
+        'examples/verify_bundle.py FILE "$(ledger log-key show | head -1)"'
+    )
     return 0

@@ -3,6 +3,7 @@ checked by the standard-library verifier."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import subprocess
@@ -13,6 +14,8 @@ from typing import Any
 import pytest
 
 from api.cli import main
+from persistence.note import Signer, sign_note
+from persistence.signing import Checkpoint
 from tests.replay import make_history, point_cli_at
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +26,7 @@ VERIFIER = ROOT / "examples" / "verify_bundle.py"
 def marks(container: Any, clock: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     out = make_history(container, clock)
     container.runner.catch_up()
+    container.log_keys.keys()  # the key the server makes on its first start
     point_cli_at(container, monkeypatch)
     return out
 
@@ -157,50 +161,106 @@ def test_projection_file_must_define_the_interface(marks, tmp_path, capsys):
     assert "must define apply()" in capsys.readouterr().err
 
 
-def check_bundle(path: Path) -> subprocess.CompletedProcess[str]:
-    # The verifier runs as a plain script in a bare interpreter: standard library only.
+def check_bundle(path: Path, verifier: str) -> subprocess.CompletedProcess[str]:
+    # The verifier runs as a plain script (-I: no user site, nothing of this project's path);
+    # it needs the standard library and the `cryptography` package only.
     return subprocess.run(
-        [sys.executable, "-I", "-S", str(VERIFIER), str(path)], capture_output=True, text=True
+        [sys.executable, "-I", str(VERIFIER), str(path), verifier], capture_output=True, text=True
     )
 
 
-def test_bundle_verifies_with_the_standard_library(marks, tmp_path):
-    out = tmp_path / "s2.jsonl"
-    assert main(["replay", "bundle", "s2", "--out", str(out)]) == 0
-    lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert lines[0]["format"] == "session-ledger-bundle/1" and lines[0]["events"] == 5
-    assert lines[0]["digest"]["position"] == 23
-    done = check_bundle(out)
+@pytest.fixture
+def verifier(marks: dict[str, Any], container: Any) -> str:
+    return str(container.log_keys.keys().verifier_key)
+
+
+def make_bundle(tmp_path: Path, session: str) -> tuple[Path, list[str]]:
+    out = tmp_path / f"{session}.jsonl"
+    assert main(["replay", "bundle", session, "--out", str(out)]) == 0
+    return out, out.read_text().splitlines()
+
+
+def rewrite(out: Path, lines: list[str]) -> None:
+    out.write_text("\n".join(lines) + "\n")
+
+
+def test_bundle_verifies_with_the_log_key(marks, tmp_path, verifier):
+    out, lines = make_bundle(tmp_path, "s2")
+    docs = [json.loads(x) for x in lines]
+    assert docs[0]["format"] == "session-ledger-bundle/2" and docs[0]["events"] == 5
+    assert docs[0]["checkpoint"].splitlines()[1] == "23"
+    done = check_bundle(out, verifier)
     assert done.returncode == 0, done.stdout
-    assert done.stdout.startswith("OK: 5 events of session s2 verify")
+    assert done.stdout.startswith("OK: 5 events of session s2 are leaves of the log's signed tree")
+
+
+def _changed_payload(lines: list[str], _: Any) -> None:
+    doc = json.loads(lines[4])
+    leaf = json.loads(base64.b64decode(doc["leaf"]))
+    leaf[7]["to_status"] = "passed"
+    doc["leaf"] = base64.b64encode(json.dumps(leaf, separators=(",", ":")).encode()).decode()
+    doc["payload"] = leaf[7]
+    lines[4] = json.dumps(doc)
+
+
+def _dropped_event(lines: list[str], _: Any) -> None:
+    header = json.loads(lines[0])
+    header["events"] -= 1
+    lines[:] = [json.dumps(header), *lines[1:3], *lines[4:]]
+
+
+def _reordered(lines: list[str], _: Any) -> None:
+    lines[2], lines[3] = lines[3], lines[2]
+
+
+def _foreign_checkpoint(lines: list[str], container: Any) -> None:
+    header = json.loads(lines[0])
+    other = Signer.generate(container.log_keys.keys().origin)
+    size, root = container.store.tree.latest()
+    header["checkpoint"] = sign_note(Checkpoint(other.name, size, root).body(), [other])
+    header["verifier_key"] = other.verifier.key
+    lines[0] = json.dumps(header)
+
+
+def _bad_signature(lines: list[str], _: Any) -> None:
+    header = json.loads(lines[0])
+    text, _sep, signature = header["checkpoint"].rpartition(" ")
+    raw = bytearray(base64.b64decode(signature))
+    raw[-1] ^= 1
+    header["checkpoint"] = f"{text} {base64.b64encode(bytes(raw)).decode()}\n"
+    lines[0] = json.dumps(header)
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "complaint"),
+    ("forge", "complaint"),
     [
-        ("payload", {"to_status": "passed"}, "readable payload differs"),
-        ("payload_hex", "7b7d", "is not its hash"),
-        ("recorded_at", 1.0, "readable fields differ"),
-        ("prev_hash", "00" * 32, "is not its hash"),
+        (_changed_payload, "line 5 (leaf 14): the leaf is not in the signed tree"),
+        (_dropped_event, "version 4, expected 3"),
+        (_reordered, "out of log order"),
+        (_foreign_checkpoint, "the checkpoint carries no signature by"),
+        (_bad_signature, "the checkpoint's signature does not verify"),
     ],
 )
-def test_tampered_bundle_line_fails(marks, tmp_path, field, value, complaint):
-    out = tmp_path / "s2.jsonl"
-    main(["replay", "bundle", "s2", "--out", str(out)])
-    lines = out.read_text().splitlines()
+def test_forged_bundles_are_refused(marks, container, tmp_path, verifier, forge, complaint):
+    out, lines = make_bundle(tmp_path, "s2")
+    forge(lines, container)
+    rewrite(out, lines)
+    done = check_bundle(out, verifier)
+    assert done.returncode == 1 and complaint in done.stdout, done.stdout + done.stderr
+
+
+def test_readable_fields_must_match_the_leaf(marks, tmp_path, verifier):
+    out, lines = make_bundle(tmp_path, "s2")
     doc = json.loads(lines[4])
-    doc[field] = value
+    doc["payload"] = {"to_status": "passed"}
     lines[4] = json.dumps(doc)
-    out.write_text("\n".join(lines) + "\n")
-    done = check_bundle(out)
-    assert done.returncode == 1
-    assert "line 5" in done.stdout and complaint in done.stdout
+    rewrite(out, lines)
+    done = check_bundle(out, verifier)
+    assert done.returncode == 1 and "readable fields differ from the leaf" in done.stdout
 
 
-def test_bundle_with_a_line_removed_fails(marks, tmp_path):
-    out = tmp_path / "s1.jsonl"
-    main(["replay", "bundle", "s1", "--out", str(out)])
-    lines = out.read_text().splitlines()
-    out.write_text("\n".join(lines[:3] + lines[4:]) + "\n")
-    done = check_bundle(out)
-    assert done.returncode == 1 and "version 4, expected 3" in done.stdout
+def test_prove_prints_the_same_bundle(marks, tmp_path, verifier, capsys):
+    assert main(["replay", "prove", "s2"]) == 0
+    proved = tmp_path / "proved.jsonl"
+    proved.write_text(capsys.readouterr().out)
+    assert check_bundle(proved, verifier).returncode == 0

@@ -117,13 +117,11 @@ def test_checkpoints_of_another_key_are_refused(ledger, capsys, tmp_path):
 
 def test_prove_gives_each_event_of_a_session_with_its_inclusion_proof(ledger, capsys):
     code, out, _ = run(capsys, "prove", "s1")
-    doc = json.loads(out)
-    checkpoint = open_checkpoint(doc["checkpoint"], [doc["verifier_key"]])
+    header, *items = [json.loads(line) for line in out.splitlines()]
+    checkpoint = open_checkpoint(header["checkpoint"], [header["verifier_key"]])
     stream = ledger["container"].store.load_stream("s1")
-    assert code == 0 and [x["leaf_index"] for x in doc["leaves"]] == [
-        e.position - 1 for e in stream
-    ]
-    for item in doc["leaves"]:
+    assert code == 0 and [x["leaf_index"] for x in items] == [e.position - 1 for e in stream]
+    for item in items:
         leaf = base64.b64decode(item["leaf"])
         assert json.loads(leaf)[2] == "s1"
         proof = [base64.b64decode(h) for h in item["proof"]]
