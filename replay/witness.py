@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from domain import merkle
 from domain.errors import TreeRangeError
@@ -93,6 +94,8 @@ class TreeScan:
         block whose stored hash differs (the events were changed without the tree, or the
         tree without the events), else the root (nodes above the blocks were changed)."""
         stored = stored_blocks(store, len(self.blocks))
+        if stored is None:
+            return 0, "the database holds no Merkle tree (open it once with `ledger serve`)"
         for i, h in enumerate(self.blocks):
             if stored.get(i) != h:
                 first = i << STORED_LEVEL
@@ -110,12 +113,16 @@ class TreeScan:
         return None
 
 
-def stored_blocks(store: EventStore, count: int) -> dict[int, bytes]:
-    """The stored tree's hashes of the first `count` blocks, by block index."""
+def stored_blocks(store: EventStore, count: int) -> dict[int, bytes] | None:
+    """The stored tree's hashes of the first `count` blocks, by block index; None when the
+    database has no tree at all (a log no server of this version has opened yet)."""
     sql = text("SELECT idx, hash FROM log_nodes WHERE level = :level AND idx < :n")
-    with store.read_engine.connect() as conn:
-        rows = conn.execute(sql, {"level": STORED_LEVEL, "n": count})
-        return {int(i): bytes(h) for i, h in rows}
+    try:
+        with store.read_engine.connect() as conn:
+            rows = conn.execute(sql, {"level": STORED_LEVEL, "n": count})
+            return {int(i): bytes(h) for i, h in rows}
+    except DBAPIError:
+        return None
 
 
 def judge(scan: TreeScan, saved: Sequence[Saved]) -> list[tuple[int, str]]:

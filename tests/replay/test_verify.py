@@ -291,3 +291,12 @@ def test_a_forged_row_of_the_wrong_shape_is_named_not_a_crash(
     assert doc["events"] == bad  # the pass went on to the end
     code, text = run(capsys, "verify")
     assert code == 1 and f"{problem:<8} first bad position {bad}" in text
+
+
+def test_a_log_without_its_tree_is_named_not_a_crash(ledger, capsys):
+    conn = sqlite3.connect(ledger["db"])
+    conn.execute("DROP TABLE log_nodes")
+    conn.commit()
+    conn.close()
+    code, out = run(capsys, "verify")
+    assert code == 1 and "tree     first bad position 1: the database holds no Merkle tree" in out
