@@ -17,6 +17,7 @@ from persistence.blobs import BlobStore
 from persistence.schema import make_engine, sqlite_path
 from persistence.settings import Settings
 from persistence.store import EventStore
+from persistence.tree import LogTree
 from projections.present import iso, parse_time
 from projections.tables import ViewTables
 from projections.views import all_views
@@ -61,6 +62,7 @@ def open_store(settings: Settings) -> EventStore:
     if store.is_sqlite:
         store.read_engine.dispose()
         store.read_engine = readonly_engine(settings.database_url)
+        store.tree = LogTree(store.read_engine, "?")  # the tree's reads too (qmark: SQLite)
     return store
 
 

@@ -137,3 +137,18 @@ def test_without_the_servers_key_the_tools_say_so(ledger, capsys, monkeypatch, t
     code, _, err = run(capsys, "checkpoint")
     assert code == 2 and "no log signing key at" in err
     assert not Path(tmp_path / "elsewhere.key").exists()
+
+
+def test_the_tools_read_the_tree_read_only(ledger):
+    from sqlalchemy.exc import OperationalError
+
+    from persistence.settings import Settings
+    from replay.source import open_store
+
+    store = open_store(Settings.from_env())
+    try:
+        assert store.tree.size() == 23
+        with pytest.raises(OperationalError), store.tree._engine.connect() as conn:
+            conn.exec_driver_sql("CREATE TABLE forged (x)")
+    finally:
+        store.dispose()
