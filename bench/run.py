@@ -10,7 +10,10 @@ its baseline measured in the same run (bench.baselines), with the ratio and the 
 4. `ledger replay stats` vs SELECT + orjson and `ledger replay verify` vs SELECT + sha256
    (bench.part_replay);
 5. query latency (Server-Timing) and server RSS over a views DB of many sessions
-   (bench.part_queries).
+   (bench.part_queries);
+6. the transparency log over the activity log of 3 and 4: inclusion and consistency proof
+   latency over HTTP beside the same server's no-op, and the tree part of a verify pass vs
+   raw sha256 of the same leaf bytes (bench.part_log).
 
 Latency and RSS figures have absolute limits: their "baseline" column is the limit and the
 ratio is value / limit. Seeds are cached in bench/out/ (bench.seed). This module owns the
@@ -32,6 +35,7 @@ from bench.figures import Figures, say
 from bench.load import default_tool
 from bench.part_bulk import bench_bulk
 from bench.part_keepalive import bench_keepalive
+from bench.part_log import bench_log
 from bench.part_queries import bench_queries
 from bench.part_replay import bench_replay, child_rebuild
 
@@ -49,6 +53,8 @@ FULL = {
     "queries": 200,
     "query_budget_s": 90.0,
     "wide_stats_n": 20,
+    "log_proofs": 2000,
+    "log_verify_rounds": 3,
 }
 SMOKE = {
     "http_s": 2.0,
@@ -64,12 +70,15 @@ SMOKE = {
     "queries": 200,
     "query_budget_s": 20.0,
     "wide_stats_n": 3,
+    "log_proofs": 100,
+    "log_verify_rounds": 2,
 }
 PARTS = {
     "keepalive": bench_keepalive,
     "bulk": bench_bulk,
     "replay": bench_replay,
     "queries": bench_queries,
+    "log": bench_log,
 }
 
 

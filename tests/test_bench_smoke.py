@@ -29,6 +29,13 @@ FIGURES = {
     "stats_p95",
     "server_rss",
     "worker_rss",
+    "log_inclusion_p95",
+    "log_inclusion_client_p95",
+    "log_inclusion_vs_noop",
+    "log_consistency_p95",
+    "log_consistency_client_p95",
+    "log_consistency_vs_noop",
+    "log_tree_verify",
 }
 
 
@@ -63,3 +70,6 @@ def test_smoke_run_reports_every_figure_against_a_baseline(tmp_path: Path) -> No
     ka = doc["raw"]["keepalive"]["runs"]["keepalive"]
     assert ka["errors"] == 0 and ka["rise"] > 0
     assert doc["raw"]["replay"]["select_sha256"]["mismatches"] == 0
+    # The log part timed proofs of the whole tree and scanned every leaf of it.
+    log = doc["raw"]["log"]
+    assert log["tree_size"] == log["verify"]["leaves"] == doc["raw"]["replay"]["log_events"]

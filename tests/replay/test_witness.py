@@ -152,3 +152,22 @@ def test_the_tools_read_the_tree_read_only(ledger):
             conn.exec_driver_sql("CREATE TABLE forged (x)")
     finally:
         store.dispose()
+
+
+def test_leaf_hashes_are_the_same_for_verifys_rows_and_any_payload_form() -> None:
+    """verify's rows (the chain hash last) hash to the same leaves as the tree's own rows, and
+    a payload handed over as memoryview or stored as text is hashed as its bytes."""
+    from persistence.chain import row_leaf
+    from persistence.tree import leaf_hashes_of
+
+    stored = [
+        (1, "s-1", 1, "Started", 1, 1.5, b'{"a":1}'),
+        (2, "s-1", 2, "Stopped", 1, 2.25, b"{}"),
+    ]
+    want = [merkle.leaf_hash(row_leaf(*r)) for r in stored]
+    assert leaf_hashes_of(stored) == want
+    assert leaf_hashes_of([(*r, b"h" * 32) for r in stored]) == want
+    assert leaf_hashes_of([(*r[:6], memoryview(r[6]), b"h") for r in stored]) == want
+    assert leaf_hashes_of([(*r[:6], r[6].decode(), b"h") for r in stored]) == want
+    assert leaf_hashes_of([(*r[:6], r[6].decode()) for r in stored]) == want
+    assert leaf_hashes_of([]) == []
