@@ -1,15 +1,21 @@
-"""The Canopsis API v2 session stats (seed 002), translated onto the ledger.
+"""The Canopsis session statistics (`/api/v2`), answered as the real Canopsis answers them.
 
-Who calls: the caller is the user, named by an API key (api/keys.py): the request gate
-(api/auth.py) takes it from an `x-canopsis-authkey` header or `authkey` query parameter
-(Canopsis's two spellings), or from HTTP Basic `user:key`, where the user must be the key's
-name (a user name alone proves nothing). The caller is that key's name. None: 401.
+Followed from the real code, where it differs from the seed text (002): the webcore routes
+(capensis/canopsis, sources/canopsis/canopsis/webcore/services/session.py and
+session/manager.py) and the UI that calls them (canopsis-next: `GET sessionstart` at login,
+`POST keepalive` every two minutes with `{"visible", "path": [view] or [view, tab]}`,
+`POST session_tracepath`, earlier `session_hide`, on each route change). The seed's
+spellings (`POST sessionstart`, `POST session-hide`) are served too.
 
-One active Canopsis session per user: `sessionstart` reuses the caller's active session when
-there is one (a second tab or a reload must not split the visible time), else starts a new one
-(source "canopsis", user = caller). keepalive and session-hide act on the caller's active
-session, found in the list view. Silence longer than `settings.session_timeout` makes the
-expiry sweeper append Expired; visible time per path follows domain/state.py.
+Who calls: the user named by an API key (api/keys.py); the request gate (api/auth.py) takes
+it from `x-canopsis-authkey`, `?authkey=` or Basic `user:key`, the user being the key's name.
+
+One active Canopsis session per user, as Canopsis keeps one per login: `sessionstart` reuses
+the caller's active session, else starts one (source "canopsis", user = caller). A keepalive
+or a trace-path with no active session starts one first, as Canopsis does. A trace-path is
+a visible keepalive on the new path (Canopsis's own implementation); visible time per path
+follows domain/state.py. Silence longer than `settings.session_timeout` makes the expiry
+sweeper append Expired. The list's shape is api/dialects/canopsis_shape.py's.
 """
 
 from __future__ import annotations
@@ -17,16 +23,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
 
 from api import problems
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
+from api.dialects.canopsis_shape import session_item
 from api.dialects.common import gate_principal, read_views, scoped, time_param
 from domain import commands as c
-from domain.errors import SessionNotFoundError
+from domain.errors import InvalidCommandError
+from domain.rules import validate
 from projections import queries as qs
 
 PREFIX = "/compat/canopsis/api/v2"
@@ -48,26 +56,63 @@ def caller() -> str:
 
 Caller = Annotated[str, Depends(caller)]
 
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class KeepAliveBody(Body):
-    visible: bool = True
-    path: str | list[str] | None = None
-
-
-class HideBody(Body):
-    path: str | list[str] | None = None
+_PATH_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1,
+         "maxItems": 2, "description": "[view] or [view, tab], as the Canopsis UI sends it"},
+        {"type": "string", "minLength": 1, "description": "the seed's `[view,tab]` string"},
+    ]
+}  # fmt: skip
 
 
-def _path(path: str | list[str] | None) -> str | None:
-    # The seed shows the view path as one string "[/view/<id>,view-tab_<id>]"; a list of
-    # its parts is accepted and written the same way.
-    if isinstance(path, list):
-        return "[" + ",".join(path) + "]"
-    return path
+def _body_doc(*required: str) -> dict[str, Any]:
+    """The OpenAPI text of a JSON body (parsed by hand: Canopsis reads any content type)."""
+    props: dict[str, Any] = {"visible": {"type": "boolean"}, "path": _PATH_SCHEMA}
+    schema = {"type": "object", "required": list(required),
+              "properties": {k: props[k] for k in required}}  # fmt: skip
+    return {"requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}}}  # fmt: skip
+
+
+_EMPTY_200: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Recorded: an empty body, as Canopsis answers", "content": {}}
+}
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    # Canopsis reads the body as JSON whatever its content type (`json.loads(request.body)`).
+    try:
+        data = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise InvalidCommandError("the body is not JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise InvalidCommandError("the body must be a JSON object", field="body")
+    return data
+
+
+def _path(data: dict[str, Any]) -> tuple[Any, str]:
+    """(the path as sent, the path as the ledger records it). The UI sends [view] or
+    [view, tab] (Canopsis refuses more than two); the seed, one string "[view,tab]". A list is
+    recorded in the seed's form, so that both spell a view the same way."""
+    sent = data.get("path")
+    if isinstance(sent, str) and sent:
+        return sent, sent
+    if (
+        isinstance(sent, list)
+        and 1 <= len(sent) <= 2
+        and all(isinstance(p, str) and p for p in sent)
+    ):
+        return sent, "[" + ",".join(sent) + "]"
+    raise InvalidCommandError(
+        'path is required: ["<view>"] or ["<view>", "<tab>"] (non-empty strings)', field="path"
+    )
+
+
+def _visible(data: dict[str, Any]) -> bool:
+    visible = data.get("visible")
+    if type(visible) is not bool:
+        raise InvalidCommandError("visible is required: true or false", field="visible")
+    return visible
 
 
 def _active_session(container: Container, user: str) -> str | None:
@@ -76,66 +121,97 @@ def _active_session(container: Container, user: str) -> str | None:
     return page.items[0]["id"] if page.items else None
 
 
-def _require_active(container: Container, user: str) -> str:
+def _start(user: str) -> c.StartSession:
+    return c.StartSession(
+        session_id=f"canopsis-{uuid.uuid4()}", source="canopsis", user=user, by=user
+    )
+
+
+async def _ping(container: Container, user: str, visible: bool, path: str) -> None:
+    """A keepalive on the caller's active session; with none, one is started first (as
+    Canopsis's keep_alive and session_tracepath do). The keepalive is checked against the
+    rules before the start, so that a refused one appends nothing at all."""
     sid = _active_session(container, user)
-    if sid is None:
-        raise SessionNotFoundError(f"no active session for {user}; call sessionstart first")
-    return sid
+    start = _start(user) if sid is None else None
+    ping = c.KeepAlive(
+        session_id=start.session_id if start else str(sid), visible=visible, path=path, by=user
+    )
+    if start is not None:
+        validate(ping, container.ledger.limits)
+        await execute(container, start)
+    await execute(container, ping)
 
 
-@router.post("/sessionstart")
-async def session_start(user: Caller, container: FreshDep) -> dict[str, str]:
-    """Start the caller's session (or keep using the one already active)."""
+async def _session_start(user: str, container: Container) -> dict[str, str]:
     if _active_session(container, user) is None:
-        sid = f"canopsis-{uuid.uuid4()}"
-        await execute(
-            container, c.StartSession(session_id=sid, source="canopsis", user=user, by=user)
-        )
+        await execute(container, _start(user))
     return {"description": "Session Start"}
 
 
-@router.post("/keepalive")
-async def keepalive(body: KeepAliveBody, user: Caller, container: FreshDep) -> dict[str, Any]:
-    """The caller is still there, looking (visible) at `path` or not."""
-    sid = _require_active(container, user)
-    path = _path(body.path)
-    await execute(container, c.KeepAlive(session_id=sid, visible=body.visible, path=path, by=user))
+@router.get("/sessionstart")
+async def session_start(user: Caller, container: FreshDep) -> dict[str, str]:
+    """Start the caller's session (or keep using the one already active), as the UI does at
+    login."""
+    return await _session_start(user, container)
+
+
+@router.post("/sessionstart")
+async def session_start_post(user: Caller, container: FreshDep) -> dict[str, str]:
+    """`sessionstart` as the seed documents it (POST); the same as GET."""
+    return await _session_start(user, container)
+
+
+@router.post("/keepalive", openapi_extra=_body_doc("visible", "path"))
+async def keepalive(request: Request, user: Caller, container: FreshDep) -> dict[str, Any]:
+    """The caller is still there, looking (visible) at `path` or not; starts the caller's
+    session when none is active."""
+    data = await _json_object(request)
+    visible, (sent, path) = _visible(data), _path(data)
+    await _ping(container, user, visible, path)
     return {
         "description": "Session keepalive",
         "time": int(container.ledger.clock()),
-        "visible": body.visible,
-        "paths": path,
+        "visible": visible,
+        "paths": sent,
     }
 
 
-@router.post("/session-hide")
-async def session_hide(user: Caller, container: FreshDep, body: HideBody | None = None) -> Any:
-    """The caller left `path` (the time spent on it is counted up to now)."""
-    sid = _require_active(container, user)
-    path = _path(body.path if body else None)
-    await execute(container, c.Hide(session_id=sid, path=path, by=user))
-    return {"description": "Session hide"}
+async def _trace_path(request: Request, user: str, container: Container) -> Response:
+    _sent, path = _path(await _json_object(request))
+    await _ping(container, user, True, path)
+    return Response(status_code=200)
+
+
+@router.post(
+    "/session_tracepath", response_class=Response, responses=_EMPTY_200,
+    openapi_extra=_body_doc("path"),
+)  # fmt: skip
+async def session_tracepath(request: Request, user: Caller, container: FreshDep) -> Response:
+    """The caller moved to `path` (the UI calls it on each route change): a visible keepalive
+    there; starts the caller's session when none is active."""
+    return await _trace_path(request, user, container)
+
+
+@router.post(
+    "/session_hide", response_class=Response, responses=_EMPTY_200,
+    openapi_extra=_body_doc("path"),
+)  # fmt: skip
+async def session_hide(request: Request, user: Caller, container: FreshDep) -> Response:
+    """`session_tracepath` under its name before Canopsis renamed it (January 2020)."""
+    return await _trace_path(request, user, container)
+
+
+@router.post(
+    "/session-hide", response_class=Response, responses=_EMPTY_200,
+    openapi_extra=_body_doc("path"),
+)  # fmt: skip
+async def session_hide_seed(request: Request, user: Caller, container: FreshDep) -> Response:
+    """`session_hide` as the seed spells it."""
+    return await _trace_path(request, user, container)
 
 
 def _time(value: str | None, field: str) -> float | None:
     return time_param(value, field, "is not a timestamp: {value!r}")
-
-
-def _session_item(doc: dict[str, Any]) -> dict[str, Any]:
-    visible = doc["visible_time"]
-    end = doc["ended_at"] if doc["ended_at"] is not None else doc["last_seen_at"]
-    return {
-        "id": doc["id"],
-        "username": doc["user"],
-        "active": doc["ended_at"] is None,
-        "start": doc["started_at"],
-        "last_ping": doc["last_seen_at"],
-        "stop": doc["ended_at"],
-        "expired": doc["end_reason"] == "expired",
-        "duration": round(max(0.0, end - doc["started_at"]), 6),
-        "visible_duration": round(sum(visible.values()), 6),
-        "paths": visible,
-    }
 
 
 @router.get("/sessions")
@@ -150,7 +226,8 @@ def list_sessions(
     limit: int = Query(1000, ge=1, le=10000),
     offset: int = Query(0, ge=0),
 ) -> dict[str, Any]:
-    """Canopsis sessions, newest first, with the time spent visible on each path."""
+    """Canopsis sessions, oldest first (Canopsis's stored order), with the time spent visible
+    on each view and tab."""
     f = qs.SessionFilter(
         user=tuple((usernames_brackets or []) + (usernames or [])),
         source="canopsis",
@@ -158,6 +235,5 @@ def list_sessions(
         started_after=_time(started_after, "started_after"),
         stopped_before=_time(stopped_before, "stopped_before"),
     )
-    page = read_views(container, qs.list_details, scoped(f), "started_at", True, limit, offset)
-    data = [_session_item(d) for d in page.items]
-    return {"total": page.total, "data": data, "success": True}
+    page = read_views(container, qs.list_details, scoped(f), "started_at", False, limit, offset)
+    return {"description": "Sessions", "sessions": [session_item(d) for d in page.items]}

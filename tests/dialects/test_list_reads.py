@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from api.bootstrap import Container
-from api.dialects import canopsis, testmo
+from api.dialects import canopsis_shape, testmo
 from projections import queries as qs
 
 N = 12
@@ -97,11 +97,11 @@ def _old_docs(container: Container, f: qs.SessionFilter, sort: str, desc: bool, 
         ),
         (
             "/compat/canopsis/api/v2/sessions",
-            "data",
+            "sessions",
             qs.SessionFilter(source="canopsis"),
             "started_at",
-            True,
-            canopsis._session_item,
+            False,
+            canopsis_shape.session_item,
         ),
     ],
     ids=["testmo", "canopsis"],
