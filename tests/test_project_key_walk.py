@@ -100,7 +100,7 @@ def test_a_project_key_never_gets_another_projects_session(
         return  # lists without a way to name one of the key's projects answer 403
     assert {p for p in NARROWED if statuses[p] != 200} == set()
     lt = client.get("/compat/lambdatest/automation/api/v1/sessions", headers=auth).json()
-    assert [s["session_id"] for s in lt["data"]] == ["mine-1"]
+    assert lt["data"] == []  # mine-1 is native: the LambdaTest list holds its own sessions
     # Counts and stats count the key's project alone.
     count = client.get("/v1/sessions/count", headers=auth).json()
     assert count["total"] == 1

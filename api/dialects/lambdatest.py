@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,6 +38,10 @@ SORT_KEYS = {
 LOGS = {"command": "command", "selenium": "selenium", "network": "network", "console": "console",
         "network.har": "har", "full-har": "har"}  # fmt: skip
 LOG_URL_FIELDS = ("console", "network", "command", "selenium")
+HAR_MESSAGE = "Downloaded network.har file successfully"
+# The tag a LambdaTest session's start records: the name of the key that started it, its
+# account (LambdaTest's Basic user name is the key's name). The list shows an account's own.
+ACCOUNT_TAG = "lambdatest.account"
 
 
 def _render_error(status: int, code: str, detail: str, field: str | None) -> Response:
@@ -83,6 +88,22 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def with_account(cmd: c.Command) -> c.Command:
+    """`cmd`, and when it starts a LambdaTest session, with its account: the calling key's
+    name as the tag ACCOUNT_TAG (a client's own value for it is replaced, so no key can file
+    a session under another's account). Native starts and batch start lines come through
+    here; anything else is returned as it is."""
+    if type(cmd) is not c.StartSession or cmd.source != "lambdatest":
+        return cmd
+    if not isinstance(cmd.tags, dict):
+        return cmd  # the input rules refuse it, naming `tags`
+    tags = {k: v for k, v in cmd.tags.items() if k != ACCOUNT_TAG}
+    who = actor()
+    if who is not None:
+        tags[ACCOUNT_TAG] = who
+    return dataclasses.replace(cmd, tags=tags)
+
+
 def _day(value: str | None, field: str, end: bool) -> float | None:
     if not value:
         return None
@@ -124,11 +145,13 @@ def list_sessions(
     offset: int = Query(0, ge=0),
     limit: int = Query(10, ge=1, le=1000),
 ) -> dict[str, Any]:
-    """Fetch list of all sessions."""
+    """Fetch list of all sessions: the calling account's LambdaTest sessions."""
     # Comma lists (documented); arrays arrive as status[0]=.. (v1) or status[]=.. (v2).
     values = [v for k, v in request.query_params.multi_items() if STATUS_KEY.fullmatch(k)]
     statuses = tuple(dict.fromkeys(s.strip() for v in values for s in v.split(",") if s.strip()))
     f = qs.SessionFilter(
+        source="lambdatest",
+        tags=((ACCOUNT_TAG, actor() or ""),),
         build=build_id,
         user=(username,) if username else (),
         status=statuses,
@@ -289,12 +312,39 @@ def artifact(session_id: str, index: int, container: FreshDep) -> Response:
     )
 
 
+def _strip(part: Any, keys: tuple[str, ...]) -> Any:
+    return {k: v for k, v in part.items() if k not in keys} if isinstance(part, dict) else part
+
+
+def without_content(har: Any) -> Any:
+    """A HAR without its bodies (request postData text and params, response content text):
+    what LambdaTest's network.har holds; full-har is the file with them."""
+    log = har.get("log") if isinstance(har, dict) else None
+    if not isinstance(log, dict) or not isinstance(log.get("entries"), list):
+        return har
+    entries = []
+    for e in log["entries"]:
+        if isinstance(e, dict):
+            req, resp = e.get("request"), e.get("response")
+            if isinstance(req, dict) and "postData" in req:
+                e = {
+                    **e,
+                    "request": {**req, "postData": _strip(req["postData"], ("text", "params"))},
+                }
+            if isinstance(resp, dict) and "content" in resp:
+                e = {**e, "response": {**resp, "content": _strip(resp["content"], ("text",))}}
+        entries.append(e)
+    return {**har, "log": {**log, "entries": entries}}
+
+
 @router.get("/sessions/{session_id}/log/{kind}", name="lt_log")
 def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     """Command, selenium, network, console logs and HAR: the latest upload of that kind.
 
     JSON content is answered as stored (wrapped in `data` unless it is already an object);
     text is answered as `{"data": "<text>"}`, since the clients parse every answer as JSON.
+    `network.har` is the HAR without request and response bodies, `full-har` the HAR file as
+    uploaded (bodies included), as a download, as LambdaTest documents them.
     """
     if kind not in LOGS:
         raise SessionNotFoundError(f"no log {kind!r}; one of {', '.join(LOGS)}")
@@ -302,23 +352,29 @@ def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     if not logs:
         raise SessionNotFoundError(f"Session {session_id} has no {kind} log")
     content = container.blobs.get(logs[-1]["sha256"])
+    if kind == "full-har":
+        return uploaded_content(content, "application/octet-stream", "full.har")
     try:
         parsed = orjson.loads(content)
     except orjson.JSONDecodeError:
         return JSONResponse({"data": content.decode(errors="replace")}, headers=UPLOAD_HEADERS)
+    if kind == "network.har":
+        body = {"data": without_content(parsed), "message": HAR_MESSAGE, "status": "success"}
+        return JSONResponse(body, headers=UPLOAD_HEADERS)
     if isinstance(parsed, dict):
         return Response(content, media_type="application/json", headers=UPLOAD_HEADERS)
     return JSONResponse({"data": parsed}, headers=UPLOAD_HEADERS)
 
 
 def _upload(kind: str) -> MakeCommand:
-    """Store the body (or a multipart form's file) by sha256: the UploadLog of a `kind` log
-    that records it."""
+    """Store the body (or a multipart form's file) by sha256: an artifact of `kind` that
+    records it. An artifact, not a log: LambdaTest takes these reports after the test has
+    ended too, and the ledger attaches artifacts to a stopped session (logs it refuses)."""
 
     async def make(request: Request, container: Container, sid: str, idem: str | None) -> c.Command:
         cap = container.settings.body_limits.max_upload_bytes
         sha, size, ctype = await store_upload(request, container.blobs, cap)
-        return c.UploadLog(
+        return c.AttachArtifact(
             session_id=sid, kind=kind, content_type=ctype, size=size, sha256=sha,
             by=actor(), idempotency_key=idem,
         )  # fmt: skip
@@ -328,11 +384,11 @@ def _upload(kind: str) -> MakeCommand:
 
 _command_route(
     "POST", "/sessions/{session_id}/terminal-logs", "terminal_logs",
-    "Upload terminal logs (stored as the session's `terminal` log).",
+    "Upload terminal logs (the session's `terminal` artifact; accepted after stop too).",
     _upload("terminal"), "Terminal logs uploaded successfully",
 )  # fmt: skip
 _command_route(
     "POST", "/sessions/{session_id}/exceptions", "exceptions",
-    "Upload assertion logs (stored as the session's `exceptions` log).",
+    "Upload assertion logs (the session's `exceptions` artifact; accepted after stop too).",
     _upload("exceptions"), "Assertion logs uploaded successfully",
 )  # fmt: skip

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from api import auth
 from api.deps import ContainerDep
+from api.dialects.lambdatest import with_account
 from api.problems import problem, status_of
 from domain import commands as c
 from domain.errors import LedgerError, LimitExceededError
@@ -189,6 +190,8 @@ async def batch(request: Request, container: ContainerDep) -> Any:
     if not cmds:
         return problem(400, "invalid-batch", "the body has no commands")
     del body
+    # A LambdaTest session records its account (the key), which that dialect's list shows.
+    cmds = [with_account(cmd) if type(cmd) is c.StartSession else cmd for cmd in cmds]
     outcomes: list[Any] = []
     projects = auth.projects()
     for i in range(0, len(cmds), TURN):

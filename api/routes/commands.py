@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from api import schemas as s
 from api.deps import ContainerDep, execute, time_field
+from api.dialects.lambdatest import with_account
 from api.routes.lean import IdemKey, IfMatch, answer, command_route, meta
 from api.uploads import store_upload
 from domain import commands as c
@@ -42,7 +43,8 @@ async def start_session(
         by=body.user,
         **fields,
     )
-    result = await execute(container, cmd)
+    # A LambdaTest session records its account (the key), which that dialect's list shows.
+    result = await execute(container, with_account(cmd))
     resp = answer(result, 201)
     # The domain's id rule keeps ids to URL path characters: safe in a header as they are.
     resp.headers["Location"] = f"/v1/sessions/{result.session_id}"

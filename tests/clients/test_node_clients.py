@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ledger_env, make_key
+
 NODE_DIR = Path(__file__).resolve().parent / "node"
 LT = "/compat/lambdatest/automation/api/v1"
 TM = "/compat/testmo/api/v1"
@@ -45,13 +47,19 @@ def run_node(script: str, **env: str) -> dict[str, Any]:
     return out
 
 
-def start(http: httpx.Client, sid: str, **fields: Any) -> int:
-    r = http.post("/v1/sessions", json={"id": sid, **fields})
+HAR = {"log": {"version": "1.2", "entries": [
+    {"request": {"method": "GET", "url": "https://a/"},
+     "response": {"status": 200, "content": {"size": 2, "mimeType": "text/plain", "text": "hi"}}},
+]}}  # fmt: skip
+
+
+def start(http: httpx.Client, sid: str, headers: Any = None, **fields: Any) -> int:
+    r = http.post("/v1/sessions", json={"id": sid, **fields}, headers=headers)
     assert r.status_code == 201, r.text
     return int(r.json()["number"])
 
 
-def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
+def test_lambdatest_client(node_clients: Path, live_server: Any, tmp_path: Path) -> None:
     attrs = {"browser": "Chrome", "browser_version": "120.0", "os": "Windows", "os_version": "11"}
     with httpx.Client(base_url=live_server.url, headers=bearer(live_server.key)) as http:
         for sid, build, day in (("lt-1", "b1", 2), ("lt-2", "b1", 3), ("lt-3", "b2", 4)):
@@ -64,8 +72,14 @@ def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
             json={"kind": "screenshot", "title": "home", "url": "https://cdn/1.png"},
         )
         http.post("/v1/sessions/lt-1/artifacts", json={"kind": "video", "url": "https://cdn/v.mp4"})
+        # Not in the list: another way in's session, and another account's (key's).
+        start(http, "native-b1", build="b1", started_at="2024-05-02T11:00:00Z")
+        other = make_key(ledger_env(tmp_path), "ci-2", "ingest")
+        start(http, "lt-other", source="lambdatest", build="b1", headers=bearer(other))
+        http.post("/v1/sessions/lt-3/logs/har", content=json.dumps(HAR))
+        http.post("/v1/sessions/lt-3/stop")
         out = run_node("lambdatest_client.js", LEDGER_URL=live_server.url + LT,
-                       SID="lt-1", SID2="lt-2", MISSING="nope",
+                       SID="lt-1", SID2="lt-2", STOPPED="lt-3", MISSING="nope",
                        LT_USER="admin", LT_KEY=live_server.key)  # fmt: skip
         events = {
             sid: [e["type"] for e in http.get(f"/v1/sessions/{sid}/events").json()["events"]]
@@ -102,6 +116,13 @@ def test_lambdatest_client(node_clients: Path, live_server: Any) -> None:
     assert out["v2_log_console"]["result"] == {"data": [{"level": "warn"}]}
     assert out["v1_delete"]["result"]["success"] is True
     assert out["v2_delete"]["result"]["success"] is True
+    har = out["v2_network_har"]["result"]
+    assert har["status"] == "success" and har["data"]["log"]["entries"][0]["response"] == {
+        "status": 200,
+        "content": {"size": 2, "mimeType": "text/plain"},
+    }
+    assert out["v2_full_har"]["result"] == HAR  # axios parses the download; bodies and all
+    assert out["v2_exceptions_after_stop"]["result"]["success"] is True
     # every write is an event in the same ledger
     assert events["lt-1"][-3:] == ["DetailsUpdated", "StatusChanged", "Deleted"]
     assert events["lt-2"][-3:] == ["DetailsUpdated", "StatusChanged", "Deleted"]

@@ -8,6 +8,10 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
+from api import keys
+from api.bootstrap import Container
+from tests.dialects.conftest import basic
+
 LT = "/compat/lambdatest/automation/api/v1"
 
 
@@ -260,12 +264,10 @@ def test_screenshots_and_video_from_artifacts(client: TestClient) -> None:
 
 def test_logs_of_each_kind(client: TestClient) -> None:
     start(client, "l1")
-    har = {"log": {"version": "1.2", "entries": []}}
     uploads = {
         "selenium": b"INFO started\n",
         "network": b'[{"url":"https://a"}]',
         "console": b'{"data":[{"level":"warn"}]}',
-        "har": orjson.dumps(har),
     }
     for kind, content in uploads.items():
         assert client.post(f"/v1/sessions/l1/logs/{kind}", content=content).status_code == 201
@@ -273,9 +275,59 @@ def test_logs_of_each_kind(client: TestClient) -> None:
     assert get("selenium").json() == {"data": "INFO started\n"}
     assert get("network").json() == {"data": [{"url": "https://a"}]}
     assert get("console").json() == {"data": [{"level": "warn"}]}
-    assert get("network.har").json() == har and get("full-har").json() == har
     assert get("command").status_code == 404  # none uploaded
     assert get("bogus").status_code == 404
+
+
+HAR = {
+    "log": {
+        "version": "1.2",
+        "entries": [
+            {
+                "request": {
+                    "method": "POST",
+                    "url": "https://a/login",
+                    "postData": {"mimeType": "application/json", "text": '{"pw":"x"}'},
+                },
+                "response": {
+                    "status": 200,
+                    "content": {"size": 12, "mimeType": "text/html", "text": "<p>hello</p>"},
+                },
+            }
+        ],
+    }
+}
+
+
+def test_network_har_is_the_log_and_full_har_the_file_with_content(client: TestClient) -> None:
+    """LambdaTest: network.har is the network HAR in JSON; full-har the HAR "along with
+    request and response content", served as application/octet-stream."""
+    start(client, "h1")
+    uploaded = orjson.dumps(HAR)
+    assert client.post("/v1/sessions/h1/logs/har", content=uploaded).status_code == 201
+    net = client.get(f"{LT}/sessions/h1/log/network.har")
+    assert net.status_code == 200 and net.headers["content-type"] == "application/json"
+    body = net.json()
+    assert (
+        body["status"] == "success"
+        and body["message"] == "Downloaded network.har file successfully"
+    )
+    (entry,) = body["data"]["log"]["entries"]
+    assert entry["request"]["url"] == "https://a/login" and entry["response"]["status"] == 200
+    assert entry["request"]["postData"] == {"mimeType": "application/json"}
+    assert entry["response"]["content"] == {"size": 12, "mimeType": "text/html"}
+    full = client.get(f"{LT}/sessions/h1/log/full-har")
+    assert full.status_code == 200 and full.content == uploaded  # bodies and all
+    assert full.headers["content-type"] == "application/octet-stream"
+    assert full.headers["content-disposition"].startswith("attachment")
+    assert full.content != net.content
+
+
+def test_har_that_is_not_json(client: TestClient) -> None:
+    start(client, "h2")
+    client.post("/v1/sessions/h2/logs/har", content=b"PK\x03\x04zipped")
+    assert client.get(f"{LT}/sessions/h2/log/full-har").content == b"PK\x03\x04zipped"
+    assert client.get(f"{LT}/sessions/h2/log/network.har").status_code == 200
 
 
 def test_upload_terminal_and_assertion_logs(client: TestClient) -> None:
@@ -283,12 +335,77 @@ def test_upload_terminal_and_assertion_logs(client: TestClient) -> None:
     r = client.post(f"{LT}/sessions/t1/terminal-logs", content=b"$ npm test\nok\n")
     assert r.status_code == 200 and r.json()["success"] is True
     r = client.post(
-        f"{LT}/sessions/t1/exceptions", files={"file": ("a.json", b'["boom"]', "application/json")}
+        f"{LT}/sessions/t1/exceptions",
+        files={"file": ("a.json", b'{"exception":["boom"]}', "application/json")},
     )
     assert r.status_code == 200, r.text
-    assert client.get("/v1/sessions/t1/logs/terminal").content == b"$ npm test\nok\n"
-    assert client.get("/v1/sessions/t1/logs/exceptions").content == b'["boom"]'
-    assert event_types(client, "t1") == ["Started", "LogUploaded", "LogUploaded"]
+    arts = client.get("/v1/sessions/t1").json()["artifacts"]
+    assert [(a["kind"], a["size"]) for a in arts] == [("terminal", 14), ("exceptions", 22)]
+    assert client.get(f"{LT}/sessions/t1/artifacts/0").content == b"$ npm test\nok\n"
+    assert event_types(client, "t1") == ["Started", "ArtifactAttached", "ArtifactAttached"]
     before = log_size(client)
     assert client.post(f"{LT}/sessions/t1/terminal-logs", content=b"").status_code == 400
+    assert log_size(client) == before
+
+
+def test_uploads_after_stop_are_accepted(client: TestClient) -> None:
+    """LambdaTest takes terminal and assertion logs for a finished test (its API documents
+    no refusal for one); the ledger attaches them to the stopped session as artifacts."""
+    start(client, "t2")
+    assert client.put(f"{LT}/sessions/t2/stop").status_code == 200
+    r = client.post(f"{LT}/sessions/t2/terminal-logs", files={"file": ("t.txt", b"done\n")})
+    assert r.status_code == 200, r.text
+    r = client.post(
+        f"{LT}/sessions/t2/exceptions",
+        content=b'{"exception":["late"]}',
+        headers={"content-type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    types = event_types(client, "t2")
+    assert types == ["Started", "Stopped", "ArtifactAttached", "ArtifactAttached"]
+    # The domain's rule is unchanged: a native log upload to a stopped session is still 409,
+    # and a deleted session refuses both ways.
+    assert client.post("/v1/sessions/t2/logs/terminal", content=b"x").status_code == 409
+    assert client.delete(f"{LT}/sessions/t2").status_code == 200
+    before = log_size(client)
+    assert client.post(f"{LT}/sessions/t2/terminal-logs", content=b"x").status_code == 404
+    assert log_size(client) == before
+
+
+def test_list_shows_lambdatest_sessions_only(client: TestClient) -> None:
+    start(client, "lt1")
+    for source in ("native", "testmo", "canopsis", "monitor", "opentera"):
+        r = client.post("/v1/sessions", json={"id": f"{source}-1", "source": source})
+        assert r.status_code == 201, r.text
+    batch = b'{"command":"start","session_id":"lt2","source":"lambdatest"}\n'
+    batch += b'{"command":"start","session_id":"native-2"}\n'
+    assert client.post("/v1/events:batch", content=batch).status_code == 200
+    listed = client.get(f"{LT}/sessions").json()
+    assert sorted(s["session_id"] for s in listed["data"]) == ["lt1", "lt2"]
+    assert listed["meta"]["total"] == 2
+
+
+def test_list_shows_the_calling_accounts_sessions_only(
+    client: TestClient, container: Container
+) -> None:
+    """The account is the key (LambdaTest's Basic user name is the key's name): a start
+    records it as the tag `lambdatest.account`, whatever the client sent for it."""
+    other = keys.create(container.store.write_engine, "ci-other", ["ingest", "read"])
+    start(client, "mine")
+    bearer = {"Authorization": f"Bearer {other}"}
+    body = {"id": "theirs", "source": "lambdatest", "tags": {"lambdatest.account": "admin"}}
+    assert client.post("/v1/sessions", json=body, headers=bearer).status_code == 201
+    assert client.get("/v1/sessions/theirs").json()["tags"] == {"lambdatest.account": "ci-other"}
+    mine = client.get(f"{LT}/sessions").json()
+    assert [s["session_id"] for s in mine["data"]] == ["mine"] and mine["meta"]["total"] == 1
+    theirs = client.get(f"{LT}/sessions", headers={"Authorization": basic("ci-other", other)})
+    assert [s["session_id"] for s in theirs.json()["data"]] == ["theirs"]
+
+
+def test_a_lambdatest_start_with_bad_tags_is_refused_by_the_rules(client: TestClient) -> None:
+    before = log_size(client)
+    line = b'{"command":"start","session_id":"bt","source":"lambdatest","tags":"x"}\n'
+    r = client.post("/v1/events:batch", content=line)
+    (refused,) = r.json()["rejected"]
+    assert r.status_code == 200 and refused["detail"].startswith("tags"), r.text
     assert log_size(client) == before

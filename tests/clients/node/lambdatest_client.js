@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 // Drives the real @lambdatest/node-rest-client (v1 and v2 clients) against the ledger.
 // env: LEDGER_URL = http://host:port/compat/lambdatest/automation/api/v1 (no trailing slash),
-// SID and SID2 = existing sessions, MISSING = an unknown id, LT_USER and LT_KEY = the ledger
-// key's name and the key (the client's username and access key). Prints {step: {ok, result|error}}.
+// SID and SID2 = existing sessions, STOPPED = a stopped session with a HAR log, MISSING = an
+// unknown id, LT_USER and LT_KEY = the ledger key's name and the key (the client's username
+// and access key). Prints {step: {ok, result|error}}.
 "use strict";
 const lt = require("@lambdatest/node-rest-client");
 const ApiClientV1 = require("@lambdatest/node-rest-client/lib/api_client");
 const ApiClientV2 = require("@lambdatest/node-rest-client/lib/api_client_v2");
 
 const BASE = process.env.LEDGER_URL.replace(/\/+$/, "");
-const { SID, SID2, MISSING } = process.env;
+const { SID, SID2, STOPPED, MISSING } = process.env;
 const creds = { username: process.env.LT_USER, accessKey: process.env.LT_KEY };
 
 const v1 = lt.AutomationClient(creds);
 ApiClientV1.baseUrl = BASE; // static: the only way to point the v1 client elsewhere
 const v2 = lt.AutomationClientV2(creds);
+// The client wraps no HAR or upload call: its own request layer sends them as it sends the rest.
+const raw = new ApiClientV2(creds);
 ApiClientV2.apiBaseUrl = BASE; // static, and overwritten by the constructor: set it after
 
 const cb = (fn) =>
@@ -46,6 +49,10 @@ const pr = (p) =>
   out.v1_video = await cb((k) => v1.fetchSessionVideo(SID, k));
   out.v1_log_command = await cb((k) => v1.fetchSessionCommandLogs(SID, k));
   out.v2_log_console = await pr(v2.fetchSessionConsoleLogs(SID));
+  out.v2_network_har = await pr(raw.makeRequest("GET", `/sessions/${STOPPED}/log/network.har`));
+  out.v2_full_har = await pr(raw.makeRequest("GET", `/sessions/${STOPPED}/log/full-har`));
+  out.v2_exceptions_after_stop = await pr(
+    raw.makeRequest("POST", `/sessions/${STOPPED}/exceptions`, { exception: ["late"] }));
   out.v1_delete = await cb((k) => v1.deleteSessionById(SID, k));
   out.v2_delete = await pr(v2.deleteSessionById(SID2));
   out.v1_after_delete = await cb((k) => v1.fetchSessionById(SID, k));
