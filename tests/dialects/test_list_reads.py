@@ -30,7 +30,7 @@ LISTS = {
 def sessions(client: TestClient, container: Container) -> None:
     for i in range(N):
         body = {"id": f"s{i:02}", "project": "5", "user": "u", "participants": ["p1"]}
-        source = ("canopsis", "monitor", "testmo")[i % 3]
+        source = ("canopsis", "monitor", "testmo", "lambdatest")[i % 4]
         assert client.post("/v1/sessions", json={**body, "source": source}).is_success
         client.post(f"/v1/sessions/s{i:02}/keepalive", json={"path": f"/p{i % 2}"})
         client.post(f"/v1/sessions/s{i:02}/results", json={"status": "passed", "test": "t"})

@@ -48,11 +48,20 @@ def same_not_found(hidden: Any, missing: Any, hidden_id: str, missing_id: str) -
     assert hidden.text == missing.text.replace(missing_id, hidden_id)
 
 
-def test_lambdatest(client: TestClient, numbers: dict[str, int], key_a: str) -> None:
+def test_lambdatest(
+    client: TestClient, numbers: dict[str, int], key_a: str, container: Container
+) -> None:
+    # The list is the account's (the key's) LambdaTest sessions, narrowed to the key's project.
+    runner = keys.create(container.store.write_engine, "runner-a", ["ingest", "read"], ["a"])
+    body = {"id": "runner-a-1", "source": "lambdatest", "project": "a"}
+    r = client.post("/v1/sessions", json=body, headers={"Authorization": f"Bearer {runner}"})
+    assert r.status_code == 201, r.text
+    listed = client.get(f"{LT}/sessions", headers={"Authorization": basic("runner-a", runner)})
+    assert [s["session_id"] for s in listed.json()["data"]] == ["runner-a-1"]
+    assert listed.json()["meta"]["total"] == 1
     auth = {"Authorization": basic("reader-a", key_a)}
-    listed = client.get(f"{LT}/sessions", headers=auth).json()
-    assert {s["session_id"] for s in listed["data"]} == {f"{s}-a" for s in SOURCES}
-    assert listed["meta"]["total"] == len(SOURCES)
+    assert client.get(f"{LT}/sessions", headers=auth).json()["data"] == []  # admin's, not a's
+    assert client.get(f"{LT}/sessions/lambdatest-a", headers=auth).status_code == 200
     for tail in ("", "/log/console", "/screenshots"):
         hidden = client.get(f"{LT}/sessions/lambdatest-b{tail}", headers=auth)
         missing = client.get(f"{LT}/sessions/nope{tail}", headers=auth)
