@@ -38,7 +38,7 @@ class Container:
 
 
 def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Container:
-    store = EventStore(settings.database_url)
+    store = EventStore(settings.database_url, settings.personal_keys)
     store.create_schema()
     ledger = Ledger(store, clock, cache_size=settings.cache_size, limits=settings.command_limits)
     runner = ProjectionRunner.for_url(store, settings.views_url)

@@ -133,6 +133,15 @@ class DeleteSession(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EraseSession(Command):
+    """Erase a session's personal values (domain/personal.py): the tags and attributes of
+    `personal_keys` besides the fixed personal fields. The store destroys the sealed values
+    and the blobs; the `Erased` event records that it happened and what the state became."""
+
+    personal_keys: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class RecordContext(Command):
     """Record an execution context (build with `RecordContext.of(h, attributes)`).
 

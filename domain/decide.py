@@ -97,6 +97,8 @@ def _on_session(cmd: c.Command, agg: Session, at: float) -> None:
             agg.expire(at, cmd.timeout)
         case c.DeleteSession():
             agg.delete(at, cmd.reason, cmd.by)
+        case c.EraseSession():
+            agg.erase(at, cmd.personal_keys, cmd.by)
         case _:
             raise InvalidCommandError(f"unknown command {type(cmd).__name__}")
 

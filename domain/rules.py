@@ -119,10 +119,18 @@ def check_strings(value: Any, field: str, limits: Limits, *, nullable: bool = Fa
         raise invalid(field, "must be an object of strings")
     _check_entries(value, field, limits)
     for k, v in value.items():
-        check_text(k, f"{field} key", limits.text_length, optional=False)
+        check_key(k, field, limits)
         if v is None and nullable:
             continue
         check_text(v, f"{field}.{k}"[:200], limits.text_length, optional=False)
+
+
+def check_key(key: Any, field: str, limits: Limits) -> None:
+    """A key of a client's object. `$sealed` is the store's mark of a sealed personal value
+    (persistence/sealing.py): an object holding it would read as one."""
+    check_text(key, f"{field} key", limits.text_length, optional=False)
+    if key == "$sealed":
+        raise invalid(field, "the key '$sealed' is reserved")
 
 
 def check_list(value: Any, field: str, limits: Limits) -> None:
@@ -165,12 +173,12 @@ def check_json(value: Any, field: str, limits: Limits, *, flat: bool = False) ->
                 walk(item, depth + 1)
             return
         for k, item in v.items():
-            check_text(k, f"{field} key", limits.text_length, optional=False)
+            check_key(k, field, limits)
             budget[0] -= len(k)
             walk(item, depth + 1)
 
     for k, v in value.items():
-        check_text(k, f"{field} key", limits.text_length, optional=False)
+        check_key(k, field, limits)
         walk(v, 1)
 
 
@@ -302,6 +310,10 @@ def _annotate(cmd: c.Annotate, lim: Limits) -> None:
 
 def _stop(cmd: c.StopSession, lim: Limits) -> None:
     check_text(cmd.reason, "reason", lim.text_length)
+    if cmd.reason == "expired":
+        # The server's own end reason: erasing a client's reason must not be able to turn
+        # it into the server's (domain/personal.py, `scrubbed`).
+        raise invalid("reason", "'expired' is the server's end reason; a stop may not claim it")
     check_time(cmd.ended_at, "ended_at")
 
 
@@ -313,6 +325,14 @@ def _expire(cmd: c.ExpireSession, lim: Limits) -> None:
 
 def _delete(cmd: c.DeleteSession, lim: Limits) -> None:
     check_text(cmd.reason, "reason", lim.text_length)
+
+
+def _erase(cmd: c.EraseSession, lim: Limits) -> None:
+    keys = cmd.personal_keys
+    if type(keys) is not tuple or len(keys) > lim.entries:
+        raise invalid("personal_keys", f"must be a list of at most {lim.entries} keys")
+    for key in keys:
+        check_text(key, "personal_keys", lim.id_length, optional=False)
 
 
 def _context(cmd: c.RecordContext, lim: Limits) -> None:
@@ -334,6 +354,7 @@ _RULES: dict[type[c.Command], Callable[[Any, Limits], None]] = {
     c.StopSession: _stop,
     c.ExpireSession: _expire,
     c.DeleteSession: _delete,
+    c.EraseSession: _erase,
     c.RecordContext: _context,
 }
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate
 
-from domain import context
+from domain import context, personal
 from domain.errors import (
     IllegalStatusChangeError,
     SessionDeletedError,
@@ -140,6 +140,15 @@ class Session(BaseAggregate[str]):
     @dataclass(frozen=True)
     class Deleted(Event):
         reason: str | None
+
+    @dataclass(frozen=True)
+    class Erased(Event):
+        """The session's personal values were destroyed (domain/personal.py): `state` holds
+        the fields they touched as they now read, `blobs` the contents deleted."""
+
+        personal_keys: list[str]
+        state: dict[str, Any]
+        blobs: list[str]
 
     state: State
     # Where decided events go, as the store's rows, when the ledger's writer decides a batch:
@@ -323,6 +332,14 @@ class Session(BaseAggregate[str]):
             return  # the tombstone is already there
         self._trigger(self.Deleted, at, reason=reason, by=by)
 
+    def erase(self, at: float, personal_keys: tuple[str, ...], by: str | None = None) -> None:
+        """Record an erasure: deleted sessions too, and again after an earlier one (each
+        erasure is evidence of its own)."""
+        keys = sorted(personal_keys)
+        state = personal.scrubbed(self.state, keys)
+        blobs = personal.blob_names(self.state)
+        self._trigger(self.Erased, at, personal_keys=keys, state=state, blobs=blobs, by=by)
+
 
 _KEPT_ALIVE_VERSION = Session.KeptAlive.class_version
 _STARTED_FIELDS = tuple(f for f in Session.Started.__dataclass_fields__ if f not in ENVELOPE_FIELDS)
@@ -343,6 +360,7 @@ EVENT_CLASSES: dict[str, type[Session.Event]] = {
         Session.Stopped,
         Session.Expired,
         Session.Deleted,
+        Session.Erased,
     )
 }
 

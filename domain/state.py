@@ -56,6 +56,11 @@ DETAIL_FIELDS = (
     "devices",
 )
 MAPPING_FIELDS = frozenset({"tags", "attributes", "parameters"})
+# The state fields an `Erased` event may set (what holds personal values).
+ERASABLE = frozenset(
+    {"user", "name", "remarks", "users", "participants", "tags", "attributes", "annotations",
+     "artifacts", "end_reason", "created_by", "updated_by", "closed_by"}
+)  # fmt: skip
 
 State = dict[str, Any]
 
@@ -252,6 +257,11 @@ def _deleted(s: State, p: dict[str, Any], at: float) -> None:
     _credit_visible(s, at)
 
 
+def _erased(s: State, p: dict[str, Any], at: float) -> None:
+    # Only the fields erasure may touch (domain/personal.py `scrubbed` names them).
+    s.update({k: v for k, v in p["state"].items() if k in ERASABLE})
+
+
 EVOLVERS: dict[str, Callable[[State, dict[str, Any], float], None]] = {
     "Started": _started,
     "KeptAlive": _kept_alive,
@@ -266,6 +276,7 @@ EVOLVERS: dict[str, Callable[[State, dict[str, Any], float], None]] = {
     "Stopped": _stopped,
     "Expired": _expired,
     "Deleted": _deleted,
+    "Erased": _erased,
 }
 # What a client sends while its session runs; any of them keeps it from expiring.
 SIGNS_OF_LIFE = frozenset(

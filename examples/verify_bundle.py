@@ -72,6 +72,29 @@ def included(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes
     return sn == 0 and r == root
 
 
+def canonical(value: object) -> bytes:
+    """The JSON a sealed value was committed to (sorted keys, no spaces, UTF-8)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def undisclosed(payload: dict, disclosed: list[dict]) -> list[str]:
+    """Problems with the disclosed values: each must open the commitment at its slot,
+    SHA-256(salt || canonical JSON), as docs/log-format.md defines sealed values."""
+    problems = []
+    for d in disclosed:
+        try:
+            sealed = payload
+            for key in d["slot"]:
+                sealed = sealed[key]
+            salt = base64.b64decode(d["salt"], validate=True)
+            ok = h(salt, canonical(d["value"])).hex() == sealed["$sealed"]
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            problems.append(f"the value disclosed at {d.get('slot')} does not open its commitment")
+    return problems
+
+
 def check(lines: list[str], verifier: str) -> list[str]:
     """Every problem found (empty when the bundle verifies)."""
     try:
@@ -103,6 +126,7 @@ def check(lines: list[str], verifier: str) -> list[str]:
             problems.append(f"{at_line}: not a format 1 leaf of position {index + 1}")
         if [position, stream, version, type_, at, payload] != [e.get(k) for k in READABLE]:
             problems.append(f"{at_line}: the readable fields differ from the leaf")
+        problems += [f"{at_line}: {p}" for p in undisclosed(payload, e.get("disclosed", []))]
         if stream != sid:
             problems.append(f"{at_line}: belongs to {stream}, not {sid}")
         if version != n - 1:

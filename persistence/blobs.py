@@ -105,3 +105,21 @@ class BlobStore:
         """True when the file is present and still hashes to its name."""
         p = self.path(sha256)
         return p.exists() and hashlib.sha256(p.read_bytes()).hexdigest() == sha256
+
+    def destroy(self, sha256: str) -> bool:
+        """Overwrite the blob with zeros, flush, and remove it (erasure); False when it was
+        not there. On copy-on-write file systems and SSDs the old blocks may survive the
+        overwrite: docs/log-format.md says so."""
+        p = self.path(sha256)
+        try:
+            size = p.stat().st_size
+            with open(p, "r+b") as f:
+                f.write(b"\0" * size)
+                f.flush()
+                os.fsync(f.fileno())
+            p.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError as err:
+            raise _unavailable(err) from err
+        return True

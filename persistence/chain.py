@@ -11,6 +11,7 @@ is the event at position i + 1 (positions are dense from 1).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,10 +35,16 @@ class StoredEvent:
     recorded_at: float
     payload: bytes
     hash: bytes
+    # The payload with its sealed values opened (persistence/sealing.py); None when it has
+    # none. `payload` stays the stored bytes: what the chain and the tree hash.
+    opened: bytes | None = None
 
     def data(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = orjson.loads(self.payload)
+        loaded: dict[str, Any] = orjson.loads(self.payload if self.opened is None else self.opened)
         return loaded
+
+    def opening(self, opened: bytes) -> StoredEvent:
+        return dataclasses.replace(self, opened=opened)
 
     def record(self) -> dict[str, Any]:
         """The fields the chain hashes before the payload, by name, in the chain's order."""

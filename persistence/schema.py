@@ -135,6 +135,9 @@ def make_engine(
         cur.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         cur.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
         cur.execute("PRAGMA busy_timeout=30000")
+        # Deleted rows are overwritten, not left in free pages: erasure relies on it
+        # (persistence/erasure.py). Many builds default to it; the figures were taken so.
+        cur.execute("PRAGMA secure_delete=ON")
         if autocheckpoint is not None:
             cur.execute(f"PRAGMA wal_autocheckpoint={autocheckpoint}")
         cur.close()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from domain.personal import DEFAULT_PERSONAL_KEYS
 from domain.rules import Limits
 from persistence.note import valid_key_name
 
@@ -66,6 +67,9 @@ class Settings:
     # The origin of signed checkpoints and the signing key's name; "": the existing key's
     # name, or `<host name>/session-ledger` when the key is created.
     log_origin: str = ""
+    # Tag and attribute keys whose values are personal: sealed in the log, erasable
+    # (domain/personal.py; LEDGER_PERSONAL_KEYS, comma-separated).
+    personal_keys: tuple[str, ...] = DEFAULT_PERSONAL_KEYS
 
     def __post_init__(self) -> None:
         if not self.views_url:
@@ -104,6 +108,11 @@ class Settings:
             ),
             "log_key": Path(env.get("LEDGER_LOG_KEY", "")),
             "log_origin": env.get("LEDGER_LOG_ORIGIN", ""),
+            "personal_keys": tuple(
+                k.strip()
+                for k in env.get("LEDGER_PERSONAL_KEYS", ",".join(DEFAULT_PERSONAL_KEYS)).split(",")
+                if k.strip()
+            ),
         }
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
 from domain.errors import StoreUnavailableError
 from domain.events import NewEvent
+from domain.personal import DEFAULT_PERSONAL_KEYS
 from persistence.chain import GENESIS_HASH as GENESIS_HASH
 from persistence.chain import StoredEvent as StoredEvent
 from persistence.chain import chain_hash as chain_hash
@@ -39,6 +40,7 @@ from persistence.schema import (
     metadata,
     sqlite_path,
 )
+from persistence.sealing import opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
 
 
@@ -65,8 +67,10 @@ def _prefix_bounds(prefix: str) -> dict[str, Any]:
 class EventStore:
     """Reads and appends events; knows nothing of sessions beyond stream ids."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, personal_keys: Sequence[str] = DEFAULT_PERSONAL_KEYS) -> None:
         self.url = url
+        # Tag and attribute keys whose values are sealed (domain/personal.py).
+        self.personal_keys = tuple(personal_keys)
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         path = sqlite_path(url)
         # A file's checkpoints run beside the writer, not inside its commits (checkpoint.py).
@@ -170,7 +174,10 @@ class EventStore:
     def _write(
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[tuple[Any, ...]]:
+        new, openings = seal(new, self.personal_keys)
         rows, leaves = chain_rows(head, new)
+        if openings:
+            store_openings(conn, self._mark, head[0], openings)
         if rows:
             # The hot path: one driver-level executemany (SQLAlchemy's per-row parameter
             # processing cost more than the insert itself when measured).
@@ -209,9 +216,22 @@ class EventStore:
         sql += " ORDER BY version"
         params = {"s": stream_id, "v": until_version}
         if conn is not None:
-            return [StoredEvent(*r) for r in conn.execute(text(sql), params)]
+            return self._opened(conn, [StoredEvent(*r) for r in conn.execute(text(sql), params)])
         with self.read_engine.connect() as c:
-            return [StoredEvent(*r) for r in c.execute(text(sql), params)]
+            return self._opened(c, [StoredEvent(*r) for r in c.execute(text(sql), params)])
+
+    def _opened(self, conn: Connection, events: list[StoredEvent]) -> list[StoredEvent]:
+        """`events` with their sealed values opened (persistence/sealing.py)."""
+        opened = opened_payloads(conn, self._mark, [(e.position, e.payload) for e in events])
+        if not opened:
+            return events
+        return [e if e.position not in opened else e.opening(opened[e.position]) for e in events]
+
+    def sealed_values(self, positions: Sequence[int]) -> dict[int, dict[str, tuple[bytes, bytes]]]:
+        """The (salt, value) still held for the sealed values of the events at `positions`,
+        by position and slot (persistence/sealing.py); an erased value is not there."""
+        with self.read_engine.connect() as c:
+            return openings_of(c, self._mark, positions)
 
     def read(
         self, after: int = 0, limit: int = 1000, types: Sequence[str] | None = None
@@ -225,14 +245,15 @@ class EventStore:
         sql += " ORDER BY position LIMIT :n"
         with self.read_engine.connect() as c:
             if not self.is_sqlite:
-                return [StoredEvent(*r) for r in c.execute(text(sql), params)]
+                return self._opened(c, [StoredEvent(*r) for r in c.execute(text(sql), params)])
             # The replay hot path: the driver's fetchall, not a Result row at a time.
             cur = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 cur.execute(sql, params)
-                return [StoredEvent(*r) for r in cur.fetchall()]
+                events = [StoredEvent(*r) for r in cur.fetchall()]
             finally:
                 cur.close()
+            return self._opened(c, events)
 
     def iter_all(
         self, after: int = 0, until: int | None = None, chunk: int = 20000
@@ -282,6 +303,10 @@ class EventStore:
             try:
                 cur.execute(sql, params)
                 while rows := cast("list[Any]", cur.fetchmany(chunk)):
+                    opened = opened_payloads(c, self._mark, [(r[5], r[4]) for r in rows])
+                    if opened:
+                        rows = [r if r[5] not in opened else (*r[:4], opened[r[5]], r[5])
+                                for r in rows]  # fmt: skip
                     yield rows
             finally:
                 cur.close()

@@ -167,7 +167,7 @@ class ProjectionRunner:
                 evolve(
                     st,
                     e.type,
-                    upcast(e.type, e.schema_version, orjson.loads(e.payload)),
+                    upcast(e.type, e.schema_version, e.data()),
                     e.recorded_at,
                     e.position,
                 )

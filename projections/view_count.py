@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 
 from domain.state import State, is_active
 from projections.projection import BulkShare, Change, Summed
@@ -79,3 +79,15 @@ class CountView:
             {"dim": d, "value": v, "status": st, "n": n} for (d, v, st), n in delta.items() if n
         ]
         upsert(conn, t.counts, rows, ["dim", "value", "status"], add=frozenset({"n"}))
+        # A count back at zero goes: a rebuild has no such row, and its value may be one
+        # erasure removed from every session (persistence/erasure.py).
+        gone = [{"d": d, "v": v, "s": st} for (d, v, st), n in delta.items() if n < 0]
+        if gone:
+            c = t.counts.c
+            conn.execute(
+                t.counts.delete().where(
+                    c.dim == bindparam("d"), c.value == bindparam("v"),
+                    c.status == bindparam("s"), c.n <= 0,
+                ),
+                gone,
+            )  # fmt: skip

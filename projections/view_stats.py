@@ -116,6 +116,7 @@ class StatsView:
         upsert_rows(conn, t.results, _RESULT_COLS, results, _RESULT_COLS[:2], n_added)
         for cid, key in maybe_lost_max.items():
             self._recompute_max(conn, t, cid, key)
+        _drop_empty(conn, t, [cell_id(k) for k, dl in deltas.items() if dl.n < 0])
 
     @staticmethod
     def _recompute_max(conn: Connection, t: ViewTables, cid: int, key: CellKey) -> None:
@@ -135,6 +136,18 @@ class StatsView:
             select(lst.c.duration).where(and_(*conds)).order_by(lst.c.duration.desc()).limit(1)
         ).scalar()
         conn.execute(t.cells.update().where(t.cells.c.cell_id == cid).values(duration_max=top))
+
+
+def _drop_empty(conn: Connection, t: ViewTables, cids: list[int]) -> None:
+    """Remove the cells no session is in any more, with their rows: a rebuild has none, and
+    their value may be one erasure removed from every session (persistence/erasure.py)."""
+    if not cids:
+        return
+    c = t.cells.c
+    empty = list(conn.execute(select(c.cell_id).where(c.cell_id.in_(cids), c.n <= 0)).scalars())
+    if empty:
+        for table in (t.cells, t.histogram, t.histogram_spans, t.paths, t.results):
+            conn.execute(table.delete().where(table.c.cell_id.in_(empty)))
 
 
 _HIST_COLS = ("cell_id", "bucket", "n")

@@ -30,7 +30,7 @@ def event_record(e: StoredEvent) -> dict[str, Any]:
 
 
 def event_line(e: StoredEvent) -> str:
-    payload = e.payload.decode()
+    payload = (e.payload if e.opened is None else e.opened).decode()
     return (
         f"{e.position:>8}  {e.stream_id}  v{e.version:<4} {iso(e.recorded_at)}  "
         f"{e.type:<16} {e.hash.hex()}\n{'':>10}{payload}"

@@ -12,11 +12,15 @@ line 1, the header:
 lines 2..N+1, one per event of the session in log order:
     {"leaf_index": I, "leaf": base64 of the leaf's exact bytes (docs/log-format.md),
      "proof": [base64 hashes of RFC 6962's inclusion proof of leaf I in the checkpoint's tree],
-     "position", "stream_id", "version", "type", "recorded_at", "payload": the event, readable}
+     "position", "stream_id", "version", "type", "recorded_at", "payload": the event as its
+     leaf holds it (personal values sealed: `{"$sealed": hex}`, docs/log-format.md),
+     "disclosed": [{"slot": [keys to the sealed value in the payload], "salt": base64,
+     "value": the value}] for each sealed value not erased}
 
 Checking: the checkpoint's signature under the auditor's verifier key; each leaf's inclusion
 proof against the checkpoint's root; the readable fields equal to what the leaf holds; the
-leaves in increasing order, of this one stream, versions 1..N without a gap. What it proves:
+leaves in increasing order, of this one stream, versions 1..N without a gap; each disclosed
+value's SHA-256(salt || canonical JSON) equal to the commitment at its slot. What it proves:
 each event is exactly the leaf the log holds at its index, in a tree the log signed. It cannot
 prove that no event came after the last one in the bundle (a Merkle tree has no proof of
 absence): compare the session's latest version with the ledger's own answer.
@@ -54,6 +58,7 @@ def bundle_lines(store: EventStore, keys: LogKeys, session_id: str) -> list[dict
             "verifier_key": keys.verifier_key,
         }
     ]
+    held = store.sealed_values([e.position for e in events])
     for e in events:
         index = e.position - 1
         lines.append(
@@ -62,7 +67,11 @@ def bundle_lines(store: EventStore, keys: LogKeys, session_id: str) -> list[dict
                 "leaf": _b64(store.tree.leaves(index, index + 1)[0]),
                 "proof": [_b64(h) for h in store.tree.inclusion_proof(index, size)],
                 **{k: v for k, v in e.record().items() if k != "schema_version"},
-                "payload": e.data(),
+                "payload": orjson.loads(e.payload),
+                "disclosed": [
+                    {"slot": orjson.loads(slot), "salt": _b64(salt), "value": orjson.loads(value)}
+                    for slot, (salt, value) in sorted(held.get(e.position, {}).items())
+                ],
             }
         )
     return lines

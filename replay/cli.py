@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.tables import VIEW_NAMES
 from replay import commands as c
-from replay import log_tools
+from replay import erase, log_tools
 from replay.asof import STATS_DIMS
 from replay.export import FORMATS
 
@@ -20,7 +20,8 @@ DESCRIPTION = """Replay and audit tools. Analysts: stats and sessions as of any 
 exports, their own projections, an HTML report. Auditors: streams, the global log, the
 digest, full verification of the hash chain, and per-session evidence bundles.
 Configure with LEDGER_DATABASE_URL (and LEDGER_VIEWS_URL, LEDGER_BLOB_DIR). Every tool reads
-the log read-only and can run beside a live server; only `rebuild` writes, to the views."""
+the log read-only and can run beside a live server; `rebuild` writes to the views, and
+`erase` appends its Erased event."""
 EXAMPLES = """examples:
   ledger replay verify                          # exit 0 and the head digest when intact
   ledger replay digest > digest.txt; ledger replay verify --from-digest "$(cat digest.txt)"
@@ -35,6 +36,7 @@ EXAMPLES = """examples:
   ledger replay bundle SESSION_ID --out s.jsonl
   python3 examples/verify_bundle.py s.jsonl "$(ledger log-key show | head -1)"
   ledger replay rebuild; ledger replay report --out report.html
+  ledger replay erase SESSION_ID --yes          # personal values gone, proofs still valid
 """
 
 
@@ -70,6 +72,14 @@ DESCRIPTIONS = {
     "run": (
         "Fold the log through FILE.py, which defines initial(), apply(state, event) and "
         "optionally result(state); see examples/my_projection.py. Prints JSON."
+    ),
+    "erase": (
+        "Destroy one session's personal values (user, names, reasons, annotation texts, the "
+        "tags and attributes named in LEDGER_PERSONAL_KEYS, its log and artifact blobs), "
+        "append an Erased event, and bring the views past it. The events, hashes, tree, "
+        "checkpoints and proofs stay valid: the log holds salted commitments to those "
+        "values, not the values (docs/log-format.md). Exit 0 when all was erased, 3 when "
+        "something was left behind (listed), 2 on a bad argument."
     ),
     "bundle": (
         "Write one session's events as leaves of the log with their inclusion proofs and "
@@ -195,7 +205,7 @@ def _analysts_tools(sub: Any) -> None:
 
 
 def _evidence_tools(sub: Any) -> None:
-    """bundle, report: files to hand on."""
+    """bundle, report: files to hand on; erase: what must not be kept."""
     p = _add(
         sub,
         "bundle",
@@ -204,6 +214,11 @@ def _evidence_tools(sub: Any) -> None:
     )
     p.add_argument("id", help="session id")
     p.add_argument("--out", required=True, metavar="FILE")
+
+    p = _add(sub, "erase", c.tool(erase.cmd_erase), "destroy a session's personal values")
+    p.add_argument("id", help="session id")
+    p.add_argument("--yes", action="store_true", help="really erase (there is no undo)")
+    p.add_argument("--by", default="ledger replay erase", help="the actor the event records")
 
     p = _add(sub, "report", c.cmd_report, "a self-contained HTML report with charts")
     p.add_argument("--out", default="report.html", metavar="FILE")

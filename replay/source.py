@@ -58,7 +58,7 @@ def open_store(settings: Settings) -> EventStore:
     path = sqlite_path(settings.database_url)
     if path is not None and not path.exists():
         raise ReplayError(f"no ledger database at {path} (set LEDGER_DATABASE_URL)")
-    store = EventStore(settings.database_url)
+    store = EventStore(settings.database_url, settings.personal_keys)
     if store.is_sqlite:
         store.read_engine.dispose()
         store.read_engine = readonly_engine(settings.database_url)

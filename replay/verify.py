@@ -22,12 +22,15 @@ import orjson
 from sqlalchemy import text
 
 from domain.errors import LedgerError
+from domain.personal import PERSONAL_FIELDS
 from domain.session import ALL_EVENT_CLASSES
 from persistence.blobs import BlobStore
+from persistence.sealing import is_sealed
 from persistence.store import GENESIS_HASH, EventStore
 from replay import witness
 
-BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached"})
+# Events that name blobs: the uploads, and an erasure (the blobs it destroyed).
+BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached", "Erased"})
 GUARDS = ("events_refuse_update", "events_refuse_delete")
 # What each kind of problem usually means, for the report.
 KINDS = {
@@ -48,6 +51,15 @@ KINDS = {
 # Event attributes the library keeps out of the stored payload.
 _NOT_PAYLOAD = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 Fields = tuple[tuple[str, tuple[type, ...]], ...]
+
+
+class _SealedMeta(type):
+    def __instancecheck__(cls, value: Any) -> bool:
+        return is_sealed(value)
+
+
+class Sealed(metaclass=_SealedMeta):
+    """Matches a sealed personal value (persistence/sealing.py) in a type check."""
 
 
 def _accepted(hint: Any) -> tuple[type, ...]:
@@ -74,8 +86,9 @@ def payload_fields() -> dict[tuple[str, int], Fields]:
         if not dataclasses.is_dataclass(cls):
             continue
         hints = typing.get_type_hints(cls)
+        personal = PERSONAL_FIELDS.get(name, ())
         out[(name, getattr(cls, "class_version", 1))] = tuple(
-            (f.name, _accepted(hints[f.name]))
+            (f.name, (*_accepted(hints[f.name]), *((Sealed,) if f.name in personal else ())))
             for f in dataclasses.fields(cls)
             if f.name not in _NOT_PAYLOAD and f.name in hints
         )
@@ -114,6 +127,8 @@ class Verdict:
             self.findings[kind] = Finding(kind, position, detail)
         else:
             seen.count += 1
+            if position < seen.first_position:  # missing blobs are judged at the end
+                seen.first_position, seen.detail = position, detail
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -197,6 +212,8 @@ class Scan:
         self.versions: dict[str, int] = {}
         # Payloads that passed the payload check, by (type, schema version, bytes).
         self.known: set[tuple[str, int, bytes]] = set()
+        self.missing: dict[str, int] = {}  # blob -> first position naming it
+        self.erased: set[str] = set()  # blobs an Erased event destroyed
         self.prev, self.expected = GENESIS_HASH, 1
         if digest is not None and digest[0] == 0:
             v.digest_checked = True
@@ -233,7 +250,7 @@ class Scan:
                 if type(data) is not dict or (fields is not None and not fits(data, fields)):
                     self._bad_payload(pos, typ, sv, data)
                 elif typ in blob_types:
-                    self._blob(pos, data)
+                    self._blob(pos, typ, data)
                 elif len(payload) <= _KNOWN_BYTES and len(known) < _KNOWN_MAX:
                     known.add((typ, sv, payload))
             except (TypeError, ValueError, orjson.JSONDecodeError) as exc:
@@ -252,6 +269,9 @@ class Scan:
             v.flag(
                 "digest", self.digest[0], f"the log ends at {v.head[0]}, before the digest position"
             )
+        for sha, pos in self.missing.items():
+            if sha not in self.erased:
+                v.flag("blob", pos, f"blob {sha} is missing")
         v.streams = len(self.versions)
         return v
 
@@ -284,8 +304,11 @@ class Scan:
         wrong = [name for name, ok in fields if name in data and not isinstance(data[name], ok)]
         self.v.flag("payload", pos, f"{typ}: field {', '.join(wrong) or '?'} of the wrong type")
 
-    def _blob(self, pos: int, data: dict[str, Any]) -> None:
+    def _blob(self, pos: int, typ: str, data: dict[str, Any]) -> None:
         assert self.blobs is not None
+        if typ == "Erased":  # its blobs were destroyed on purpose: not missing
+            self.erased.update(b for b in data.get("blobs", ()) if type(b) is str)
+            return
         sha = data.get("sha256")
         if sha:
             self.v.blobs += 1
@@ -295,7 +318,9 @@ class Scan:
                     state = "changed"
             except LedgerError:  # not a blob name at all (the payload check names such a row)
                 state = "not a blob name"
-            if state is not None:
+            if state == "missing":
+                self.missing.setdefault(sha, pos)  # unless an erasure later names it
+            elif state is not None:
                 self.v.flag("blob", pos, f"blob {sha} is {state}")
 
     def _digest(self, rows: list[Row]) -> None:

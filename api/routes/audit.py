@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query
 
 from api.deps import ContainerDep
@@ -23,6 +24,9 @@ def event_view(e: StoredEvent) -> dict[str, Any]:
     d["recorded_at"] = iso(e.recorded_at)
     d["recorded_at_seconds"] = e.recorded_at
     d["leaf_index"] = e.position - 1
+    if e.opened is not None:
+        # Sealed personal values (docs/log-format.md): the payload as its leaf holds it.
+        d["logged_payload"] = orjson.loads(e.payload)
     return d
 
 
