@@ -38,14 +38,15 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
 SEALED_TYPES = frozenset(PERSONAL_FIELDS)
 # Where a stop's own reason ends up; "expired" is the server's, never a client's.
 SERVER_END_REASONS = frozenset({"stopped", "expired"})
+_NOTHING: tuple[Any, ...] = (None, "", [])  # nothing personal to seal
 
 
 def personal_slots(
     event_type: str, payload: dict[str, Any], personal_keys: Iterable[str]
 ) -> Iterator[Slot]:
-    """The slots of `payload` holding personal values (present and not null)."""
+    """The slots of `payload` holding personal values (present, not null, not empty)."""
     for name in PERSONAL_FIELDS.get(event_type, ()):
-        if payload.get(name) is not None:
+        if payload.get(name) not in _NOTHING:
             yield (name,)
     keys = tuple(personal_keys)
     if event_type == "Started":
@@ -53,7 +54,7 @@ def personal_slots(
     elif event_type == "DetailsUpdated" and isinstance(payload.get("changes"), dict):
         changes = payload["changes"]
         for name in PERSONAL_DETAILS:
-            if changes.get(name) is not None:
+            if changes.get(name) not in _NOTHING:
                 yield ("changes", name)
         yield from _mapping_slots(("changes",), changes, keys)
 
@@ -63,7 +64,7 @@ def _mapping_slots(base: Slot, holder: dict[str, Any], keys: tuple[str, ...]) ->
         values = holder.get(mapping)
         if isinstance(values, dict):
             for key in keys:
-                if values.get(key) is not None:
+                if values.get(key) not in _NOTHING:
                     yield (*base, mapping, key)
 
 

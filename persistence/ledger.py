@@ -32,6 +32,7 @@ from domain.decide import Aggregate, decide
 from domain.errors import (
     ConcurrencyError,
     IdempotencyKeyReusedError,
+    InvalidCommandError,
     LedgerError,
     SessionNotFoundError,
     StoreUnavailableError,
@@ -156,6 +157,10 @@ class Ledger:
         for i, cmd in enumerate(cmds):
             try:
                 validate(cmd, self.limits)
+                if type(cmd) is c.EraseSession:
+                    # Its event says the values were destroyed: only the erasure, which
+                    # destroys them in the same transaction, may decide it.
+                    raise InvalidCommandError("erasure is `ledger replay erase`, not a command")
             except LedgerError as err:
                 if refused is None:
                     refused = [None] * len(cmds)

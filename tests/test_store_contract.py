@@ -460,3 +460,30 @@ def test_two_ledgers_on_one_database_lose_nothing(store: EventStore) -> None:
     events = store.read(0, 10_000)
     assert [e.position for e in events] == list(range(1, 2 * n + 2))
     verify_chain(events)
+
+
+def test_personal_values_are_sealed_opened_and_erased(store: EventStore, tmp_path: Path) -> None:
+    """What erasure relies on the store for: commitments in the stored payload, the values
+    opened on every read, and, once erased, the events' bytes (and so the tree) unchanged."""
+    from persistence.blobs import BlobStore
+    from persistence.erasure import erase
+
+    ledger = Ledger(store, FakeClock(T0))
+    ledger.execute(c.StartSession(session_id="s", user="zelda", tags={"email": "z@x", "k": "v"}))
+    ledger.execute(c.StartSession(session_id="t", user="ann"))
+    raw = store.read()[0]
+    assert b"zelda" not in raw.payload and b"z@x" not in raw.payload
+    assert raw.data()["user"] == "zelda" and raw.data()["tags"] == {"email": "z@x", "k": "v"}
+    assert store.load_stream("s")[0].data() == raw.data()
+    loaded = next(store.iter_stream_rows(2, ["Started"]))
+    assert [b"zelda" in r[4] for r in loaded] == [True, False]
+    size, root = store.tree.latest()
+
+    done = erase(store, BlobStore(tmp_path / "blobs"), "s", FakeClock(T0 + 1))
+    assert done.values == 2 and done.in_clear == []  # user and tags.email
+    first = store.read()[0]
+    assert first.payload == raw.payload and first.hash == raw.hash
+    assert first.data()["user"] is None and first.data()["tags"] == {"k": "v"}
+    assert store.tree.root(size) == root
+    assert store.load_stream("t")[0].data()["user"] == "ann"
+    assert [e.type for e in store.load_stream("s")] == ["Started", "Erased"]

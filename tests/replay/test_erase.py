@@ -180,6 +180,13 @@ def test_erase_refuses_what_it_cannot_do(
     assert container.store.load_stream("z1")[-1].type == "Stopped"  # nothing appended
 
 
+def test_only_the_erasure_decides_an_erasure(container: Any, history: dict[str, Any]) -> None:
+    head = container.store.head_digest()
+    with pytest.raises(InvalidCommandError):
+        container.ledger.execute(c.EraseSession(session_id="z1"))
+    assert container.store.head_digest() == head
+
+
 def test_a_client_cannot_write_the_sealed_mark(container: Any) -> None:
     for cmd in (
         c.StartSession(session_id="x", tags={"$sealed": "0" * 64}),

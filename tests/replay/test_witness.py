@@ -47,7 +47,8 @@ def rewrite(ledger: dict[str, Any], position: int) -> None:
     for (name,) in triggers:
         conn.execute(f'DROP TRIGGER "{name}"')
     conn.execute(
-        "UPDATE events SET payload = CAST(REPLACE(CAST(payload AS TEXT), 'ann', 'eve') AS BLOB)"
+        "UPDATE events SET payload = CAST(REPLACE(CAST(payload AS TEXT), '\"web\"', '\"wex\"')"
+        " AS BLOB)"
         " WHERE position = ?",
         (position,),
     )
@@ -79,7 +80,7 @@ def test_saved_checkpoints_catch_a_rewrite_that_agrees_with_itself(ledger, capsy
     code, out, _ = run(capsys, "verify", "--checkpoint", str(witness))
     assert code == 0 and "the log extends all 2 saved checkpoints" in out
 
-    rewrite(ledger, 1)  # s1's start, by ann
+    rewrite(ledger, 1)  # s1's start, of project web
     code, out, _ = run(capsys, "verify")
     assert code == 0, "a full rewrite agrees with itself: only a saved checkpoint shows it"
     code, out, _ = run(capsys, "verify", "--checkpoint", str(witness), "--json")
