@@ -161,7 +161,7 @@ def test_the_independent_verifier_catches_a_rewritten_event(
 ) -> None:
     with httpx.Client(base_url=live_server.url, headers=bearer(live_server.key)) as cl:
         for i in range(20):
-            assert cl.post("/v1/sessions", json={"id": f"s{i}", "user": "alice"}).is_success
+            assert cl.post("/v1/sessions", json={"id": f"s{i}", "project": "alice"}).is_success
     saved = tmp_path / "checkpoint.txt"
     first = verify_log(live_server, "--save", str(saved))
     assert first.returncode == 0, first.stdout + first.stderr

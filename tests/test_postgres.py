@@ -4,6 +4,9 @@ history. The store's own contract runs on PostgreSQL in tests/test_store_contrac
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +16,8 @@ from sqlalchemy import text
 from api.bootstrap import bootstrap
 from domain import commands as c
 from domain.errors import LedgerError
+from persistence.blobs import BlobStore
+from persistence.erasure import erase
 from persistence.ledger import Ledger
 from persistence.settings import Settings
 from persistence.store import GENESIS_HASH, EventStore, NewEvent
@@ -85,6 +90,10 @@ def run_on_postgres(url: str, hist: list[Any]) -> tuple[EventStore, ProjectionRu
     for cmd, dt, catch_up in hist:
         clock.now += dt
         before = store.head_digest()
+        if isinstance(cmd, c.EraseSession):  # as run_history erases
+            with contextlib.suppress(LedgerError):
+                erase(store, BlobStore(Path(tempfile.mkdtemp())), cmd.session_id, clock)
+            continue
         out = ledger.execute_many([cmd])[0]
         if isinstance(out, LedgerError):
             assert store.head_digest() == before, "a rejected command appended something"
@@ -106,8 +115,14 @@ def test_postgres_views_answer_like_sqlite_views(
     tmp = tmp_path_factory.mktemp("pg")
     store, live = run_on_postgres(pg.create_database("h"), hist)
     sqlite_store, _, sqlite_live, _, _ = run_history(tmp, hist)
-    # The same log, byte for byte: positions, times, payloads and the hash chain.
-    assert [e.as_dict() for e in store.iter_all()] == [e.as_dict() for e in sqlite_store.iter_all()]
+
+    # The same log: positions, times and (opened) payloads. Not the same hashes: each
+    # sealed value has a salt of its own, and the chain carries that on (the chain's own
+    # encoding on PostgreSQL: test_store_contract.py and replay/test_verify_postgres.py).
+    def log(s: EventStore) -> list[dict[str, Any]]:
+        return [{**e.as_dict(), "hash": None} for e in s.iter_all()]
+
+    assert log(store) == log(sqlite_store)
     pg_view = dump(live)
     assert pg_view == dump(sqlite_live)
     # SQLite views fed from the PostgreSQL log agree too.

@@ -175,8 +175,9 @@ def test_erase_refuses_what_it_cannot_do(
     assert code == 2 and "--yes" in err
     code, _, err = run(capsys, "erase", "nobody", "--yes")
     assert code == 2 and "no session nobody" in err
-    code, _, err = run(capsys, "erase", "context:abc", "--yes")
-    assert code == 2
+    for hostile in ("context:abc", "../z1", "z1\x00", "z" * 5000, "z1' OR '1'='1"):
+        code, _, err = run(capsys, "erase", hostile, "--yes")
+        assert code == 2 and "Traceback" not in err, hostile
     assert container.store.load_stream("z1")[-1].type == "Stopped"  # nothing appended
 
 
