@@ -218,6 +218,57 @@ EXCHANGES: dict[str, Exchange] = {
         body={"session": {"id_session": "{member}", "id_session_type": 3}},
         appends=False,
     ),
+    "user POST update of an unknown session is 403": Exchange(
+        f"{SRV}/user/UserQuerySessions.py l.141-145",
+        "user",
+        "POST",
+        "/user/sessions",
+        403,
+        body={"session": {"id_session": 999999, "session_name": "x"}},
+        appends=False,
+    ),
+    "device POST update of an unknown session is 403": Exchange(
+        f"{SRV}/device/DeviceQuerySessions.py l.139-142",
+        "device",
+        "POST",
+        "/device/sessions",
+        403,
+        body={"session": {"id_session": 999999, "id_session_type": 3}},
+        appends=False,
+    ),
+    "user POST of an event of an unknown session is 403": Exchange(
+        f"{SRV}/user/UserQuerySessionEvents.py l.91-94",
+        "user",
+        "POST",
+        "/user/sessions/events",
+        403,
+        body={"session_event": {"id_session_event": 0, "id_session": 999999}},
+        appends=False,
+    ),
+    "device POST of an event of a session it is not in is 403": Exchange(
+        f"{SRV}/device/DeviceQuerySessionEvents.py l.63-66",
+        "device",
+        "POST",
+        "/device/sessions/events",
+        403,
+        body={"session_event": {"id_session_event": 0, "id_session": "{run}"}},
+        appends=False,
+    ),
+    "device POST of an event of its own session answers [event]": Exchange(
+        f"{SRV}/device/DeviceQuerySessionEvents.py l.80-98",
+        "device",
+        "POST",
+        "/device/sessions/events",
+        200,
+        body={
+            "session_event": {
+                "id_session_event": 0,
+                "id_session": "{done}",
+                "session_event_text": "hello",
+            }
+        },
+        check=lambda body, ids: body[0]["session_event_text"] == "hello",
+    ),
     # -- delete ----------------------------------------------------------------------------
     "user DELETE of an in-progress session is 403": Exchange(
         f"{SRV}/user/UserQuerySessions.py l.265-267",

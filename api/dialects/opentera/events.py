@@ -126,8 +126,10 @@ async def save_event(
     if ev.id_session_event == 0:
         if ev.id_session is None:
             raise missing("Missing id_session")
-        doc = await asyncio.to_thread(require_number, container, ev.id_session)
-        ann_id = uuid.uuid4().hex
+        found = await asyncio.to_thread(by_number, container, ev.id_session)
+        if found is None:  # UserQuerySessionEvents.py lines 91-94: no such session to access
+            raise ForbiddenError("Forbidden")
+        doc, ann_id = found, uuid.uuid4().hex
     else:
         doc, current = await asyncio.to_thread(locate, container, ev.id_session_event)
         ann_id = current["id"]

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.bootstrap import Container
 from api.deps import FreshDep
-from api.dialects.opentera.read import find_own, missing, require_number
+from api.dialects.opentera.read import by_number, find_own, missing
 from api.dialects.opentera.save import Way, save
 from api.dialects.opentera.sessions import Minimal, Window
 from api.dialects.opentera.shape import SessionBody, SessionIn, session_json
@@ -48,8 +48,9 @@ async def _save_own(container: Container, s: SessionIn, who: Caller) -> dict[str
     _required(s)
     doc = None
     if s.id_session != 0:
-        doc = await asyncio.to_thread(require_number, container, s.id_session)
-        if who.kind is not None and not who.created(doc):
+        doc = await asyncio.to_thread(by_number, container, s.id_session)
+        # Not a session the caller may update, or none at all: the same 403.
+        if doc is None or (who.kind is not None and not who.created(doc)):
             raise ForbiddenError("Unauthorized")
     return await save(container, s, Way(who.actor, forced=who.kind is not None, kept=KEPT), doc)
 

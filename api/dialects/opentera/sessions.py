@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
 from api.dialects.opentera.events import events_json
-from api.dialects.opentera.read import Selection, find, missing, require_number
+from api.dialects.opentera.read import Selection, by_number, find, missing, require_number
 from api.dialects.opentera.save import Way, save
 from api.dialects.opentera.shape import EMPTY_200, SessionBody, session_json
 from api.dialects.opentera.who import CallerDep
@@ -96,7 +96,12 @@ async def user_save(body: SessionBody, container: FreshDep, who: CallerDep) -> l
     # UserQuerySessions.py lines 136-139: a new session names its participants or users.
     if s.id_session == 0 and s.session_participants_ids is None and s.session_users_ids is None:
         raise missing("Missing session participants and users")
-    return [await save(container, s, Way(who.actor))]
+    doc = None
+    if s.id_session != 0:
+        doc = await asyncio.to_thread(by_number, container, s.id_session)
+        if doc is None:  # UserQuerySessions.py lines 141-145: none, or not the key's to see
+            raise ForbiddenError("No access to session.")
+    return [await save(container, s, Way(who.actor), doc)]
 
 
 @router.delete("/user/sessions", response_class=Response, responses=EMPTY_200)
