@@ -66,10 +66,12 @@ def own_namespace(request: Request, who: CallerDep) -> None:
     """A bound key uses its own API only: a device is no user, service or participant."""
     if who.kind is None:
         return
-    # The route's path, as declared: "/device/sessions" (the namespace comes first).
+    # The matched route's path: "/device/sessions" as declared, or with the dialect's prefix
+    # ("/compat/opentera/api/device/sessions"), depending on how FastAPI copied the route.
     route = request.scope.get("route")
     path: str = getattr(route, "path", "")
-    if not path.startswith(f"/{who.kind}/"):
+    own = f"/{who.kind}/"
+    if not (path.startswith(own) or f"/api{own}" in path):
         raise ForbiddenError(
             f"this key is OpenTera {who.kind} {who.ident}: it may use the {who.kind} API only"
         )
