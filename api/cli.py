@@ -82,7 +82,9 @@ def keys_command(args: argparse.Namespace) -> int:
     try:
         keys.create_schema(engine)
         if args.keys_command == "create":
-            secret = keys.create(engine, args.name, args.scope, args.project or None)
+            secret = keys.create(
+                engine, args.name, args.scope, args.project or None, binding=_binding(args)
+            )
             print(secret)
             print("(shown once: only its hash is stored)", file=sys.stderr)
         elif args.keys_command == "revoke":
@@ -102,16 +104,27 @@ def keys_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _binding(args: argparse.Namespace) -> str | None:
+    """The OpenTera identity `--opentera-device`/`--opentera-participant` bind the key to."""
+    from api import keys
+
+    if args.opentera_device is not None:
+        return keys.binding_of("opentera-device", args.opentera_device)
+    if args.opentera_participant is not None:
+        return keys.binding_of("opentera-participant", args.opentera_participant)
+    return None
+
+
 def _print_keys(rows: list[Any]) -> None:
     from projections.present import iso
 
-    print(f"{'name':<20} {'scopes':<26} {'projects':<20} {'created':<26} revoked")
+    print(f"{'name':<20} {'scopes':<26} {'projects':<20} {'bound to':<28} {'created':<26} revoked")
     for k in rows:
         projects = ",".join(k.projects) if k.projects is not None else "*"
         revoked = iso(k.revoked_at) if k.revoked_at is not None else "-"
         print(
-            f"{k.name:<20} {','.join(k.scopes):<26} {projects:<20} {iso(k.created_at):<26} "
-            f"{revoked}"
+            f"{k.name:<20} {','.join(k.scopes):<26} {projects:<20} {k.binding or '-':<28} "
+            f"{iso(k.created_at):<26} {revoked}"
         )
 
 
@@ -194,7 +207,18 @@ def _add_keys_parser(sub: Any) -> None:
         help="repeatable; admin implies all",
     )
     c.add_argument("--project", action="append", help="limit the key to this project (repeatable)")
-    ks.add_parser("list", help="names, scopes, projects, created and revoked times")
+    bound = c.add_mutually_exclusive_group()
+    bound.add_argument(
+        "--opentera-device",
+        metavar="ID",
+        help="bind the key to OpenTera device ID: the OpenTera routes apply the device API's rules",
+    )
+    bound.add_argument(
+        "--opentera-participant",
+        metavar="ID",
+        help="bind the key to OpenTera participant ID: it sees and edits its own sessions only",
+    )
+    ks.add_parser("list", help="names, scopes, projects, binding, created and revoked times")
     r = ks.add_parser("revoke", help="revoke a key by name")
     r.add_argument("name")
     k.set_defaults(func=keys_command)

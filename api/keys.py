@@ -6,7 +6,9 @@ so the database cannot give a key back: `create` shows it once. The table lives 
 database, so every API process on one PostgreSQL store shares the same keys.
 
 Scopes: `ingest` (commands), `read` (queries), `audit` (the log, streams, digest), `admin`
-(implies all). A key may be limited to a set of projects.
+(implies all). A key may be limited to a set of projects, and bound to one OpenTera device or
+participant (`binding`, e.g. "opentera-device:5"): the OpenTera routes then apply that
+identity's rules (api/dialects/opentera/who.py); nothing else reads the binding.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from sqlalchemy import (
     RowMapping,
     String,
     Table,
+    inspect,
     select,
     update,
 )
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 SCOPES = ("ingest", "read", "audit", "admin")
 KEY_PREFIX = "sl_"
@@ -44,16 +48,22 @@ api_keys = Table(
     Column("projects", String, nullable=True),  # comma-separated; NULL: every project
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    # "opentera-device:<id>" or "opentera-participant:<id>"; NULL: bound to no one. Added
+    # after the first keys were made: `create_schema` adds it to an older table.
+    Column("binding", String, nullable=True),
 )
+BINDING_KINDS = ("opentera-device", "opentera-participant")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as: a key's name, scopes and projects (None: any project)."""
+    """Who a request acts as: a key's name, scopes, projects (None: any project) and the
+    identity it is bound to (None: none)."""
 
     name: str
     scopes: frozenset[str]
     projects: frozenset[str] | None = None
+    binding: str | None = None
 
     def allows(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
@@ -68,6 +78,7 @@ class KeyInfo:
     projects: tuple[str, ...] | None
     created_at: float
     revoked_at: float | None
+    binding: str | None = None
 
 
 class KeyRefused(ValueError):
@@ -83,15 +94,41 @@ def new_secret() -> str:
 
 
 def create_schema(engine: Engine) -> None:
+    """Create the table, or add the columns a table made by an older version lacks."""
     with engine.begin() as conn:
         metadata.create_all(conn)
+    with engine.connect() as conn:
+        have = {col["name"] for col in inspect(conn).get_columns("api_keys")}
+    if "binding" in have:
+        return
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN binding VARCHAR")
+    except (OperationalError, ProgrammingError):
+        # Another process starting at the same moment added it first (SQLite has no
+        # ADD COLUMN IF NOT EXISTS); anything else still shows: the column must be there.
+        with engine.connect() as conn:
+            have = {col["name"] for col in inspect(conn).get_columns("api_keys")}
+        if "binding" not in have:
+            raise
+
+
+def binding_of(kind: str, ident: str) -> str:
+    """The stored binding for an OpenTera identity, or KeyRefused for a bad kind or id."""
+    if kind not in BINDING_KINDS:
+        raise KeyRefused(f"a key can be bound to {' or '.join(BINDING_KINDS)}")
+    if not ident.isascii() or not ident.isdigit() or not 0 < int(ident) < 2**31:
+        raise KeyRefused(f"an OpenTera id is a positive integer, not {ident!r}")
+    return f"{kind}:{int(ident)}"
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(p for p in text.split(",") if p)
 
 
-def _check(name: str, scopes: Iterable[str], projects: Iterable[str] | None) -> None:
+def _check(
+    name: str, scopes: Iterable[str], projects: Iterable[str] | None, binding: str | None
+) -> None:
     if not name or len(name) > 200 or ":" in name or name != name.strip():
         raise KeyRefused("a key name must be 1-200 characters, no ':' and no outer spaces")
     scopes = list(scopes)
@@ -99,6 +136,13 @@ def _check(name: str, scopes: Iterable[str], projects: Iterable[str] | None) -> 
         raise KeyRefused(f"scopes must be among {', '.join(SCOPES)}")
     if projects is not None and any(not p or "," in p for p in projects):
         raise KeyRefused("project names must be non-empty and hold no ','")
+    if binding is not None:
+        kind, _, ident = binding.partition(":")
+        if binding_of(kind, ident) != binding:
+            raise KeyRefused(f"not a binding: {binding!r}")
+        if "admin" in scopes:
+            # admin implies every scope and manages keys: a device's key must not.
+            raise KeyRefused("a key bound to an OpenTera identity cannot have the admin scope")
 
 
 def create(
@@ -107,10 +151,11 @@ def create(
     scopes: Iterable[str],
     projects: Iterable[str] | None = None,
     clock: Callable[[], float] = time.time,
+    binding: str | None = None,
 ) -> str:
     """Store a new key and return its secret (the only time it is ever seen)."""
     scopes, projects = sorted(set(scopes)), None if projects is None else sorted(set(projects))
-    _check(name, scopes, projects)
+    _check(name, scopes, projects, binding)
     secret = new_secret()
     with engine.begin() as conn:
         if conn.execute(select(api_keys.c.name).where(api_keys.c.name == name)).first():
@@ -122,6 +167,7 @@ def create(
                 scopes=",".join(scopes),
                 projects=None if projects is None else ",".join(projects),
                 created_at=clock(),
+                binding=binding,
             )
         )
     return secret
@@ -140,10 +186,12 @@ def revoke(engine: Engine, name: str, clock: Callable[[], float] = time.time) ->
 
 def list_keys(engine: Engine) -> list[KeyInfo]:
     cols = api_keys.c
-    query = select(cols.name, cols.scopes, cols.projects, cols.created_at, cols.revoked_at)
+    query = select(
+        cols.name, cols.scopes, cols.projects, cols.created_at, cols.revoked_at, cols.binding
+    )
     with engine.connect() as conn:
         rows = conn.execute(query.order_by(cols.name)).all()
-    return [KeyInfo(r[0], _split(r[1]) or (), _split(r[2]), r[3], r[4]) for r in rows]
+    return [KeyInfo(r[0], _split(r[1]) or (), _split(r[2]), r[3], r[4], r[5]) for r in rows]
 
 
 def is_empty(engine: Engine) -> bool:
@@ -220,5 +268,6 @@ def _entry(r: RowMapping) -> _Entry:
         r["name"],
         frozenset(_split(r["scopes"]) or ()),
         None if projects is None else frozenset(projects),
+        r["binding"],
     )
     return _Entry(r["key_hash"], principal)

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, create_engine
 
 from api import keys
 from api.cli import main
 from tests.conftest import ROOT, free_port
+from tests.pg import PgCluster
 
 KEY = re.compile(r"sl_[A-Za-z0-9_\-]{43}")
 
@@ -65,6 +67,102 @@ def test_create_list_revoke_round_trip_and_only_the_hash_is_stored(db: Path, cap
     assert run(capsys, "keys", "revoke", "ci")[0] == 2  # already revoked
     code, _, err = run(capsys, "keys", "create", "auditor", "--scope", "read")
     assert code == 2 and "exists" in err
+
+
+def test_a_key_bound_to_an_opentera_identity_is_listed_and_resolves_with_it(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "keys", "create", "dev5", "--scope", "ingest",
+                       "--opentera-device", "5")  # fmt: skip
+    assert code == 0 and KEY.fullmatch(out.strip())
+    secret = out.strip()
+    assert run(capsys, "keys", "create", "p7", "--scope", "ingest", "--scope", "read",
+               "--opentera-participant", "007")[0] == 0  # fmt: skip
+    _, listing, _ = run(capsys, "keys", "list")
+    rows = {line.split()[0]: line.split() for line in listing.splitlines()[1:]}
+    assert rows["dev5"][1:4] == ["ingest", "*", "opentera-device:5"]
+    assert rows["p7"][1:4] == ["ingest,read", "*", "opentera-participant:7"]
+    assert "bound to" in listing.splitlines()[0]
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        who = keys.KeyRing(engine).lookup(secret)
+        assert who is not None and who.binding == "opentera-device:5"
+        assert who.scopes == frozenset({"ingest"}) and who.projects is None
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--opentera-device", "abc"],
+        ["--opentera-device", "-1"],
+        ["--opentera-device", "0"],
+        ["--opentera-device", "1e3"],
+        ["--opentera-device", "\u0663"],  # an Arabic-Indic three: a digit, not an OpenTera id
+        ["--opentera-device", "9" * 40],
+        ["--opentera-participant", ""],
+        ["--opentera-participant", "5", "--scope", "admin"],
+    ],
+)
+def test_a_bad_binding_is_refused_and_stores_nothing(
+    db: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    argv = [a.encode().decode("unicode_escape") for a in argv]
+    code, out, err = run(capsys, "keys", "create", "bad", "--scope", "ingest", *argv)
+    assert code == 2 and out == "" and err.startswith("ledger keys: "), (out, err)
+    assert [k.name for k in keys.list_keys(create_engine(f"sqlite:///{db}"))] == []
+
+
+def test_both_bindings_at_once_are_refused(db: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["keys", "create", "x", "--scope", "ingest", "--opentera-device", "1",
+              "--opentera-participant", "2"])  # fmt: skip
+
+
+def old_keys_table(engine: Engine) -> str:
+    """The api_keys table as versions before the binding made it, holding one key."""
+    secret = keys.new_secret()
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE api_keys (name VARCHAR(200) PRIMARY KEY, key_hash VARCHAR(64) NOT "
+            "NULL UNIQUE, scopes VARCHAR NOT NULL, projects VARCHAR, created_at FLOAT NOT NULL, "
+            "revoked_at FLOAT)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO api_keys (name, key_hash, scopes, created_at) VALUES "
+            f"('old', '{keys.hash_key(secret)}', 'ingest,read', 1.0)"
+        )
+    return secret
+
+
+def upgrade_keeps_old_keys(engine: Engine) -> None:
+    secret = old_keys_table(engine)
+    keys.create_schema(engine)
+    keys.create_schema(engine)  # idempotent, as every process runs it at start
+    who = keys.KeyRing(engine).lookup(secret)
+    assert who is not None and who.name == "old" and who.binding is None
+    keys.create(engine, "dev", ["ingest"], binding="opentera-device:3")
+    assert [(k.name, k.binding) for k in keys.list_keys(engine)] == [
+        ("dev", "opentera-device:3"),
+        ("old", None),
+    ]
+
+
+def test_an_older_keys_table_gets_the_binding_column_sqlite(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade_keeps_old_keys(engine)
+    finally:
+        engine.dispose()
+
+
+def test_an_older_keys_table_gets_the_binding_column_postgresql(pg: PgCluster) -> None:
+    engine = create_engine(pg.create_database("keys"))
+    try:
+        upgrade_keeps_old_keys(engine)
+    finally:
+        engine.dispose()
 
 
 def test_a_bad_scope_is_refused(db: Path, capsys) -> None:

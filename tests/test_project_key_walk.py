@@ -59,9 +59,7 @@ NARROWED = {
     "/compat/canopsis/api/v2/sessions",
     "/compat/monitor/api/v1/sessions/",
     "/compat/monitor/api/v1/sessions/count/",
-    "/compat/opentera/api/service/sessions",
     "/compat/opentera/api/participant/sessions",
-    "/compat/opentera/api/device/sessions",
     "/compat/opentera/api/user/sessiontypes",
 }
 

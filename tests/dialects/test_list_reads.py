@@ -20,7 +20,7 @@ OT = "/compat/opentera/api"
 LISTS = {
     "testmo": ("/compat/testmo/api/v1/projects/5/sessions", "per_page"),
     "canopsis": ("/compat/canopsis/api/v2/sessions", "limit"),
-    "opentera": (f"{OT}/service/sessions", "limit"),
+    "opentera": (f"{OT}/participant/sessions", "limit"),  # a key bound to no one: every session
     "lambdatest": ("/compat/lambdatest/automation/api/v1/sessions", "limit"),
     "monitor": ("/compat/monitor/api/v1/sessions/", "per_page"),
 }
@@ -125,7 +125,7 @@ def test_a_list_page_answers_the_same_documents_as_before(
 def test_opentera_lists_the_same_sessions_as_before(
     client: TestClient, container: Container, sessions: None
 ) -> None:
-    answer = _get(client, f"{OT}/service/sessions", {})
+    answer = _get(client, f"{OT}/participant/sessions", {})
     expected = _old_docs(container, qs.SessionFilter(), "started_at", True, 500)
     assert [s["session_uuid"] for s in answer] == [d["id"] for d in expected]
     assert len(answer) == N - 1

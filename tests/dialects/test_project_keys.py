@@ -88,9 +88,9 @@ def test_canopsis(client: TestClient, numbers: dict[str, int], key_a: str) -> No
 def test_opentera(client: TestClient, numbers: dict[str, int], key_a: str) -> None:
     auth = {"Authorization": f"OpenTera {key_a}"}
     a_ids = {f"{s}-a" for s in SOURCES}
-    for ns in ("user", "service", "participant", "device"):
-        # The user namespace needs an id: the sessions participant 1 takes part in.
-        params = {"id_participant": 1} if ns == "user" else {}
+    for ns in ("user", "service", "participant"):
+        # The user and service namespaces need an id: the sessions participant 1 is in.
+        params = {} if ns == "participant" else {"id_participant": 1}
         got = client.get(f"{OT}/{ns}/sessions", params=params, headers=auth).json()
         assert {s["session_uuid"] for s in got} == a_ids, ns
     b, missing = numbers["opentera-b"], 9999
@@ -98,7 +98,10 @@ def test_opentera(client: TestClient, numbers: dict[str, int], key_a: str) -> No
         assert client.get(f"{OT}/user/sessions", params=params, headers=auth).json() == []
     assert client.get(f"{OT}/service/sessions", params={"uuid_session": "opentera-b"},
                       headers=auth).json() == []  # fmt: skip
-    for path in ("/user/sessions/events", "/user/assets", "/user/stats"):
+    # Events of a session there is not are none, as OpenTera answers: b's too.
+    for params in ({"id_session": b}, {"id_session": missing}):
+        assert client.get(f"{OT}/user/sessions/events", params=params, headers=auth).json() == []
+    for path in ("/user/assets", "/user/stats"):
         hidden = client.get(f"{OT}{path}", params={"id_session": b}, headers=auth)
         gone = client.get(f"{OT}{path}", params={"id_session": missing}, headers=auth)
         same_not_found(hidden, gone, str(b), str(missing))

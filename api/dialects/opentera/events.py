@@ -16,18 +16,19 @@ from fastapi import APIRouter, HTTPException, Response
 from api.bootstrap import Container
 from api.deps import FreshDep, execute
 from api.dialects.common import fresh_detail
-from api.dialects.opentera.read import detail, missing, require_number
+from api.dialects.opentera.read import by_number, detail, missing, require_number
 from api.dialects.opentera.shape import (
     EMPTY_200,
     Body,
-    Principal,
     creator,
     ot_time,
     params_in,
     session_json,
     time_in,
 )
+from api.dialects.opentera.who import CallerDep
 from domain import commands as c
+from domain.errors import ForbiddenError
 
 router = APIRouter()
 
@@ -88,21 +89,32 @@ def locate(container: Container, position: int) -> tuple[dict[str, Any], dict[st
     raise HTTPException(404, f"no session event {position}")
 
 
+SECURITY = "Forbidden for security reasons"  # DeviceQuerySessionEvents.py lines 33, 105
+
+
 @router.get("/user/sessions/events")
-@router.get("/device/sessions/events")
 @router.get("/service/sessions/events")
 def session_events(id_session: int, container: FreshDep) -> list[dict[str, Any]]:
-    """Get events for a specific session."""
-    return events_json(container, require_number(container, id_session))
+    """Get events for a specific session (none for a session there is not: OpenTera's
+    query finds no event, UserQuerySessionEvents.py lines 44-57)."""
+    doc = by_number(container, id_session)
+    return [] if doc is None else events_json(container, doc)
+
+
+@router.get("/device/sessions/events", responses={403: {"description": SECURITY}})
+def device_session_events(id_session: int | None = None) -> list[dict[str, Any]]:
+    """Get session events: refused, as OpenTera refuses it to every device."""
+    raise ForbiddenError(SECURITY)
 
 
 @router.post("/user/sessions/events")
 @router.post("/device/sessions/events")
 @router.post("/service/sessions/events")
 async def save_event(
-    body: SessionEventBody, container: FreshDep, by: Principal
+    body: SessionEventBody, container: FreshDep, who: CallerDep
 ) -> list[dict[str, Any]]:
     """Create / update session events. id_session_event must be set to 0 to create one."""
+    by = who.actor
     ev = body.session_event
     given = ev.model_fields_set
     fields: dict[str, Any] = {
@@ -114,11 +126,18 @@ async def save_event(
     if ev.id_session_event == 0:
         if ev.id_session is None:
             raise missing("Missing id_session")
-        doc = await asyncio.to_thread(require_number, container, ev.id_session)
-        ann_id = uuid.uuid4().hex
+        found = await asyncio.to_thread(by_number, container, ev.id_session)
+        if found is None:  # UserQuerySessionEvents.py lines 91-94: no such session to access
+            raise ForbiddenError("Forbidden")
+        doc, ann_id = found, uuid.uuid4().hex
     else:
         doc, current = await asyncio.to_thread(locate, container, ev.id_session_event)
         ann_id = current["id"]
+    if not who.takes_part(doc):
+        # A device writes events of the sessions it takes part in only
+        # (DeviceQuerySessionEvents.py lines 63-66).
+        raise ForbiddenError("Unauthorized")
+    if ev.id_session_event != 0:
         names = {
             "kind": "id_session_event_type",
             "text": "session_event_text",
@@ -137,15 +156,20 @@ async def save_event(
 
 
 @router.delete("/user/sessions/events", response_class=Response, responses=EMPTY_200)
-@router.delete("/device/sessions/events", response_class=Response, responses=EMPTY_200)
-async def delete_event(id: int, container: FreshDep, by: Principal) -> Response:
+async def delete_event(id: int, container: FreshDep, who: CallerDep) -> Response:
     """Delete a session event: a retraction is appended, the history stays."""
     doc, current = await asyncio.to_thread(locate, container, id)
     await execute(
         container,
-        c.Annotate(session_id=doc["id"], annotation_id=current["id"], retracted=True, by=by),
+        c.Annotate(session_id=doc["id"], annotation_id=current["id"], retracted=True, by=who.actor),
     )
     return Response(status_code=200)
+
+
+@router.delete("/device/sessions/events", responses={403: {"description": SECURITY}})
+def device_delete_event(id: int | None = None) -> Response:
+    """Delete session events: refused, as OpenTera refuses it to every device."""
+    raise ForbiddenError(SECURITY)
 
 
 class ManageIn(Body):
@@ -176,8 +200,9 @@ def _existing(container: Container, m: ManageIn) -> dict[str, Any] | None:
 
 @router.post("/user/sessions/manager")
 @router.post("/service/sessions/manager")
-async def manage(body: ManageBody, container: FreshDep, by: Principal) -> dict[str, Any]:
+async def manage(body: ManageBody, container: FreshDep, who: CallerDep) -> dict[str, Any]:
     """Manage a session: `start` (a new one without id) and `stop`; answer the session."""
+    by = who.actor
     m = body.session_manage
     if m.action in ("invite", "remove", "invite_reply"):
         # OpenTera relays these to a session service; the ledger has none.
@@ -206,4 +231,4 @@ async def manage(body: ManageBody, container: FreshDep, by: Principal) -> dict[s
         )
     res = await execute(container, cmd)
     fresh = await fresh_detail(container, res.session_id, res.position)
-    return session_json(fresh, container.ledger.clock())
+    return session_json(fresh)

@@ -13,6 +13,8 @@ from api.deps import FreshDep
 from api.dialects.common import read_views, scoped, scoped_stats
 from api.dialects.opentera.read import member_sessions, missing, require_number
 from api.dialects.opentera.shape import STATUS_OUT, ot_time, session_type_json
+from api.dialects.opentera.who import CallerDep
+from domain.errors import SessionNotFoundError
 from projections import queries as qs
 
 router = APIRouter()
@@ -74,6 +76,7 @@ def asset_json(e: Any, number: int, with_urls: bool) -> dict[str, Any]:
 @router.get("/service/assets")
 def assets(
     container: FreshDep,
+    who: CallerDep,
     id_session: int | None = None,
     id_asset: int | None = None,
     with_urls: bool = False,
@@ -82,6 +85,9 @@ def assets(
     if id_session is None:
         raise missing("Required parameter is missing: id_session")
     doc = require_number(container, id_session)
+    if not who.takes_part(doc):
+        # A device's assets are those of its sessions: another session answers as none.
+        raise SessionNotFoundError(f"no session {id_session}", field="id_session")
     out = [
         asset_json(e, doc["number"], with_urls)
         for e in container.store.load_stream(doc["id"])

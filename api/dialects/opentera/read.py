@@ -1,5 +1,6 @@
-"""OpenTera reads: sessions by integer id, uuid, member or filters, from the views (through
-api/dialects/common.py `read_views`), and the 400 of a missing argument."""
+"""OpenTera reads: sessions by integer id, uuid, member or filters, a participant's own
+sessions, from the views (through api/dialects/common.py `read_views`), and the 400 of a
+missing argument."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from api.bootstrap import Container
 from api.dialects import common
 from api.dialects.common import detail_by_number, found, read_views, scoped
 from api.dialects.opentera.shape import STATUS_OUT, time_in
+from api.dialects.opentera.who import PLURAL, Caller
 from domain.errors import InvalidCommandError
 from projections import queries as qs
 
@@ -93,19 +95,42 @@ def member_sessions(
     return matching(container, dataclasses.replace(f, member=(plural, value)))
 
 
+def _named(container: Container, sel: Selection) -> dict[str, Any] | None:
+    if sel.id_session is not None:
+        return by_number(container, sel.id_session)
+    return detail(container, sel.session_uuid or "")
+
+
 def find(container: Container, sel: Selection) -> list[dict[str, Any]]:
     f = _filter(sel)
     end = None if sel.limit is None else sel.offset + sel.limit
     if sel.id_session is not None or sel.session_uuid is not None:
-        if sel.id_session is not None:
-            doc = by_number(container, sel.id_session)
-        else:
-            doc = detail(container, sel.session_uuid or "")
+        doc = _named(container, sel)
         found = [doc] if doc is not None and _matches(doc, f) else []
         return found[sel.offset : end]
     if sel.member is not None:
         f = dataclasses.replace(f, member=sel.member)
     return matching(container, f, sel.offset, sel.limit)
+
+
+def find_own(container: Container, sel: Selection, who: Caller) -> list[dict[str, Any]]:
+    """The sessions `who` (a bound key) takes part in or created, as
+    TeraSession.get_sessions_for_participant finds them (TeraSession.py lines 291-311):
+    newest first, then the id and uuid filters, the status and dates, and the page."""
+    f = _filter(sel)
+    end = None if sel.limit is None else sel.offset + sel.limit
+    if sel.id_session is not None or sel.session_uuid is not None:
+        doc = _named(container, sel)
+        ok = doc is not None and who.takes_part(doc) and _matches(doc, f)
+        return ([doc] if ok and doc is not None else [])[sel.offset : end]
+    if who.kind is None:
+        return matching(container, f, sel.offset, sel.limit)
+    member = dataclasses.replace(f, member=(PLURAL[who.kind], str(who.ident)))
+    docs = {d["id"]: d for d in matching(container, member)}
+    for d in matching(container, dataclasses.replace(f, created_by=who.actor)):
+        docs[d["id"]] = d
+    newest = sorted(docs.values(), key=lambda d: (d["started_at"], d["number"]), reverse=True)
+    return newest[sel.offset : end]
 
 
 def missing(what: str) -> HTTPException:

@@ -1,17 +1,16 @@
 """OpenTera's translation tables and shapes: status integers, the request bodies, the session
-and session type objects, times and parameters, and who calls (the token the gate accepted)."""
+and session type objects (TeraSession.to_json, teraserver/python/opentera/db/models/
+TeraSession.py lines 58-120), times and parameters."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import Depends, Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
-from api import auth
-from api.dialects.common import gate_principal, time_param
+from api.dialects.common import time_param
 from domain.errors import InvalidCommandError
 
 # OpenTera TeraSessionStatus -> the ledger status a client's integer moves a session to.
@@ -31,6 +30,17 @@ STATUS_OUT = {
 FINAL = frozenset({"completed", "cancelled", "error"})
 CREATORS = ("user", "device", "participant", "service")
 MEMBERS = (("participants", "participant"), ("users", "user"), ("devices", "device"))
+# What OpenTera's to_json adds to each member beyond its id and uuid: names the ledger does
+# not know (it knows members by id or uuid only), so they are null.
+MEMBER_EXTRAS = {
+    "participant": ("participant_name", "id_project", "project_name"),
+    "user": ("user_name",),
+    "device": ("device_name",),
+}
+# session_duration is a column OpenTera keeps as the client posted it (default 0); the ledger
+# keeps a posted value as this attribute of the session, and never derives one from a clock.
+DURATION = "opentera.session_duration"
+INT_MAX = 2**31 - 1  # OpenTera's Integer columns
 
 # OpenTera answers a delete with an empty 200: documented as such, not as JSON.
 EMPTY_200: dict[int | str, dict[str, Any]] = {200: {"description": "Deleted", "content": {}}}
@@ -46,7 +56,7 @@ class SessionIn(Body):
     session_uuid: str | None = None
     session_name: str | None = None
     session_start_datetime: str | None = None
-    session_duration: int | None = None
+    session_duration: int | None = Field(None, ge=0, le=INT_MAX)
     session_status: int | None = None
     session_comments: str | None = None
     session_parameters: str | dict[str, Any] | None = None
@@ -61,22 +71,14 @@ class SessionIn(Body):
     session_participants_ids: list[int] | None = None
     session_users_ids: list[int] | None = None
     session_devices_ids: list[int] | None = None
+    # The service API names members by uuid (ServiceQuerySessions.py lines 162-185).
+    session_participants_uuids: list[str] | None = None
+    session_users_uuids: list[str] | None = None
+    session_devices_uuids: list[str] | None = None
 
 
 class SessionBody(Body):
     session: SessionIn
-
-
-def require_token(
-    token: Annotated[str | None, Query(description="Secret token (an API key)")] = None,
-) -> str | None:
-    """The caller's name: the key the request gate (api/auth.py) accepted, from `token` or
-    `Authorization: OpenTera <key>` (anonymous reads name no one)."""
-    who = gate_principal("Missing token")
-    return None if who is auth.ANONYMOUS else who.name
-
-
-Principal = Annotated[str | None, Depends(require_token)]
 
 
 def status_in(value: int) -> str:
@@ -127,54 +129,66 @@ def members(s: SessionIn, plural: str) -> list[str] | None:
     """uuids and integer ids of one kind of member, as the ledger's strings (None: not given)."""
     uuids = getattr(s, f"session_{plural}")
     ids = getattr(s, f"session_{plural}_ids")
-    if uuids is None and ids is None:
+    by_uuid = getattr(s, f"session_{plural}_uuids")
+    if uuids is None and ids is None and by_uuid is None:
         return None
-    values = [*(uuids or []), *(str(i) for i in ids or [])]
+    values = [*(uuids or []), *(by_uuid or []), *(str(i) for i in ids or [])]
     return list(dict.fromkeys(values))
 
 
 def _member_out(kind: str, value: str) -> dict[str, Any]:
-    numeric = value.isdigit()
-    return {
+    numeric = value.isascii() and value.isdigit()
+    out: dict[str, Any] = {
         f"id_{kind}": int(value) if numeric else None,
         f"{kind}_uuid": None if numeric else value,
     }
+    return out | dict.fromkeys(MEMBER_EXTRAS[kind])
 
 
 def type_out(value: str | None) -> int | None:
-    return int(value) if value is not None and value.isdigit() else None
+    return int(value) if value is not None and value.isascii() and value.isdigit() else None
+
+
+def duration_out(doc: dict[str, Any]) -> int:
+    """The duration a client posted, else the ledger's measured one once the session has
+    ended, else 0 (OpenTera's default): never a running session's time so far."""
+    kept = doc["attributes"].get(DURATION)
+    if kept is not None and kept.isascii() and kept.isdigit():
+        return int(kept)
+    return round(doc["duration"]) if doc["duration"] is not None else 0
 
 
 def session_json(
-    doc: dict[str, Any], now: float, minimal: bool = False, with_type: bool = False
+    doc: dict[str, Any], minimal: bool = False, with_type: str | None = None
 ) -> dict[str, Any]:
-    """A detail document as an OpenTera session object (TeraSession.to_json field names)."""
-    started = doc["started_at"]
-    if doc["duration"] is not None:
-        duration = doc["duration"]
-    else:
-        duration = max(0.0, now - started) if started is not None else 0.0
+    """A detail document as an OpenTera session object (TeraSession.to_json field names).
+    `with_type`: "flat" adds session_type_name and session_type_color (the user API,
+    UserQuerySessions.py lines 93-95), "nested" a session_type object (the service API,
+    ServiceQuerySessions.py lines 112-114)."""
     by = doc["created_by"] or ""
     kind, _, ident = by.partition(":")
     out: dict[str, Any] = {
         "id_session": doc["number"],
         "session_uuid": doc["id"],
         "session_name": doc["name"],
-        "session_start_datetime": ot_time(started),
-        "session_duration": round(duration),
+        "session_start_datetime": ot_time(doc["started_at"]),
+        "session_duration": duration_out(doc),
         "session_status": STATUS_OUT[doc["status"]],
         "id_session_type": type_out(doc["type"]),
     }
     for k in CREATORS:
-        out[f"id_creator_{k}"] = int(ident) if kind == k and ident.isdigit() else None
+        out[f"id_creator_{k}"] = int(ident) if kind == k and type_out(ident) is not None else None
     out["session_assets_count"] = len(doc["logs"]) + len(doc["artifacts"])
     out["session_tests_count"] = sum(doc["result_counts"].values())
     if not minimal:
         out["session_comments"] = doc["remarks"]
         out["session_parameters"] = params_out(doc["parameters"])
-        for plural, kind in MEMBERS:
-            out[f"session_{plural}"] = [_member_out(kind, v) for v in doc[plural]]
-    if with_type:
+        for plural, member in MEMBERS:
+            out[f"session_{plural}"] = [_member_out(member, v) for v in doc[plural]]
+    if with_type == "flat":
+        out["session_type_name"] = doc["type"]
+        out["session_type_color"] = None
+    elif with_type == "nested":
         out["session_type"] = session_type_json(doc["type"])
     return out
 
