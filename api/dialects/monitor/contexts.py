@@ -14,6 +14,7 @@ from api.deps import ContainerDep, execute
 from api.dialects.monitor import reads
 from api.dialects.monitor.shape import (
     CONTEXT_FIELDS,
+    NOT_OBJECT,
     PagingDep,
     bad_json,
     check,
@@ -26,11 +27,9 @@ from domain import commands as c
 from domain.context import CONTEXT_PREFIX
 
 router = APIRouter()
-NOT_OBJECT = {"body": "must be a JSON object"}
 
 
 async def _record(request: Request, container: ContainerDep) -> JSONResponse:
-    """Record an execution context; answers 201 with it (the client reads `h`)."""
     body, parsed = await json_body(request)
     if not parsed:
         return bad_json()
@@ -44,7 +43,10 @@ async def _record(request: Request, container: ContainerDep) -> JSONResponse:
     return JSONResponse(reads.context_view({"h": h, "attributes": doc}), status_code=201)
 
 
-route(router, "POST", "/contexts/", 201)(_record)
+@route(router, "POST", "/contexts/", 201)
+async def create_context(request: Request, container: ContainerDep) -> JSONResponse:
+    """Record an execution context; answers 201 with it (the client reads `h`)."""
+    return await _record(request, container)
 
 
 @route(router, "POST", "/contexts/{environ_hash}", 201)

@@ -11,9 +11,9 @@ from fastapi.responses import JSONResponse
 
 from api.deps import ContainerDep, execute
 from api.dialects.monitor import reads
-from api.dialects.monitor.contexts import NOT_OBJECT
 from api.dialects.monitor.shape import (
     METRIC_FIELDS,
+    NOT_OBJECT,
     VALUE_FIELDS,
     PagingDep,
     bad_json,

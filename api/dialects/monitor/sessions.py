@@ -13,8 +13,8 @@ from sqlalchemy import Connection
 from api.bootstrap import Container
 from api.deps import ContainerDep, FreshDep, execute
 from api.dialects.common import read_views, scoped
-from api.dialects.monitor.contexts import NOT_OBJECT
 from api.dialects.monitor.shape import (
+    NOT_OBJECT,
     Paging,
     PagingDep,
     bad_json,

@@ -118,6 +118,9 @@ def route(
     return deco
 
 
+NOT_OBJECT = {"body": "must be a JSON object"}
+
+
 def invalid(errors: dict[str, str]) -> JSONResponse:
     return JSONResponse(
         {"message": "Input payload validation failed", "errors": errors}, status_code=400
