@@ -8,15 +8,17 @@ show, count or stream a session of another project:
 - the native list and count get the key's project as a filter (a key of several projects
   must name one with `project=`), the stats get `project=` for each of the key's projects;
   naming a project outside the key is 403;
-- one session named in the path (native, LambdaTest, Testmo, pytest-monitor's metrics)
-  answers 404, with the route's own not-found message, when the session belongs to another
-  project, so the answer does not reveal that it exists;
+- one session named in the path (native, LambdaTest, Testmo) answers 404, with the
+  route's own not-found message, when the session belongs to another project, so the
+  answer does not reveal that it exists;
 - Testmo's per-project list is allowed for the key's projects only;
 - the dialect reads in `SCOPED_IN_ROUTE` narrow themselves (api/dialects/common.py
   `scoped`, `scoped_stats`, `visible`): their lists and counts have no project parameter to
-  rewrite here, and OpenTera names its sessions in the query string;
+  rewrite here, OpenTera names its sessions in the query string, and pytest-monitor answers
+  another project's session's metrics as it answers a session it does not know (204);
 - every other read is 403 for a project-limited key: the global log and the digest (every
-  project's events), and pytest-monitor's contexts, which belong to no project.
+  project's events), and pytest-monitor's contexts and its lists of every session's
+  metrics (all, or a context's), which cannot be narrowed to a project.
 """
 
 from __future__ import annotations
@@ -43,12 +45,12 @@ ONE_SESSION: tuple[tuple[re.Pattern[str], Callable[[str], str]], ...] = (
     (re.compile(r"^/v1/sessions/(?P<id>[^/]+)(/events|/logs/[^/]+)?$"), "no session {}".format),
     (re.compile(rf"^{LT}/sessions/(?P<id>[^/]+)(/.+)?$"), "Session {} not found".format),
     (re.compile(rf"^{TM}/sessions/(?P<number>\d+)$"), "Session {} not found".format),
-    (re.compile(rf"^{PM}sessions?/(?P<id>[^/]+)/metrics(/count)?/?$"), "no session {}".format),
 )
 TESTMO_LIST = re.compile(rf"^{TM}/projects/(?P<project>[^/]+)/sessions$")
 FILTERED = {"/v1/sessions": "list", "/v1/sessions/count": "list", "/v1/stats": "stats"}
 SCOPED_IN_ROUTE = re.compile(
     rf"^(?:{LT}/sessions|/compat/canopsis/api/v2/sessions|{PM}sessions(?:/[^/]*)?/?"
+    rf"|{PM}sessions?/[^/]+/metrics(?:/count)?/?"
     rf"|{OT}/(?:user|device|participant|service)/sessions(?:/events)?"
     rf"|{OT}/(?:user|service)/sessiontypes|{OT}/(?:user|device|service)/assets|{OT}/user/stats)$"
 )

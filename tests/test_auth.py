@@ -149,7 +149,7 @@ def test_each_dialect_takes_its_own_credential_form(
     r = started.get(f"{OT}/user/sessiontypes", params={"token": "sl_bad"}, headers=NO_KEY)
     assert r.status_code == 401
     r = started.get(f"/compat/monitor/k/{key}/api/v1/sessions/", headers=NO_KEY)
-    assert r.status_code == 200 and r.json()["sessions"] == []
+    assert (r.status_code, r.content) == (204, b"")  # an empty list, as the reference answers
     r = started.get("/compat/monitor/k/sl_bad/api/v1/sessions/", headers=NO_KEY)
     assert r.status_code == 401
     # a Basic credential on the native API or an OpenTera token elsewhere is not accepted
@@ -271,8 +271,9 @@ def test_dialect_reads_of_a_project_key(started: TestClient, container: Containe
     assert started.get(f"{TM}/projects/mobile/sessions", headers=tm).status_code == 403
     assert started.get(f"{TM}/sessions/1", headers=tm).status_code == 200  # w1 is number 1
     assert started.get(f"{TM}/sessions/2", headers=tm).status_code == 404  # m1
-    for path in (f"{OT}/user/sessiontypes", f"{PM}/sessions/", f"{CP}/sessions"):
+    for path in (f"{OT}/user/sessiontypes", f"{CP}/sessions"):
         assert started.get(path, headers=tm).status_code == 200, path
+    assert started.get(f"{PM}/sessions/", headers=tm).status_code == 204  # none: empty
     # Contexts belong to no project, the global log to every project: neither can be narrowed.
     for path in (f"{PM}/contexts/", f"{PM}/contexts/count/", "/v1/events", "/v1/ledger/digest"):
         assert started.get(path, headers=tm).status_code == 403, path

@@ -7,18 +7,17 @@ no trailing slash: http://127.0.0.1:PORT/compat/monitor/api/v1.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.clients.monitor_reference import pinned_venv
+
 SAMPLE = Path(__file__).with_name("monitor_sample") / "test_sample.py"
 PINS = (
     "pytest-monitor==1.6.6",
@@ -35,35 +34,7 @@ pytestmark = [pytest.mark.client, pytest.mark.integration]
 @pytest.fixture(scope="session")
 def monitor_venv() -> Path:
     """A venv with the pinned client, built once and reused while the pins do not change."""
-    key = hashlib.sha256(f"{sys.version_info[:2]} {' '.join(PINS)}".encode()).hexdigest()[:12]
-    venv = ROOT / "var" / "monitor-venv" / key
-    if (venv / ".complete").exists():
-        return venv
-    # Built in place (a venv cannot be moved); the marker is written only once it works.
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    steps = (
-        [sys.executable, "-m", "venv", str(venv)],
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--disable-pip-version-check",
-            *PINS,
-        ],
-    )
-    for cmd in steps:
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"cannot build the pytest-monitor venv: {exc}")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            pytest.skip(f"cannot build the pytest-monitor venv (no network/pip?): {tail}")
-    (venv / ".complete").write_text("\n".join(PINS))
-    return venv
+    return pinned_venv("monitor-venv", PINS)
 
 
 def run_monitor(venv: Path, monitor_url: str, workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -107,19 +78,20 @@ def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
     sessions = get(f"{pm}/sessions/")["sessions"]
     assert len(sessions) == 1
     session_h = sessions[0]["session_h"]
-    assert sessions[0]["tags"] == [{"key": "k", "value": "v"}]
+    assert sessions[0]["tags"] == [{"name": "k", "value": "v"}]
     contexts = get(f"{pm}/contexts/")["contexts"]
     assert len(contexts) == 1
     context_h = contexts[0]["h"]
     assert get(f"{pm}/contexts/{context_h}")["contexts"] == contexts
 
-    metrics = get(f"{pm}/sessions/{session_h}/metrics/")["metrics"]
+    metrics = get(f"{pm}/sessions/{session_h}/metrics")["metrics"]
     assert sorted(m["item_variant"] for m in metrics) == sorted(SAMPLE_TESTS)
     assert {(m["session_h"], m["context_h"], m["kind"]) for m in metrics} == {
         (session_h, context_h, "function")
     }
     assert all(m["total_time"] > 0 and m["item_path"] == "test_sample" for m in metrics)
-    assert get(f"{pm}/sessions/{session_h}/metrics/count/") == {"count": len(SAMPLE_TESTS)}
+    assert get(f"{pm}/sessions/{session_h}/metrics/count") == {"count": len(SAMPLE_TESTS)}
+    assert get(f"{pm}/contexts/{context_h}/metrics/count") == {"count": len(SAMPLE_TESTS)}
 
     auth = {"Authorization": f"Bearer {live_server.key}"}
     native = get(f"{live_server.url}/v1/sessions/{session_h}", auth)
@@ -131,10 +103,11 @@ def test_pytest_monitor_reports_session_context_and_one_metric_per_test(
 
     # A second run on the same machine finds its context by hash and posts no new one.
     run_monitor(monitor_venv, pm, tmp_path / "run2")
-    assert get(f"{pm}/sessions/count/") == {"count": 2}
-    assert get(f"{pm}/contexts/count/") == {"count": 1}
+    assert get(f"{pm}/sessions/count") == {"count": 2}
+    assert get(f"{pm}/contexts/count") == {"count": 1}
+    assert get(f"{pm}/metrics/count") == {"count": 2 * len(SAMPLE_TESTS)}
     second = next(
         s["session_h"] for s in get(f"{pm}/sessions/")["sessions"] if s["session_h"] != session_h
     )
-    again = get(f"{pm}/sessions/{second}/metrics/")["metrics"]
+    again = get(f"{pm}/sessions/{second}/metrics")["metrics"]
     assert len(again) == len(SAMPLE_TESTS) and {m["context_h"] for m in again} == {context_h}

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from api import keys
 from api.bootstrap import Container
 from tests.dialects.conftest import basic
+from tests.dialects.test_monitor import CONTEXT, metric
 
 LT = "/compat/lambdatest/automation/api/v1"
 TM = "/compat/testmo/api/v1"
@@ -112,16 +113,25 @@ def test_opentera(client: TestClient, numbers: dict[str, int], key_a: str) -> No
 
 
 def test_monitor(client: TestClient, numbers: dict[str, int], key_a: str) -> None:
+    context = {**CONTEXT, "h": "c1"}
+    assert client.post(f"{PM}/contexts/", json=context).status_code == 201
+    for sid in ("monitor-a", "monitor-b"):
+        m = metric(session_h=sid, context_h="c1")
+        assert client.post(f"{PM}/metrics/", json=m).status_code == 201
     base = f"/compat/monitor/k/{key_a}/api/v1"
     listed = client.get(f"{base}/sessions/").json()
     assert [s["session_h"] for s in listed["sessions"]] == ["monitor-a"]
-    assert client.get(f"{base}/sessions/count/").json() == {"count": 1}
+    assert client.get(f"{base}/sessions/count").json() == {"count": 1}
     assert client.get(f"{base}/sessions/monitor-").json()["sessions"] == [listed["sessions"][0]]
-    assert client.get(f"{base}/sessions/monitor-b").json()["sessions"] == []
-    for tail in ("metrics/", "metrics/count/"):
+    assert client.get(f"{base}/sessions/monitor-b").status_code == 204
+    # b's session's metrics answer as those of a session there is not: nothing (204, 0).
+    for tail in ("metrics", "metrics/", "metrics/count", "metrics/count/"):
         hidden = client.get(f"{base}/sessions/monitor-b/{tail}")
         missing = client.get(f"{base}/sessions/nope/{tail}")
-        same_not_found(hidden, missing, "monitor-b", "nope")
-    assert client.get(f"{base}/sessions/monitor-a/metrics/").json()["metrics"] == []
-    # Contexts belong to no project: they cannot be narrowed to a's, so they are refused.
-    assert client.get(f"{base}/contexts/").status_code == 403
+        assert (hidden.status_code, hidden.content) == (missing.status_code, missing.content)
+    assert client.get(f"{base}/sessions/monitor-b/metrics/count").json() == {"count": 0}
+    assert len(client.get(f"{base}/sessions/monitor-a/metrics").json()["metrics"]) == 1
+    # Contexts belong to no project, and every session's metrics (all, or a context's)
+    # cannot be narrowed to a's: they are refused.
+    for tail in ("contexts/", "metrics/", "metrics/count", "contexts/c1/metrics"):
+        assert client.get(f"{base}/{tail}").status_code == 403, tail

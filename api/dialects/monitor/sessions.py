@@ -3,9 +3,9 @@ by a prefix of their hash, from the list view."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import Connection
@@ -14,13 +14,14 @@ from api.bootstrap import Container
 from api.deps import ContainerDep, FreshDep, execute
 from api.dialects.common import read_views, scoped
 from api.dialects.monitor.shape import (
+    NOT_OBJECT,
     Paging,
     PagingDep,
+    bad_json,
     check,
     envelope,
     invalid,
-    json_object,
-    naive_iso,
+    json_body,
     resolve_page,
     route,
 )
@@ -31,61 +32,92 @@ from projections.tables import ViewTables
 
 router = APIRouter()
 MONITOR = qs.SessionFilter(source="monitor")
+SESSION_FIELDS = {"session_h": "string", "run_date": "string", "scm_ref": "string?"}
+
+
+def _naive_iso(ts: float | None) -> str | None:
+    # pytest-monitor sends naive ISO times; they are read as UTC and given back the same way.
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None).isoformat()
 
 
 def _session_item(doc: dict[str, Any]) -> dict[str, Any]:
     # A list row has all it needs (id, started_at, scm_ref, tags): no detail read.
     return {
         "session_h": doc["id"],
-        "run_date": naive_iso(doc["started_at"]),
+        "run_date": _naive_iso(doc["started_at"]),
         "scm_ref": doc["scm_ref"],
-        "tags": [{"key": k, "value": v} for k, v in doc["tags"].items()],
+        "tags": [{"name": k, "value": v} for k, v in doc["tags"].items()],
     }
 
 
-def _description(value: Any) -> tuple[dict[str, str] | None, str | None]:
-    if isinstance(value, str):  # the seed's curl example sends the dict as JSON text
-        try:
-            value = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return None, "must be a dictionary of strings"
-    if not isinstance(value, dict):
-        return None, "must be a dictionary of strings"
-    bad = [k for k, v in value.items() if not isinstance(v, str)]
-    if bad:
-        return None, f"values must be strings (depth 1): {', '.join(sorted(bad))}"
-    return value, None
+def _fields(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The session's fields (its tags under "tags") and what is wrong with them. As the
+    reference: a description that is not an object is "Bad description format", and a
+    number or a boolean in it is answered as its string (the ledger's tags are strings)."""
+    fields, errors = check({k: v for k, v in body.items() if v is not None}, SESSION_FIELDS)
+    if "run_date" in fields and _time(fields["run_date"]) is None:
+        errors["run_date"] = f"{fields['run_date']!r} is not an ISO-8601 date-time"
+    description = body.get("description")
+    if "description" not in body:
+        errors["description"] = "'description' is a required property"
+    elif not isinstance(description, dict):
+        errors["description"] = "Bad description format"
+    else:
+        fields["tags"] = {k: v if isinstance(v, str) else str(v) for k, v in description.items()}
+        bad = sorted(k for k, v in description.items() if not isinstance(v, str | int | float))
+        if bad:
+            errors["description"] = f"tag values must be strings or numbers: {', '.join(bad)}"
+    return fields, errors
 
 
-@route(router, "POST", "/sessions/", 201)
-async def create_session(request: Request, container: ContainerDep) -> JSONResponse:
-    """Create a session (its id is the client's `session_h`; the seed also calls it `h`)."""
-    body = await json_object(request)
-    if body is None:
-        return invalid({"body": "must be a JSON object"})
-    if "h" in body and "session_h" not in body:
-        body["session_h"] = body["h"]
-    fields, errors = check(body, {"session_h": "id", "run_date": "time"})
-    scm_ref = body.get("scm_ref")
-    if scm_ref is not None and not isinstance(scm_ref, str):
-        errors["scm_ref"] = "must be a string"
-    tags, why = _description(body.get("description"))
-    if why:
-        errors["description"] = why if "description" in body else "is required"
-    if errors or tags is None:
+def _time(value: str) -> float | None:
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+async def _start(request: Request, container: Container, path_h: str | None) -> JSONResponse:
+    body, parsed = await json_body(request)
+    if not parsed:
+        return bad_json()
+    if not isinstance(body, dict):
+        return invalid(NOT_OBJECT)
+    if path_h is not None and body.get("session_h") is None:
+        body["session_h"] = path_h  # the reference's POST /sessions/<hash>
+    fields, errors = _fields(body)
+    if errors.get("description") == "Bad description format" and len(errors) == 1:
+        return JSONResponse({"message": "Bad description format"}, status_code=400)
+    if errors:
         return invalid(errors)
-    started = parse_time(fields["run_date"])
+    started = _time(fields["run_date"])
     cmd = c.StartSession(
         session_id=fields["session_h"],
         source="monitor",
         name=fields["session_h"],
         started_at=started,
-        scm_ref=scm_ref,
-        tags=tags,
+        scm_ref=fields.get("scm_ref"),
+        tags=fields["tags"],
     )
     await execute(container, cmd)
-    doc = {"id": cmd.session_id, "started_at": started, "scm_ref": scm_ref, "tags": tags}
+    doc = {"id": cmd.session_id, "started_at": started, "scm_ref": cmd.scm_ref, "tags": cmd.tags}
     return JSONResponse(_session_item(doc), status_code=201)
+
+
+@route(router, "POST", "/sessions/", 201)
+async def create_session(request: Request, container: ContainerDep) -> JSONResponse:
+    """Create a session (its id is the client's `session_h`)."""
+    return await _start(request, container, None)
+
+
+@route(router, "POST", "/sessions/{session_hash}", 201)
+async def create_session_at(
+    session_hash: str, request: Request, container: ContainerDep
+) -> JSONResponse:
+    """Create a session whose hash is in the path when the body has no `session_h`."""
+    return await _start(request, container, session_hash)
 
 
 def _page(
@@ -106,11 +138,11 @@ def _answer(request: Request, container: Container, f: qs.SessionFilter, paging:
 
 @route(router, "GET", "/sessions/")
 def list_sessions(request: Request, container: FreshDep, paging: PagingDep) -> Any:
-    """All monitor sessions, oldest first, one page at a time."""
+    """All monitor sessions, oldest first, one page at a time; 204 when there is none."""
     return _answer(request, container, MONITOR, paging)
 
 
-@route(router, "GET", "/sessions/count/")
+@route(router, "GET", "/sessions/count")
 def count_sessions(container: FreshDep) -> dict[str, int]:
     return {"count": read_views(container, qs.count_sessions, scoped(MONITOR))["total"]}
 
@@ -119,6 +151,6 @@ def count_sessions(container: FreshDep) -> dict[str, int]:
 def sessions_by_prefix(
     prefix: str, request: Request, container: FreshDep, paging: PagingDep
 ) -> Any:
-    """Sessions whose key starts with `prefix`."""
+    """Sessions whose key starts with `prefix`; 204 when there is none."""
     f = qs.SessionFilter(source="monitor", id_prefix=prefix)
     return _answer(request, container, f, paging)
