@@ -87,6 +87,8 @@ def test_a_revoked_key_is_refused(container: Container) -> None:
         r = cl.post("/v1/sessions/r1/keepalive", json={}, headers=bearer(key))
         assert r.status_code == 401
         assert cl.get("/v1/sessions", headers=bearer(key)).status_code == 401
+        r = cl.get(f"{TM}/sessions/1", headers=bearer(key))  # Testmo: 401 in its own shape
+        assert r.status_code == 401 and set(r.json()) == {"message", "errors"}
 
 
 def test_the_key_cache_sees_a_revocation_within_its_refresh_bound(container: Container) -> None:
@@ -318,6 +320,11 @@ def test_anonymous_read_when_allowed(settings: Settings, clock, admin_key: str) 
             ):
                 assert r.status_code == 401 and "www-authenticate" in r.headers
             assert cl.get("/v1/sessions", headers=bearer("sl_bad")).status_code == 401
+            # Testmo's API wants a token on every request: no anonymous reads there
+            for headers in ({}, bearer("sl_bad")):
+                r = cl.get(f"{TM}/projects/web/sessions", headers=headers)
+                assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
+                assert set(r.json()) == {"message", "errors"} and r.json()["message"]
     finally:
         container.close()
 

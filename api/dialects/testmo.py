@@ -1,17 +1,23 @@
-"""The Testmo session API (seed document in shared/seeds), translated onto the ledger.
+"""The Testmo session API (docs.testmo.com/api/reference/sessions), translated onto the ledger.
 
 Ids: a Testmo session id is the ledger session's `number` (stable, unique in the ledger);
 `project_id` is the session's `project` (compared as a string with the path parameter).
 
-Result counts come from the session's RecordResult events (`result_counts`). The status
-names map onto Testmo's status slots like Testmo's default statuses (also served as the
-`statuses` expand): passed=status1 (success), failed=status2 (failure), retest=status3
-(not final), blocked=status4, skipped=status5, and `status1`..`status24` name a slot
-directly; `untested` counts as untested. completed_count counts results in final slots
-(all but untested and retest); total_count counts every result, whatever its name.
+Statuses and counts: Testmo has up to 25 statuses, by default 1 Untested, 2 Passed, 3 Failed,
+4 Retest, 5 Blocked, 6 Skipped, custom ones 7-25 (its run-results reference). A session counts
+untested results in `untested_count` and the other 24 in `status1_count`..`status24_count`:
+status id N in slot N-1, so Passed is status1, Failed status2, Retest status3, Blocked status4,
+Skipped status5. The ledger's result names map onto those (`passed`, `failed`, `retest`,
+`blocked`, `skipped`, `untested`), and `status1`..`status24` name a slot directly.
+completed_count counts results in final slots (all but untested and retest); total_count counts
+every result, whatever its name. The `statuses` expand describes the default statuses and any
+custom slot a session of the answer counts.
 
 Users: Testmo user ids are integers. created_by/updated_by/closed_by are the ledger's actor
-when it is an integer string (e.g. "2"), else null; the `users` expand lists those ids.
+when it is an integer string (e.g. "2"), else null; the `users` expand lists those ids, each
+named by its id (the ledger records no user names). Configurations, milestones, workflow
+states, templates, field values and issues are not recorded: no session references one, so
+their expands are empty lists, as Testmo answers for objects that reference none.
 """
 
 from __future__ import annotations
@@ -37,12 +43,16 @@ EXPANDS = ("configs", "field_values", "issues", "milestones", "states", "statuse
 SORTS = {"sessions:id": "number", "sessions:name": "name", "sessions:created_at": "started_at",
          "sessions:started_at": "started_at", "sessions:updated_at": "updated_at",
          "sessions:closed_at": "ended_at"}  # fmt: skip
-# (slot, name, is_passed, is_failed, is_final): Testmo's default statuses.
+# (count slot, name, is_passed, is_failed, is_final): Testmo's default statuses after
+# Untested; the status id is the slot + 1.
 SLOTS = [(1, "Passed", True, False, True), (2, "Failed", False, True, True),
          (3, "Retest", False, False, False), (4, "Blocked", False, False, True),
          (5, "Skipped", False, False, True)]  # fmt: skip
 SLOT_OF = {name.lower(): slot for slot, name, *_ in SLOTS} | {f"status{n}": n for n in range(1, 25)}
 NOT_FINAL = {3}
+UNTESTED = {"id": 1, "name": "Untested", "system_name": "untested", "color": None,
+            "aliases": ["untested"], "is_untested": True, "is_passed": False,
+            "is_failed": False, "is_final": False}  # fmt: skip
 # Filters on things the ledger never records: any value matches no session.
 ABSENT_FILTERS = ("assignee_id", "config_id", "milestone_id", "state_id", "template_id")
 
@@ -116,6 +126,27 @@ def _expands(request: Request) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _status(slot: int, name: str, passed: bool, failed: bool, final: bool) -> dict[str, Any]:
+    return {
+        "id": slot + 1, "name": name, "system_name": name.lower().replace(" ", ""),
+        "color": None,  # an instance's colours are its own: the ledger has none
+        "aliases": list(dict.fromkeys([name.lower(), f"status{slot}"])),  # the names counted
+        "is_untested": False, "is_passed": passed, "is_failed": failed, "is_final": final,
+    }  # fmt: skip
+
+
+def statuses(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Untested, the default statuses, and the custom slots the rows count."""
+    custom = sorted(
+        {n for r in rows for n in range(6, 25) if r[f"status{n}_count"]}
+    )  # slots past the defaults
+    return [
+        dict(UNTESTED),
+        *(_status(*s) for s in SLOTS),
+        *(_status(n, f"Status{n}", False, False, True) for n in custom),
+    ]
+
+
 def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
@@ -123,16 +154,9 @@ def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
             ids = {r[k] for r in rows for k in ("created_by", "updated_by", "closed_by")}
             out["users"] = [{"id": i, "name": str(i)} for i in sorted(i for i in ids if i)]
         elif name == "statuses":
-            out["statuses"] = [
-                {
-                    "id": s, "name": n, "system_name": n.lower(), "color": None,
-                    "aliases": [n.lower(), f"status{s}"],  # the result names counted here
-                    "is_untested": False, "is_passed": p, "is_failed": f, "is_final": fin,
-                }
-                for s, n, p, f, fin in SLOTS
-            ]  # fmt: skip
+            out["statuses"] = statuses(rows)
         else:
-            out[name] = []  # the ledger does not manage configs, milestones, templates...
+            out[name] = []  # no session references a config, milestone, template...
     return out
 
 
@@ -202,11 +226,12 @@ def list_sessions(
         )
         total = docs.total
         rows = [row(d) for d in docs.items]
-    last = max(1, math.ceil(total / per_page))
+    # Testmo: page and last_page are null for an empty result without any pages.
+    last = math.ceil(total / per_page) if total else None
     return {
-        "page": page,
-        "prev_page": page - 1 if page > 1 else None,
-        "next_page": page + 1 if page < last else None,
+        "page": page if last else None,
+        "prev_page": page - 1 if last and page > 1 else None,
+        "next_page": page + 1 if last and page < last else None,
         "last_page": last,
         "per_page": per_page,
         "total": total,
