@@ -51,14 +51,15 @@ def _seconds(value: float | None) -> int:
     return int(value or 0)
 
 
-def _last_visible_ping(doc: dict[str, Any], start: int, last_ping: int) -> int:
-    # The ledger keeps when the path shown now became visible (its last visible keepalive),
-    # not when the last visible keepalive was once the session is hidden: then its last
-    # keepalive stands for it; before any visible time, the start (as Canopsis starts it).
-    since = doc["visible_since"]
-    if since is not None:
-        return _seconds(since)
-    return last_ping if doc["visible_time"] else start
+def _last_visible(doc: dict[str, Any], start: int) -> tuple[int, list[str]]:
+    """When and where the session was last visible: its last visible keepalive, kept while
+    it is hidden, as Canopsis keeps them; before any, the start and no path."""
+    if "last_visible_at" not in doc:  # a document folded before the fold kept it
+        since = doc["visible_since"]
+        at = since if since is not None else doc["last_seen_at"] if doc["visible_time"] else None
+        return (start if at is None else _seconds(at)), path_parts(doc["visible_path"])
+    at = doc["last_visible_at"]
+    return (start if at is None else _seconds(at)), path_parts(doc["last_visible_path"])
 
 
 def session_item(doc: dict[str, Any]) -> dict[str, Any]:
@@ -67,14 +68,15 @@ def session_item(doc: dict[str, Any]) -> dict[str, Any]:
     start = _seconds(doc["started_at"])
     last_ping = _seconds(doc["last_seen_at"] or doc["started_at"])
     visible = doc["visible_time"]
+    last_visible_ping, last_visible_path = _last_visible(doc, start)
     return {
         "_id": doc["id"],
         "id_beaker_session": beaker_id(user, start),
         "username": user,
         "start": start,
         "last_ping": last_ping,
-        "last_visible_ping": _last_visible_ping(doc, start, last_ping),
-        "last_visible_path": path_parts(doc["visible_path"]),
+        "last_visible_ping": last_visible_ping,
+        "last_visible_path": last_visible_path,
         "visible_duration": round(sum(visible.values())),
         "tab_duration": tab_duration(visible),
     }

@@ -251,11 +251,36 @@ def test_the_list_answers_canopsis_session_documents(client: TestClient, clock) 
     }
     for field in ("start", "last_ping", "last_visible_ping", "visible_duration"):
         assert isinstance(s[field], int), field
+    last_visible = int(clock.now)
     clock.advance(5)
     ping(client, ["/view/b"], visible=False)
+    clock.advance(7)
+    ping(client, ["/view/c"], visible=False)
     hidden = only_session(client)
-    assert hidden["last_visible_path"] == [] and hidden["last_ping"] == int(clock.now)
+    # Hidden: only last_ping moves; the last visible ping and path stay (Canopsis's manager)
+    assert hidden["last_ping"] == int(clock.now)
+    assert (hidden["last_visible_ping"], hidden["last_visible_path"]) == (last_visible, ["/view/b"])
     assert hidden["visible_duration"] == 55
+    native = detail(client)  # the native detail shows the same two, the time in ISO-8601
+    assert native["last_visible_path"] == "[/view/b]" and native["last_visible_at"].endswith("Z")
+    clock.advance(3)
+    client.post(f"{CP}/session_tracepath", json={"path": ["/view/d"]}, headers=basic("alice"))
+    traced = only_session(client)
+    assert (traced["last_visible_ping"], traced["last_visible_path"]) == (
+        int(clock.now),
+        ["/view/d"],
+    )
+
+
+def test_before_any_visible_keepalive_the_last_visible_ping_is_the_start(
+    client: TestClient, clock
+) -> None:
+    client.get(f"{CP}/sessionstart", headers=basic("alice"))
+    clock.advance(10)
+    ping(client, ["/view/a"], visible=False)
+    s = only_session(client)
+    assert (s["last_visible_ping"], s["last_visible_path"]) == (s["start"], [])
+    assert s["last_ping"] == s["start"] + 10
 
 
 def test_bad_bodies_are_400_and_append_nothing(client: TestClient) -> None:
