@@ -1,42 +1,19 @@
-"""The Testmo session API (docs.testmo.com/api/reference/sessions), translated onto the ledger.
-
-Ids: a Testmo session id is the ledger session's `number` (stable, unique in the ledger);
-`project_id` is the session's `project` (compared as a string with the path parameter).
-
-Statuses and counts: Testmo has up to 25 statuses, by default 1 Untested, 2 Passed, 3 Failed,
-4 Retest, 5 Blocked, 6 Skipped, custom ones 7-25 (its run-results reference). A session counts
-untested results in `untested_count` and the other 24 in `status1_count`..`status24_count`:
-status id N in slot N-1, so Passed is status1, Failed status2, Retest status3, Blocked status4,
-Skipped status5. The ledger's result names map onto those (`passed`, `failed`, `retest`,
-`blocked`, `skipped`, `untested`), and `status1`..`status24` name a slot directly.
-completed_count counts results in final slots (all but untested and retest); total_count counts
-every result, whatever its name. The `statuses` expand describes the default statuses and any
-custom slot a session of the answer counts.
-
-Users: Testmo user ids are integers. created_by/updated_by/closed_by are the ledger's actor
-when it is an integer string (e.g. "2"), else null; the `users` expand lists those ids, each
-named by its id (the ledger records no user names). Configurations, milestones, workflow
-states, templates, field values and issues are not recorded: no session references one, so
-their expands are empty lists, as Testmo answers for objects that reference none.
-"""
+"""Testmo's shapes: the session as Testmo answers it (`row`, its counts), the expands, the
+error shape (`{"message", "errors"}`) and the checks of the list's parameters."""
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import FreshDep
-from api.dialects.common import detail_by_number, found, read_views, scoped, time_param
+from api.dialects.common import time_param
 from api.problems import register_renderer
 from domain.errors import InvalidCommandError
-from projections import queries as qs
 from projections.present import iso
 
 PREFIX = "/compat/testmo/api/v1"
-router = APIRouter(prefix=PREFIX, tags=["compat: Testmo"])
 
 EXPANDS = ("configs", "field_values", "issues", "milestones", "states", "statuses", "templates",
            "users")  # fmt: skip
@@ -110,7 +87,7 @@ def row(doc: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _expands(request: Request) -> list[str]:
+def parse_expands(request: Request) -> list[str]:
     """`expands=a,b` and repeated `expands=a&expands=b` both work."""
     names = [
         n.strip()
@@ -160,18 +137,18 @@ def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _time(value: str | None, field: str) -> float | None:
+def time_filter(value: str | None, field: str) -> float | None:
     return time_param(value, field, "must be an ISO 8601 time")
 
 
-def _ids(value: str | None, field: str) -> tuple[str, ...]:
+def parse_ids(value: str | None, field: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
     if not all(v.isdigit() for v in items):
         raise InvalidCommandError(f"{field} must be comma-separated integer ids", field=field)
     return items
 
 
-def _closed(value: str | None) -> bool | None:
+def parse_closed(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     if value.lower() in ("1", "true"):
@@ -179,71 +156,3 @@ def _closed(value: str | None) -> bool | None:
     if value.lower() in ("0", "false"):
         return False
     raise InvalidCommandError("is_closed must be 0, 1, true or false", field="is_closed")
-
-
-@router.get("/projects/{project_id}/sessions")
-def list_sessions(
-    project_id: str,
-    request: Request,
-    container: FreshDep,
-    page: int = Query(1, ge=1),
-    per_page: int = Query(100, ge=1, le=100),
-    is_closed: str | None = None,
-    sort: str | None = Query(None, description=", ".join(SORTS)),
-    order: str = Query("desc", pattern="^(asc|desc)$"),
-    created_after: str | None = None,
-    created_before: str | None = None,
-    closed_after: str | None = None,
-    closed_before: str | None = None,
-    created_by: str | None = None,
-    tags: Annotated[str | None, Query(description="comma-separated; all must match")] = None,
-) -> dict[str, Any]:
-    """Returns all sessions for a project, one page at a time."""
-    names = _expands(request)
-    if sort is not None and sort not in SORTS:
-        raise InvalidCommandError(f"sort must be one of {', '.join(SORTS)}", field="sort")
-    closed = _closed(is_closed)
-    absent = [f for f in ABSENT_FILTERS if _ids(request.query_params.get(f), f)]
-    tag_pairs = tuple(
-        (k, v) for k, _, v in (t.strip().partition(":") for t in (tags or "").split(",")) if k
-    )
-    f = qs.SessionFilter(
-        project=project_id,
-        active=None if closed is None else not closed,
-        started_after=_time(created_after, "created_after"),
-        started_before=_time(created_before, "created_before"),
-        stopped_after=_time(closed_after, "closed_after"),
-        stopped_before=_time(closed_before, "closed_before"),
-        user=_ids(created_by, "created_by"),
-        tags=tag_pairs,
-    )
-    rows: list[dict[str, Any]] = []
-    total = 0
-    if not absent:
-        key, offset = SORTS.get(sort or "", "number"), (page - 1) * per_page
-        docs = read_views(
-            container, qs.list_details, scoped(f), key, order == "desc", per_page, offset
-        )
-        total = docs.total
-        rows = [row(d) for d in docs.items]
-    # Testmo: page and last_page are null for an empty result without any pages.
-    last = math.ceil(total / per_page) if total else None
-    return {
-        "page": page if last else None,
-        "prev_page": page - 1 if last and page > 1 else None,
-        "next_page": page + 1 if last and page < last else None,
-        "last_page": last,
-        "per_page": per_page,
-        "total": total,
-        "result": rows,
-        "expands": expand(names, rows),
-    }
-
-
-@router.get("/sessions/{session_id}")
-def get_session(session_id: int, request: Request, container: FreshDep) -> dict[str, Any]:
-    """Returns a single session (its id is the ledger session's number)."""
-    names = _expands(request)
-    doc = read_views(container, detail_by_number, session_id)
-    result = row(found(doc, f"Session {session_id} not found"))
-    return {"result": result, "expands": expand(names, [result])}
