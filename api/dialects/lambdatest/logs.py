@@ -34,7 +34,9 @@ def screenshots(session_id: str, request: Request, container: FreshDep) -> dict[
             {"id": f"screenshot_{n}", "timestamp": iso(a["at"]), "title": a.get("title"),
              "url": _artifact_url(request, session_id, i, a)}
             for n, (i, a) in enumerate(shots, 1)
-        ]
+        ],
+        "message": "Retrieve screenshot url was successful",
+        "status": "success",
     }  # fmt: skip
 
 
@@ -46,7 +48,10 @@ def video(session_id: str, request: Request, container: FreshDep) -> dict[str, A
     if not vids:
         raise SessionNotFoundError(f"Session {session_id} has no video")
     i, art = vids[-1]
-    return {"status": "success", "data": {"video_url": _artifact_url(request, session_id, i, art)}}
+    url = _artifact_url(request, session_id, i, art)
+    # VideoResponse's url and view_video_url, and the seed's data.video_url
+    return {"message": "Retrieve video url was successful", "status": "success", "url": url,
+            "view_video_url": url, "data": {"video_url": url}}  # fmt: skip
 
 
 @router.get("/sessions/{session_id}/artifacts/{index}", name="lt_artifact")

@@ -39,10 +39,23 @@ HAR_MESSAGE = "Downloaded network.har file successfully"
 ACCOUNT_TAG = "lambdatest.account"
 
 
+# LambdaTest's answers (selenium-automation.yaml): a refused Basic credential is the JSON
+# string AccessDenied; a missing session SessionNotFound; an upload over 2 MB a 400.
+ACCESS_DENIED = "HTTP Basic: Access denied."
+NOT_FOUND = "Either resource not found or already deleted"
+UPLOAD_CAP = 2 * 1024 * 1024
+TOO_LARGE = "Oops ! file size too large (> 2MB)"
+ALREADY_STOPPED = "Oops! Looks like session is already stopped"
+
+
 def _render_error(status: int, code: str, detail: str, field: str | None) -> Response:
-    # The seed documents 400 for bad input and 404 for a missing session: a deleted
+    # LambdaTest documents 400 for bad input and 404 for a missing session: a deleted
     # session is not found, and invalid input is a bad request.
+    if status == 401:
+        return JSONResponse(ACCESS_DENIED, status_code=401)
     status = {422: 400, 410: 404}.get(status, status)
+    if status == 404:  # SessionNotFound's message, then what was not found
+        detail = f"{NOT_FOUND}: {detail}"
     return JSONResponse({"status": "fail", "message": detail, "code": code}, status_code=status)
 
 
@@ -57,13 +70,22 @@ def detail_of(container: Container, session_id: str) -> dict[str, Any]:
     return require_detail(container, session_id, missing(session_id))
 
 
+def tag_list(tags: dict[str, str] | None) -> list[str]:
+    """A session's tags as LambdaTest's list of strings (`k:v`, or `k` alone), without the
+    account tag."""
+    items = sorted((tags or {}).items())
+    return [f"{k}:{v}" if v else k for k, v in items if k != ACCOUNT_TAG]
+
+
 def summary(doc: dict[str, Any]) -> dict[str, Any]:
-    """A ledger session as the seed's list item."""
+    """A ledger session as a list item: the seed's fields and selenium-automation.yaml's
+    names for them (`build_name`, `create_timestamp`, `platform`, `remark`, `tag`)."""
     attrs = doc.get("attributes") or {}
     duration = doc.get("duration")
     return {
         "session_id": doc["id"],
         "build_id": doc.get("build"),
+        "build_name": doc.get("build"),
         "name": doc.get("name"),
         "status": doc["status"],
         "status_ind": doc["status"],
@@ -72,10 +94,15 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
             k: attrs.get(k)
             for k in ("browser", "browser_version", "os", "os_version", "resolution")
         },
+        "platform": attrs.get("os"),
+        "create_timestamp": iso(doc.get("started_at")),
         "start_timestamp": iso(doc.get("started_at")),
         "end_timestamp": iso(doc.get("ended_at")),
         "duration": None if duration is None else int(duration),
         "remarks": doc.get("remarks"),
+        "remark": doc.get("remarks"),
+        "tag": tag_list(doc.get("tags")),
+        "test_type": "selenium",
     }
 
 
