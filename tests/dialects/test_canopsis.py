@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api import keys
 from api.bootstrap import Container
+from api.dialects.canopsis.shape import session_item
 from api.expiry import ExpirySweeper
 from persistence.settings import Settings
 from tests.dialects.conftest import NONE
@@ -422,3 +423,15 @@ def test_a_project_key_cannot_act_on_another_projects_session(
         r = client.request(method, f"{CP}{path}", json=json, headers=basic("pat", pat))
         assert r.status_code == 403, (path, r.text)  # a session of no project is not a's
     assert log_head(client) == head
+
+
+def test_a_detail_folded_before_the_last_visible_fields_answers_as_before() -> None:
+    """A detail document written before the fold kept last_visible_at (until its next visible
+    keepalive or a rebuild of the detail view): the time the shown path became visible, else
+    the last keepalive once there was visible time, else the start."""
+    doc = {"id": "s", "user": "ann", "started_at": 100.0, "last_seen_at": 160.0,
+           "visible_path": None, "visible_since": None, "visible_time": {"[/v]": 30.0}}  # fmt: skip
+    assert session_item(doc)["last_visible_ping"] == 160
+    assert session_item({**doc, "visible_time": {}})["last_visible_ping"] == 100
+    shown = session_item({**doc, "visible_path": "[/v,t]", "visible_since": 150.0})
+    assert (shown["last_visible_ping"], shown["last_visible_path"]) == (150, ["/v", "t"])
