@@ -32,7 +32,7 @@ from api.routes import audit, batch, commands, health, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
-# The seed systems' session APIs, each one module in api/dialects with a `router`.
+# The seed systems' session APIs, each a package in api/dialects whose `__init__` has a `router`.
 DIALECTS = ("lambdatest", "testmo", "canopsis", "monitor", "opentera")
 
 

@@ -13,6 +13,8 @@ the key's own; Canopsis also `x-canopsis-authkey: <key>` or `?authkey=`; OpenTer
 `Authorization: OpenTera <key>` or `?token=`; pytest-monitor, whose client sends nothing,
 the key as a path segment: `/compat/monitor/k/<key>/api/v1/...` is served as
 `/compat/monitor/api/v1/...` (`client_path` puts the key back into the links of an answer).
+Anonymous reads (LEDGER_ALLOW_ANONYMOUS=read) open every surface but Testmo's, whose API
+refuses any request without a token.
 """
 
 from __future__ import annotations
@@ -81,6 +83,8 @@ class Surface:
     scheme: bytes = b"bearer"  # the Authorization scheme whose value is the key
     headers: tuple[bytes, ...] = ()  # other headers that carry the key
     params: tuple[str, ...] = ()  # query parameters that carry the key
+    # Whether LEDGER_ALLOW_ANONYMOUS=read opens it: not where the original always wants a key.
+    keyless: bool = True
 
     @property
     def challenge(self) -> str:
@@ -91,7 +95,7 @@ class Surface:
 NATIVE = Surface("")
 SURFACES = (
     Surface("/compat/lambdatest/", basic=True),
-    Surface("/compat/testmo/"),
+    Surface("/compat/testmo/", keyless=False),  # Testmo: 401 without a token, always
     Surface("/compat/canopsis/", basic=True, headers=(b"x-canopsis-authkey",), params=("authkey",)),
     Surface("/compat/opentera/", scheme=b"opentera", params=("token",)),
     Surface(MONITOR),
@@ -159,7 +163,7 @@ class Gate:
         if secret is None:
             secret, claimed = credential(scope, surface)
         if secret is None:
-            if self.anonymous is not None:
+            if self.anonymous is not None and surface.keyless:
                 return self.anonymous
             raise self._unauthorized(surface, "a key is required")
         who = self.ring.lookup(secret) if secret and self.ring is not None else None

@@ -21,6 +21,8 @@ status stays. `Expired` ends it at its last keepalive and sets status timeout wh
 
 Visible time per path (Canopsis semantics): time between a visible keepalive and the next
 keepalive, hide, stop or expiry is credited to the path of that visible keepalive.
+`last_visible_at` and `last_visible_path` are the time and path of the last visible keepalive;
+they stay while the session is hidden (Canopsis's last_visible_ping and last_visible_path).
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ def new_state(session_id: str) -> State:
         "visible_path": None,
         "visible_since": None,
         "visible_time": {},
+        "last_visible_at": None,
+        "last_visible_path": None,
         "keepalives": 0,
         "result_counts": {},
         "logs": [],
@@ -156,8 +160,8 @@ def _kept_alive(s: State, p: dict[str, Any], at: float) -> None:
         # times came out different).
         vt[path] = round((vt.get(path, 0.0) + (spent if spent > 0.0 else 0.0)) * 1e6) / 1e6
     if p.get("visible", True):
-        s["visible_path"] = p.get("path") or ""
-        s["visible_since"] = at
+        s["visible_path"] = s["last_visible_path"] = p.get("path") or ""
+        s["visible_since"] = s["last_visible_at"] = at
     else:
         s["visible_path"] = None
         s["visible_since"] = None

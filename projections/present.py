@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 TIME_FIELDS = frozenset(
-    {"started_at", "ended_at", "last_seen_at", "updated_at", "at", "occurred_at", "recorded_at"}
-)
+    {"started_at", "ended_at", "last_seen_at", "updated_at", "at", "occurred_at", "recorded_at",
+     "last_visible_at"}
+)  # fmt: skip
 
 
 def iso(ts: float | None) -> str | None:

@@ -108,6 +108,17 @@ def test_visible_time_is_credited_to_the_path_until_the_next_signal() -> None:
     assert s.state["visible_time"] == {"/a": 10.0, "/b": 7.0}
 
 
+def test_the_last_visible_keepalive_is_kept_while_hidden() -> None:
+    s = started()
+    assert (s.state["last_visible_at"], s.state["last_visible_path"]) == (None, None)
+    s.keep_alive(110.0, True, "/a")
+    s.keep_alive(115.0, False, "/b")  # hidden: the last visible one stays
+    s.hide(118.0, "/c")
+    assert (s.state["last_visible_at"], s.state["last_visible_path"]) == (110.0, "/a")
+    s.keep_alive(120.0, True, "/d")
+    assert (s.state["last_visible_at"], s.state["last_visible_path"]) == (120.0, "/d")
+
+
 def test_events_survive_a_serialise_deserialise_round_trip() -> None:
     s = Session.start("s1", 1.0, name="n", tags={"k": "v"}, attributes={"os": "linux"})
     s.keep_alive(2.0, True, "/a")

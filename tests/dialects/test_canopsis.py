@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from api import keys
 from api.bootstrap import Container
+from api.dialects.canopsis.shape import session_item
 from api.expiry import ExpirySweeper
 from persistence.settings import Settings
 from tests.dialects.conftest import NONE
@@ -251,11 +252,36 @@ def test_the_list_answers_canopsis_session_documents(client: TestClient, clock) 
     }
     for field in ("start", "last_ping", "last_visible_ping", "visible_duration"):
         assert isinstance(s[field], int), field
+    last_visible = int(clock.now)
     clock.advance(5)
     ping(client, ["/view/b"], visible=False)
+    clock.advance(7)
+    ping(client, ["/view/c"], visible=False)
     hidden = only_session(client)
-    assert hidden["last_visible_path"] == [] and hidden["last_ping"] == int(clock.now)
+    # Hidden: only last_ping moves; the last visible ping and path stay (Canopsis's manager)
+    assert hidden["last_ping"] == int(clock.now)
+    assert (hidden["last_visible_ping"], hidden["last_visible_path"]) == (last_visible, ["/view/b"])
     assert hidden["visible_duration"] == 55
+    native = detail(client)  # the native detail shows the same two, the time in ISO-8601
+    assert native["last_visible_path"] == "[/view/b]" and native["last_visible_at"].endswith("Z")
+    clock.advance(3)
+    client.post(f"{CP}/session_tracepath", json={"path": ["/view/d"]}, headers=basic("alice"))
+    traced = only_session(client)
+    assert (traced["last_visible_ping"], traced["last_visible_path"]) == (
+        int(clock.now),
+        ["/view/d"],
+    )
+
+
+def test_before_any_visible_keepalive_the_last_visible_ping_is_the_start(
+    client: TestClient, clock
+) -> None:
+    client.get(f"{CP}/sessionstart", headers=basic("alice"))
+    clock.advance(10)
+    ping(client, ["/view/a"], visible=False)
+    s = only_session(client)
+    assert (s["last_visible_ping"], s["last_visible_path"]) == (s["start"], [])
+    assert s["last_ping"] == s["start"] + 10
 
 
 def test_bad_bodies_are_400_and_append_nothing(client: TestClient) -> None:
@@ -397,3 +423,15 @@ def test_a_project_key_cannot_act_on_another_projects_session(
         r = client.request(method, f"{CP}{path}", json=json, headers=basic("pat", pat))
         assert r.status_code == 403, (path, r.text)  # a session of no project is not a's
     assert log_head(client) == head
+
+
+def test_a_detail_folded_before_the_last_visible_fields_answers_as_before() -> None:
+    """A detail document written before the fold kept last_visible_at (until its next visible
+    keepalive or a rebuild of the detail view): the time the shown path became visible, else
+    the last keepalive once there was visible time, else the start."""
+    doc = {"id": "s", "user": "ann", "started_at": 100.0, "last_seen_at": 160.0,
+           "visible_path": None, "visible_since": None, "visible_time": {"[/v]": 30.0}}  # fmt: skip
+    assert session_item(doc)["last_visible_ping"] == 160
+    assert session_item({**doc, "visible_time": {}})["last_visible_ping"] == 100
+    shown = session_item({**doc, "visible_path": "[/v,t]", "visible_since": 150.0})
+    assert (shown["last_visible_ping"], shown["last_visible_path"]) == (150, ["/v", "t"])

@@ -187,6 +187,14 @@ def test_patch_json_and_form_labelled_json(client: TestClient) -> None:
         (b"[1]", "application/json", 400),
         (b"{}", "application/json", 400),
         (b'{"status":"queued"}', "application/json", 409),  # running -> queued is illegal
+        (b'{"reason": ["x"]}', "application/json", 400),
+        (b'{"tags": "smoke"}', "application/json", 400),
+        (b'{"tags": [1, 2]}', "application/json", 400),
+        (b'{"tags": [""]}', "application/json", 400),
+        (b'{"custom_data": [1]}', "application/json", 400),
+        (b'{"custom_data": "x"}', "application/json", 400),
+        (b'{"tags": ["' + b"t" * 300_000 + b'"]}', "application/json", 413),
+        (b'{"custom_data": {"k": "' + b"v" * 2_000_000 + b'"}}', "application/json", 413),
     ],
 )
 def test_bad_patch_appends_nothing(
@@ -208,7 +216,7 @@ def test_writes_to_missing_session_are_404_and_append_nothing(client: TestClient
         ("PUT", "/sessions/ghost/stop", {}),
         ("DELETE", "/sessions/ghost", {}),
         ("POST", "/sessions/ghost/terminal-logs", {"content": b"log"}),
-        ("POST", "/sessions/ghost/exceptions", {"content": b'["boom"]'}),
+        ("POST", "/sessions/ghost/exceptions", {"content": b'{"exception": ["boom"]}'}),
     ]:
         r = client.request(method, LT + path, **kw)
         assert r.status_code == 404, (method, path, r.text)
@@ -219,7 +227,11 @@ def test_stop_then_delete(client: TestClient) -> None:
     start(client, "k1")
     r = client.put(f"{LT}/sessions/k1/stop")
     assert r.status_code == 200 and r.json()["success"] is True
-    assert client.put(f"{LT}/sessions/k1/stop").status_code == 200  # idempotent
+    before = log_size(client)
+    again = client.put(f"{LT}/sessions/k1/stop")  # AlreadyStoppedSessionResponse
+    assert again.status_code == 400 and again.json()["status"] == "fail"
+    assert again.json()["message"] == "Oops! Looks like session is already stopped"
+    assert log_size(client) == before
     detail = client.get(f"{LT}/sessions/k1").json()["data"]
     assert detail["status"] == "completed" and detail["end_timestamp"]
     r = client.delete(f"{LT}/sessions/k1")
@@ -259,7 +271,13 @@ def test_screenshots_and_video_from_artifacts(client: TestClient) -> None:
     stored = client.get(shots[1]["url"])
     assert stored.content == b"\x89PNG" and stored.headers["content-type"] == "image/png"
     video = client.get(f"{LT}/sessions/a1/video").json()
-    assert video == {"status": "success", "data": {"video_url": "https://cdn/v.mp4"}}
+    assert video == {
+        "message": "Retrieve video url was successful",
+        "status": "success",
+        "url": "https://cdn/v.mp4",
+        "view_video_url": "https://cdn/v.mp4",
+        "data": {"video_url": "https://cdn/v.mp4"},
+    }
 
 
 def test_logs_of_each_kind(client: TestClient) -> None:
@@ -334,10 +352,7 @@ def test_upload_terminal_and_assertion_logs(client: TestClient) -> None:
     start(client, "t1")
     r = client.post(f"{LT}/sessions/t1/terminal-logs", content=b"$ npm test\nok\n")
     assert r.status_code == 200 and r.json()["success"] is True
-    r = client.post(
-        f"{LT}/sessions/t1/exceptions",
-        files={"file": ("a.json", b'{"exception":["boom"]}', "application/json")},
-    )
+    r = client.post(f"{LT}/sessions/t1/exceptions", content=b'{"exception":["boom"]}')
     assert r.status_code == 200, r.text
     arts = client.get("/v1/sessions/t1").json()["artifacts"]
     assert [(a["kind"], a["size"]) for a in arts] == [("terminal", 14), ("exceptions", 22)]
@@ -409,3 +424,48 @@ def test_a_lambdatest_start_with_bad_tags_is_refused_by_the_rules(client: TestCl
     (refused,) = r.json()["rejected"]
     assert r.status_code == 200 and refused["detail"].startswith("tags"), r.text
     assert log_size(client) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"not json", b"[]", b'["boom"]', b'{"exception": "boom"}', b'{"exception": [1]}',
+     b'{"exception": [null]}', b"", b'{"exceptions": ["wrong key"]}'],
+)  # fmt: skip
+def test_bad_exceptions_are_400_and_append_nothing(client: TestClient, body: bytes) -> None:
+    start(client, "e1")
+    before = log_size(client)
+    r = client.post(f"{LT}/sessions/e1/exceptions", content=body)
+    assert r.status_code == 400, r.text
+    assert r.json()["status"] == "fail"
+    assert log_size(client) == before
+
+
+def test_uploads_over_two_megabytes_are_400_and_append_nothing(client: TestClient) -> None:
+    start(client, "e2")
+    before = log_size(client)
+    big = b"x" * (2 * 1024 * 1024 + 1)
+    for path, kw in (
+        ("terminal-logs", {"content": big}),
+        ("terminal-logs", {"files": {"file": ("t.log", big)}}),
+        ("exceptions", {"content": b'{"exception": ["' + big + b'"]}'}),
+    ):
+        r = client.post(f"{LT}/sessions/e2/{path}", **kw)
+        assert r.status_code == 400, r.text
+        assert r.json() == {
+            "status": "fail",
+            "message": "Oops ! file size too large (> 2MB)",
+            "code": "invalid-command",
+        }
+    assert log_size(client) == before
+    exactly = b"y" * (2 * 1024 * 1024)
+    assert client.post(f"{LT}/sessions/e2/terminal-logs", content=exactly).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query", ["tags=,,,", "tags=" + "t" * 5000, "test_name=" + "%25" * 100, "test_name=%00"]
+)
+def test_odd_list_filters_are_answered_without_error(client: TestClient, query: str) -> None:
+    start(client, "f1")
+    r = client.get(f"{LT}/sessions?{query}")
+    assert r.status_code in (200, 400), r.text
+    assert r.json()["status"] in ("success", "fail")

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import event
 
 from api.bootstrap import Container
-from api.dialects import canopsis_shape, testmo
+from api.dialects.canopsis import shape as canopsis_shape
+from api.dialects.testmo import shape as testmo
 from projections import queries as qs
 
 N = 12

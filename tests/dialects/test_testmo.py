@@ -99,10 +99,13 @@ def test_expands_comma_and_repeated(client: TestClient, project: dict[str, int])
         {"id": 7, "name": "7"},
     ]
     assert comma["milestones"] == []
-    assert [(s["id"], s["system_name"]) for s in comma["statuses"]][:2] == [
-        (1, "passed"),
-        (2, "failed"),
+    # Testmo's status ids: 1 Untested, 2 Passed (counted in status1), 3 Failed (status2)...
+    assert [(s["id"], s["system_name"]) for s in comma["statuses"]][:3] == [
+        (1, "untested"),
+        (2, "passed"),
+        (3, "failed"),
     ]
+    assert comma["statuses"][0]["is_untested"] is True
 
 
 def test_counts_from_results(client: TestClient, project: dict[str, int]) -> None:
@@ -117,6 +120,19 @@ def test_counts_from_results(client: TestClient, project: dict[str, int]) -> Non
     assert row["completed_count"] == 4  # passed x2, failed, status7 (retest is not final)
     assert row["total_count"] == 7
     assert row["updated_at"] is not None
+    described = client.get(f"{TM}/sessions/{project['c']}", params={"expands": "statuses"})
+    custom = described.json()["expands"]["statuses"][-1]  # the custom slot counted: status7
+    assert (custom["id"], custom["system_name"], custom["aliases"]) == (8, "status7", ["status7"])
+
+
+def test_an_empty_result_has_no_pages(client: TestClient, project: dict[str, int]) -> None:
+    empty = client.get(f"{TM}/projects/99/sessions").json()
+    assert (empty["page"], empty["last_page"], empty["next_page"], empty["total"]) == (
+        None,
+        None,
+        None,
+        0,
+    )
 
 
 def test_detail_and_missing(client: TestClient, project: dict[str, int]) -> None:

@@ -1,48 +1,35 @@
-"""The Testmo session API (seed document in shared/seeds), translated onto the ledger.
-
-Ids: a Testmo session id is the ledger session's `number` (stable, unique in the ledger);
-`project_id` is the session's `project` (compared as a string with the path parameter).
-
-Result counts come from the session's RecordResult events (`result_counts`). The status
-names map onto Testmo's status slots like Testmo's default statuses (also served as the
-`statuses` expand): passed=status1 (success), failed=status2 (failure), retest=status3
-(not final), blocked=status4, skipped=status5, and `status1`..`status24` name a slot
-directly; `untested` counts as untested. completed_count counts results in final slots
-(all but untested and retest); total_count counts every result, whatever its name.
-
-Users: Testmo user ids are integers. created_by/updated_by/closed_by are the ledger's actor
-when it is an integer string (e.g. "2"), else null; the `users` expand lists those ids.
-"""
+"""Testmo's shapes: the session as Testmo answers it (`row`, its counts), the expands, the
+error shape (`{"message", "errors"}`) and the checks of the list's parameters."""
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import FreshDep
-from api.dialects.common import detail_by_number, found, read_views, scoped, time_param
+from api.dialects.common import time_param
 from api.problems import register_renderer
 from domain.errors import InvalidCommandError
-from projections import queries as qs
 from projections.present import iso
 
 PREFIX = "/compat/testmo/api/v1"
-router = APIRouter(prefix=PREFIX, tags=["compat: Testmo"])
 
 EXPANDS = ("configs", "field_values", "issues", "milestones", "states", "statuses", "templates",
            "users")  # fmt: skip
 SORTS = {"sessions:id": "number", "sessions:name": "name", "sessions:created_at": "started_at",
          "sessions:started_at": "started_at", "sessions:updated_at": "updated_at",
          "sessions:closed_at": "ended_at"}  # fmt: skip
-# (slot, name, is_passed, is_failed, is_final): Testmo's default statuses.
+# (count slot, name, is_passed, is_failed, is_final): Testmo's default statuses after
+# Untested; the status id is the slot + 1.
 SLOTS = [(1, "Passed", True, False, True), (2, "Failed", False, True, True),
          (3, "Retest", False, False, False), (4, "Blocked", False, False, True),
          (5, "Skipped", False, False, True)]  # fmt: skip
 SLOT_OF = {name.lower(): slot for slot, name, *_ in SLOTS} | {f"status{n}": n for n in range(1, 25)}
 NOT_FINAL = {3}
+UNTESTED = {"id": 1, "name": "Untested", "system_name": "untested", "color": None,
+            "aliases": ["untested"], "is_untested": True, "is_passed": False,
+            "is_failed": False, "is_final": False}  # fmt: skip
 # Filters on things the ledger never records: any value matches no session.
 ABSENT_FILTERS = ("assignee_id", "config_id", "milestone_id", "state_id", "template_id")
 
@@ -100,7 +87,7 @@ def row(doc: dict[str, Any]) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _expands(request: Request) -> list[str]:
+def parse_expands(request: Request) -> list[str]:
     """`expands=a,b` and repeated `expands=a&expands=b` both work."""
     names = [
         n.strip()
@@ -116,6 +103,27 @@ def _expands(request: Request) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def _status(slot: int, name: str, passed: bool, failed: bool, final: bool) -> dict[str, Any]:
+    return {
+        "id": slot + 1, "name": name, "system_name": name.lower().replace(" ", ""),
+        "color": None,  # an instance's colours are its own: the ledger has none
+        "aliases": list(dict.fromkeys([name.lower(), f"status{slot}"])),  # the names counted
+        "is_untested": False, "is_passed": passed, "is_failed": failed, "is_final": final,
+    }  # fmt: skip
+
+
+def statuses(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Untested, the default statuses, and the custom slots the rows count."""
+    custom = sorted(
+        {n for r in rows for n in range(6, 25) if r[f"status{n}_count"]}
+    )  # slots past the defaults
+    return [
+        dict(UNTESTED),
+        *(_status(*s) for s in SLOTS),
+        *(_status(n, f"Status{n}", False, False, True) for n in custom),
+    ]
+
+
 def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in names:
@@ -123,31 +131,24 @@ def expand(names: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
             ids = {r[k] for r in rows for k in ("created_by", "updated_by", "closed_by")}
             out["users"] = [{"id": i, "name": str(i)} for i in sorted(i for i in ids if i)]
         elif name == "statuses":
-            out["statuses"] = [
-                {
-                    "id": s, "name": n, "system_name": n.lower(), "color": None,
-                    "aliases": [n.lower(), f"status{s}"],  # the result names counted here
-                    "is_untested": False, "is_passed": p, "is_failed": f, "is_final": fin,
-                }
-                for s, n, p, f, fin in SLOTS
-            ]  # fmt: skip
+            out["statuses"] = statuses(rows)
         else:
-            out[name] = []  # the ledger does not manage configs, milestones, templates...
+            out[name] = []  # no session references a config, milestone, template...
     return out
 
 
-def _time(value: str | None, field: str) -> float | None:
+def time_filter(value: str | None, field: str) -> float | None:
     return time_param(value, field, "must be an ISO 8601 time")
 
 
-def _ids(value: str | None, field: str) -> tuple[str, ...]:
+def parse_ids(value: str | None, field: str) -> tuple[str, ...]:
     items = tuple(v.strip() for v in (value or "").split(",") if v.strip())
     if not all(v.isdigit() for v in items):
         raise InvalidCommandError(f"{field} must be comma-separated integer ids", field=field)
     return items
 
 
-def _closed(value: str | None) -> bool | None:
+def parse_closed(value: str | None) -> bool | None:
     if value is None or value == "":
         return None
     if value.lower() in ("1", "true"):
@@ -155,70 +156,3 @@ def _closed(value: str | None) -> bool | None:
     if value.lower() in ("0", "false"):
         return False
     raise InvalidCommandError("is_closed must be 0, 1, true or false", field="is_closed")
-
-
-@router.get("/projects/{project_id}/sessions")
-def list_sessions(
-    project_id: str,
-    request: Request,
-    container: FreshDep,
-    page: int = Query(1, ge=1),
-    per_page: int = Query(100, ge=1, le=100),
-    is_closed: str | None = None,
-    sort: str | None = Query(None, description=", ".join(SORTS)),
-    order: str = Query("desc", pattern="^(asc|desc)$"),
-    created_after: str | None = None,
-    created_before: str | None = None,
-    closed_after: str | None = None,
-    closed_before: str | None = None,
-    created_by: str | None = None,
-    tags: Annotated[str | None, Query(description="comma-separated; all must match")] = None,
-) -> dict[str, Any]:
-    """Returns all sessions for a project, one page at a time."""
-    names = _expands(request)
-    if sort is not None and sort not in SORTS:
-        raise InvalidCommandError(f"sort must be one of {', '.join(SORTS)}", field="sort")
-    closed = _closed(is_closed)
-    absent = [f for f in ABSENT_FILTERS if _ids(request.query_params.get(f), f)]
-    tag_pairs = tuple(
-        (k, v) for k, _, v in (t.strip().partition(":") for t in (tags or "").split(",")) if k
-    )
-    f = qs.SessionFilter(
-        project=project_id,
-        active=None if closed is None else not closed,
-        started_after=_time(created_after, "created_after"),
-        started_before=_time(created_before, "created_before"),
-        stopped_after=_time(closed_after, "closed_after"),
-        stopped_before=_time(closed_before, "closed_before"),
-        user=_ids(created_by, "created_by"),
-        tags=tag_pairs,
-    )
-    rows: list[dict[str, Any]] = []
-    total = 0
-    if not absent:
-        key, offset = SORTS.get(sort or "", "number"), (page - 1) * per_page
-        docs = read_views(
-            container, qs.list_details, scoped(f), key, order == "desc", per_page, offset
-        )
-        total = docs.total
-        rows = [row(d) for d in docs.items]
-    last = max(1, math.ceil(total / per_page))
-    return {
-        "page": page,
-        "prev_page": page - 1 if page > 1 else None,
-        "next_page": page + 1 if page < last else None,
-        "last_page": last,
-        "per_page": per_page,
-        "total": total,
-        "result": rows,
-        "expands": expand(names, rows),
-    }
-
-
-@router.get("/sessions/{session_id}")
-def get_session(session_id: int, request: Request, container: FreshDep) -> dict[str, Any]:
-    """Returns a single session (its id is the ledger session's number)."""
-    names = _expands(request)
-    doc = read_views(container, detail_by_number, session_id)
-    result = row(found(doc, f"Session {session_id} not found"))
-    return {"result": result, "expands": expand(names, [result])}
