@@ -210,7 +210,7 @@ def test_first_serve_prints_an_admin_key_once_and_logs_never_show_keys(tmp_path:
         for path in (
             f"/compat/opentera/api/user/sessiontypes?token={key}",
             f"/compat/canopsis/api/v2/sessions?authkey={key}&limit=5",
-            f"/compat/monitor/k/{key}/api/v1/sessions/",
+            f"/compat/monitor/k/{key}/api/v1/sessions/count",
             "/v1/sessions",
         ):
             assert httpx.get(url + path, headers=auth).status_code == 200, path
