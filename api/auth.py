@@ -13,8 +13,9 @@ the key's own; Canopsis also `x-canopsis-authkey: <key>` or `?authkey=`; OpenTer
 `Authorization: OpenTera <key>` or `?token=`; pytest-monitor, whose client sends nothing,
 the key as a path segment: `/compat/monitor/k/<key>/api/v1/...` is served as
 `/compat/monitor/api/v1/...` (`client_path` puts the key back into the links of an answer).
-Anonymous reads (LEDGER_ALLOW_ANONYMOUS=read) open every surface but Testmo's, whose API
-refuses any request without a token.
+Anonymous reads (LEDGER_ALLOW_ANONYMOUS=read) open the native API and pytest-monitor's (whose
+server has no keys), not LambdaTest, Testmo, Canopsis or OpenTera, which refuse any request
+without credentials.
 """
 
 from __future__ import annotations
@@ -94,10 +95,18 @@ class Surface:
 
 NATIVE = Surface("")
 SURFACES = (
-    Surface("/compat/lambdatest/", basic=True),
-    Surface("/compat/testmo/", keyless=False),  # Testmo: 401 without a token, always
-    Surface("/compat/canopsis/", basic=True, headers=(b"x-canopsis-authkey",), params=("authkey",)),
-    Surface("/compat/opentera/", scheme=b"opentera", params=("token",)),
+    # keyless=False: the original refuses every request without credentials, so
+    # LEDGER_ALLOW_ANONYMOUS=read does not open it (pytest-monitor's server has no keys).
+    Surface("/compat/lambdatest/", basic=True, keyless=False),
+    Surface("/compat/testmo/", keyless=False),
+    Surface(
+        "/compat/canopsis/",
+        basic=True,
+        headers=(b"x-canopsis-authkey",),
+        params=("authkey",),
+        keyless=False,
+    ),
+    Surface("/compat/opentera/", scheme=b"opentera", params=("token",), keyless=False),
     Surface(MONITOR),
 )
 

@@ -329,6 +329,10 @@ def test_anonymous_read_when_allowed(settings: Settings, clock, admin_key: str) 
                 r = cl.get(f"{TM}/projects/web/sessions", headers=headers)
                 assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
                 assert set(r.json()) == {"message", "errors"} and r.json()["message"]
+            # Nor do LambdaTest, Canopsis and OpenTera; pytest-monitor's server has no keys
+            for path in (f"{LT}/sessions", f"{CP}/sessions", f"{OT}/user/sessions?id_session=1"):
+                assert cl.get(path).status_code == 401, path
+            assert cl.get(f"{PM}/sessions/count").status_code == 200
     finally:
         container.close()
 
