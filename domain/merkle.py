@@ -135,10 +135,33 @@ class Frontier:
         completed subtree)."""
         if set(map(len, leaf_hashes)) - {HASH_SIZE}:
             raise ValueError(f"a leaf hash is {HASH_SIZE} bytes")
-        sha256, hashes = hashlib.sha256, self._hashes
         done: list[NodeRow] = []
+
+        def keep(level: int, start: int, row: list[bytes]) -> None:
+            if level >= min_level:
+                done.extend(zip(repeat(level), range(start, start + len(row)), row))
+
+        self._grow(list(leaf_hashes), keep)
+        return done
+
+    def extend_level(self, leaf_hashes: list[bytes], level: int) -> list[bytes]:
+        """`extend` for a verifier's pass, which keeps one level only: the hashes of the
+        subtrees of `level` completed, in order. For leaf hashes this process made (unchecked
+        lengths); `leaf_hashes` becomes the frontier's to change."""
+        done: list[bytes] = []
+
+        def keep(at: int, _start: int, row: list[bytes]) -> None:
+            if at == level:
+                done.extend(row)
+
+        self._grow(leaf_hashes, keep)
+        return done
+
+    def _grow(self, row: list[bytes], keep: Callable[[int, int, list[bytes]], None]) -> None:
+        """Add the leaves `row`, handing each level's completed subtrees to `keep`."""
+        sha256, hashes = hashlib.sha256, self._hashes
         kept: list[bytes] = []  # the new frontier's hashes below the untouched ones, lowest first
-        start, level, row = self._size, 0, list(leaf_hashes)
+        added, start, level = len(row), self._size, 0
         while row:
             if start & 1:
                 # The level's last subtree so far is the new row's left sibling: the old
@@ -151,11 +174,9 @@ class Frontier:
             row = [sha256(b"\x01" + a + b).digest() for a, b in pairs]
             start >>= 1
             level += 1
-            if level >= min_level:
-                done.extend(zip(repeat(level), range(start, start + len(row)), row))
+            keep(level, start, row)
         hashes.extend(reversed(kept))
-        self._size += len(leaf_hashes)
-        return done
+        self._size += added
 
     def root(self) -> bytes:
         return fold_right(self._hashes)

@@ -79,9 +79,7 @@ class TreeScan:
             size = self.frontier.size
             cut = next((w - size for w in self.wanted if size < w <= size + len(hashes)), None)
             part, hashes = (hashes, []) if cut is None else (hashes[:cut], hashes[cut:])
-            for level, _index, h in self.frontier.extend(part, min_level=STORED_LEVEL):
-                if level == STORED_LEVEL:
-                    self.blocks.append(h)
+            self.blocks += self.frontier.extend_level(part, STORED_LEVEL)
             if cut is not None:
                 self.roots[self.frontier.size] = self.frontier.root()
 
