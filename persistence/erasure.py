@@ -62,12 +62,14 @@ def erase(
     """Erase `session_id`'s personal values (SessionNotFoundError when there is none)."""
     cmd = c.EraseSession(session_id=session_id, by=by, personal_keys=store.personal_keys)
     validate(cmd)
+    if is_context_stream(session_id):  # a machine description, not a session
+        raise SessionNotFoundError(f"no session {session_id}")
     done = Erasure(session_id)
     with store.write_transaction() as conn:
         position, prev, floor = store.tail(conn)
         events = store.load_stream(session_id, conn)
         state = fold(events, session_id)
-        if state is None or is_context_stream(session_id):
+        if state is None:
             raise SessionNotFoundError(f"no session {session_id}")
         done.in_clear = _in_clear(events, store.personal_keys)
         done.values = _delete_values(conn, store, [e.position for e in events])

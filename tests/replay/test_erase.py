@@ -171,6 +171,7 @@ def test_values_logged_in_clear_are_reported(
 def test_erase_refuses_what_it_cannot_do(
     container: Any, history: dict[str, Any], capsys: pytest.CaptureFixture[str]
 ) -> None:
+    container.ledger.execute(c.RecordContext.of("abc", {"cpu": 4}))
     code, _, err = run(capsys, "erase", "z1")
     assert code == 2 and "--yes" in err
     code, _, err = run(capsys, "erase", "nobody", "--yes")
