@@ -117,13 +117,11 @@ def _named_elsewhere(store: EventStore, sha: str, session_id: str) -> bool:
     """Whether an event of another stream names the blob `sha` (a full scan of the blob
     events: erasure is rare). `sha` is a checked blob name, 64 hex digits."""
     m = store._mark
-    sql = (
-        f"SELECT 1 FROM events WHERE stream_id <> {m} AND type IN ({m}, {m}) "
-        f"AND payload LIKE {m} LIMIT 1"
-    )
-    pattern = b"%" + sha.encode() + b"%"
+    # A byte search in the payload (SQLite's LIKE does not match inside a BLOB).
+    found = f"instr(payload, {m}) > 0" if store.is_sqlite else f"position({m} in payload) > 0"
+    sql = f"SELECT 1 FROM events WHERE stream_id <> {m} AND type IN ({m}, {m}) AND {found} LIMIT 1"
     with store.read_engine.connect() as conn:
-        row = conn.exec_driver_sql(sql, (session_id, *BLOB_EVENT_TYPES, pattern)).first()
+        row = conn.exec_driver_sql(sql, (session_id, *BLOB_EVENT_TYPES, sha.encode())).first()
     return row is not None
 
 

@@ -468,9 +468,14 @@ def test_personal_values_are_sealed_opened_and_erased(store: EventStore, tmp_pat
     from persistence.blobs import BlobStore
     from persistence.erasure import erase
 
+    blobs = BlobStore(tmp_path / "blobs")
+    mine, size_ = blobs.put(b"zelda's console")
+    shared, _ = blobs.put(b"a page both sessions saved")
     ledger = Ledger(store, FakeClock(T0))
     ledger.execute(c.StartSession(session_id="s", user="zelda", tags={"email": "z@x", "k": "v"}))
     ledger.execute(c.StartSession(session_id="t", user="ann"))
+    for sid, sha in (("s", mine), ("s", shared), ("t", shared)):
+        ledger.execute(c.AttachArtifact(session_id=sid, kind="file", sha256=sha, size=size_))
     raw = store.read()[0]
     assert b"zelda" not in raw.payload and b"z@x" not in raw.payload
     assert raw.data()["user"] == "zelda" and raw.data()["tags"] == {"email": "z@x", "k": "v"}
@@ -479,11 +484,13 @@ def test_personal_values_are_sealed_opened_and_erased(store: EventStore, tmp_pat
     assert [b"zelda" in r[4] for r in loaded] == [True, False]
     size, root = store.tree.latest()
 
-    done = erase(store, BlobStore(tmp_path / "blobs"), "s", FakeClock(T0 + 1))
+    done = erase(store, blobs, "s", FakeClock(T0 + 1))
     assert done.values == 2 and done.in_clear == []  # user and tags.email
+    assert (done.blobs_destroyed, done.blobs_kept) == ([mine], [shared])
+    assert not blobs.exists(mine) and blobs.exists(shared)
     first = store.read()[0]
     assert first.payload == raw.payload and first.hash == raw.hash
     assert first.data()["user"] is None and first.data()["tags"] == {"k": "v"}
     assert store.tree.root(size) == root
     assert store.load_stream("t")[0].data()["user"] == "ann"
-    assert [e.type for e in store.load_stream("s")] == ["Started", "Erased"]
+    assert [e.type for e in store.load_stream("s")][-1] == "Erased"
