@@ -23,6 +23,7 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.SessionExistsError: 409,
     e.SessionStoppedError: 409,
     e.SessionDeletedError: 410,
+    e.ContentErasedError: 410,
     e.IllegalStatusChangeError: 409,
     e.ConcurrencyError: 409,
     e.IdempotencyKeyReusedError: 422,

@@ -40,6 +40,12 @@ class SessionDeletedError(LedgerError):
     code = "session-deleted"
 
 
+class ContentErasedError(LedgerError):
+    """An uploaded file that an erasure destroyed (or that is otherwise gone)."""
+
+    code = "content-erased"
+
+
 class IllegalStatusChangeError(LedgerError):
     code = "illegal-status-change"
 

@@ -15,7 +15,12 @@ import re
 import tempfile
 from pathlib import Path
 
-from domain.errors import InvalidCommandError, LimitExceededError, StoreUnavailableError
+from domain.errors import (
+    ContentErasedError,
+    InvalidCommandError,
+    LimitExceededError,
+    StoreUnavailableError,
+)
 
 _NAME = re.compile(r"[0-9a-f]{64}")
 
@@ -96,7 +101,10 @@ class BlobStore:
         return w.commit()
 
     def get(self, sha256: str) -> bytes:
-        return self.path(sha256).read_bytes()
+        try:
+            return self.path(sha256).read_bytes()
+        except FileNotFoundError:
+            raise ContentErasedError(f"the content {sha256} is no longer kept (erased)") from None
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()

@@ -109,6 +109,8 @@ def test_erase_destroys_the_values_and_keeps_every_proof(
     for secret in SECRETS:
         assert files_hold(db_files(container), secret) == [], secret
     assert not container.blobs.exists(history["log_sha"])
+    gone = client.get("/v1/sessions/z1/logs/console", headers=bearer(admin_key))
+    assert gone.status_code == 410 and gone.json()["type"].endswith("content-erased")
     detail = client.get("/v1/sessions/z1", headers=bearer(admin_key)).json()
     assert detail["user"] is None and detail["name"] is None
     assert detail["tags"] == {"team": "blue"}
