@@ -6,20 +6,19 @@ with that recorder, and the normalisation applied before two answers are compare
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import pytest
+
+from tests.clients.venvs import pinned_venv as pinned_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).with_name("monitor_sample") / "test_sample.py"
@@ -60,28 +59,6 @@ def _recording_send(self, request, **kw):
     return response
 requests.Session.send = _recording_send
 '''
-
-
-def pinned_venv(name: str, pins: tuple[str, ...]) -> Path:
-    """A venv with `pins`, built once under var/<name>/<key> and reused while they hold."""
-    key = hashlib.sha256(f"{sys.version_info[:2]} {' '.join(pins)}".encode()).hexdigest()[:12]
-    venv = ROOT / "var" / name / key
-    if (venv / ".complete").exists():
-        return venv
-    # Built in place (a venv cannot be moved); the marker is written only once it works.
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    for cmd in ([sys.executable, "-m", "venv", str(venv)], [*pip, "--no-input", *pins]):
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"cannot build the {name} venv: {exc}")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            pytest.skip(f"cannot build the {name} venv (no network/pip?): {tail}")
-    (venv / ".complete").write_text("\n".join(pins))
-    return venv
 
 
 def start_reference(venv: Path, workdir: Path, port: int) -> subprocess.Popen[bytes]:

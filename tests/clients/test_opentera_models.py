@@ -7,16 +7,15 @@ the same field names, types and values (TeraSession.py lines 58-120)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+
+from tests.clients.venvs import pinned_venv
 
 ROOT = Path(__file__).resolve().parents[2]
 PINS = ("opentera==1.3.1",)  # its own requirements are pinned exactly
@@ -80,26 +79,7 @@ json.dump(out, sys.stdout)
 @pytest.fixture(scope="session")
 def opentera_venv() -> Path:
     """A venv with the pinned package, built once and reused while the pins do not change."""
-    key = hashlib.sha256(f"{sys.version_info[:2]} {' '.join(PINS)}".encode()).hexdigest()[:12]
-    venv = ROOT / "var" / "opentera-venv" / key
-    if (venv / ".complete").exists():
-        return venv
-    shutil.rmtree(venv, ignore_errors=True)
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
-    for cmd in (
-        [sys.executable, "-m", "venv", str(venv)],
-        [*pip, "--disable-pip-version-check", *PINS],
-    ):
-        try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            pytest.skip(f"cannot build the opentera venv: {exc}")
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-            pytest.skip(f"cannot build the opentera venv (no network/pip?): {tail}")
-    (venv / ".complete").write_text("\n".join(PINS))
-    return venv
+    return pinned_venv("opentera-venv", PINS)
 
 
 def to_json(venv: Path, sessions: list[tuple[dict[str, Any], bool]]) -> list[dict[str, Any]]:
