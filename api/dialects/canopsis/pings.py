@@ -89,35 +89,23 @@ async def keepalive(request: Request, user: Caller, container: FreshDep) -> dict
     }
 
 
-async def _trace_path(request: Request, user: str, container: Container) -> Response:
+async def trace_path(request: Request, user: Caller, container: FreshDep) -> Response:
+    """The caller moved to `path` (the UI calls it on each route change): a visible keepalive
+    there; starts the caller's session when none is active."""
     _sent, path = path_of(await json_object(request))
     await _ping(container, user, True, path)
     return Response(status_code=200)
 
 
-@router.post(
-    "/session_tracepath", response_class=Response, responses=EMPTY_200,
-    openapi_extra=body_doc("path"),
-)  # fmt: skip
-async def session_tracepath(request: Request, user: Caller, container: FreshDep) -> Response:
-    """The caller moved to `path` (the UI calls it on each route change): a visible keepalive
-    there; starts the caller's session when none is active."""
-    return await _trace_path(request, user, container)
-
-
-@router.post(
-    "/session_hide", response_class=Response, responses=EMPTY_200,
-    openapi_extra=body_doc("path"),
-)  # fmt: skip
-async def session_hide(request: Request, user: Caller, container: FreshDep) -> Response:
-    """`session_tracepath` under its name before Canopsis renamed it (January 2020)."""
-    return await _trace_path(request, user, container)
-
-
-@router.post(
-    "/session-hide", response_class=Response, responses=EMPTY_200,
-    openapi_extra=body_doc("path"),
-)  # fmt: skip
-async def session_hide_seed(request: Request, user: Caller, container: FreshDep) -> Response:
-    """`session_hide` as the seed spells it."""
-    return await _trace_path(request, user, container)
+# One endpoint under its three names: Canopsis's, its name before Canopsis renamed it
+# (January 2020), and the seed's spelling.
+for _path, _summary in (
+    ("/session_tracepath", "Session Tracepath"),
+    ("/session_hide", "Session Hide (session_tracepath's earlier name)"),
+    ("/session-hide", "Session Hide (the seed's spelling of session_hide)"),
+):
+    router.add_api_route(
+        _path, trace_path, methods=["POST"], response_class=Response, responses=EMPTY_200,
+        openapi_extra=body_doc("path"), summary=_summary,
+        operation_id="canopsis_" + _path.strip("/").replace("-", "_"),
+    )  # fmt: skip
