@@ -7,6 +7,7 @@ returns the first answer and appends nothing) and an `expected_version` (optimis
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
@@ -23,10 +24,12 @@ class Command:
     expected_version: int | None = None
 
     def fingerprint(self) -> str:
+        """What a retry under the same Idempotency-Key must repeat: a SHA-256 of the command,
+        so the stored fingerprint holds none of its (possibly personal) values."""
         d = asdict(self)
         d.pop("idempotency_key", None)
         d["command"] = type(self).__name__
-        return orjson.dumps(d, option=orjson.OPT_SORT_KEYS).decode()
+        return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -51,7 +51,7 @@ def history(container: Any, clock: Any, monkeypatch: pytest.MonkeyPatch) -> dict
     run_(
         c.StartSession(
             session_id="z1", name=SECRETS[2], project="web", user=SECRETS[0],
-            tags={"email": SECRETS[1], "team": "blue"}, by="zq-key",
+            tags={"email": SECRETS[1], "team": "blue"}, by="zq-key", idempotency_key="k1",
         )
     )  # fmt: skip
     run_(c.KeepAlive(session_id="z1", path="/cart"))
