@@ -28,6 +28,7 @@ from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
+from api.openapi import tidy
 from api.routes import audit, batch, commands, health, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
@@ -128,6 +129,12 @@ class LedgerAPI(FastAPI):
                         await self._lane_wrap(serve)(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
+
+    def openapi(self) -> dict[str, Any]:
+        """The document FastAPI builds from the routes, finished by api/openapi.py `tidy`."""
+        if self.openapi_schema is None:
+            self.openapi_schema = tidy(super().openapi())
+        return self.openapi_schema
 
     async def _refuse(self, refusal: Refusal, scope: Any, receive: Any, send: Any) -> None:
         # The app's own handler renders it, so a dialect's clients get their error shape.

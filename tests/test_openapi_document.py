@@ -1,5 +1,7 @@
 """The OpenAPI document as a client generator reads it: every component name and every
-operationId names one thing, so no generated model or function is silently dropped."""
+operationId names one thing (so no generated model or function is silently dropped), every
+native operation documents its answer and its problem+json refusals, and the answers are
+what the document says."""
 
 from __future__ import annotations
 
@@ -8,7 +10,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
 from api.app import LedgerAPI, create_app
@@ -60,3 +64,81 @@ def test_every_operation_id_is_unique(tmp_path: Path) -> None:
     ids = Counter(op["operationId"] for methods in paths.values() for op in methods.values())
     assert len(ids) > 50  # the native API and the five dialects
     assert [name for name, n in ids.items() if n > 1] == []
+
+
+def _native_operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, methods in doc["paths"].items()
+        if path.startswith("/v1/")
+        for method, op in methods.items()
+    ]
+
+
+def test_every_native_operation_documents_its_answer_and_its_problems(tmp_path: Path) -> None:
+    doc = _app(tmp_path).openapi()
+    problem = doc["components"]["schemas"]["Problem"]
+    assert set(problem["required"]) == {"type", "title", "status", "detail"}
+    assert "field" in problem["properties"]
+    for path, method, op in _native_operations(doc):
+        where = f"{method.upper()} {path}"
+        success = [code for code in op["responses"] if code.startswith("2")]
+        assert len(success) == 1, where
+        content = op["responses"][success[0]]["content"]
+        schema = next(iter(content.values()))["schema"]
+        assert schema.get("$ref") or schema.get("type") == "string", where
+        refusals = {code: r for code, r in op["responses"].items() if code[0] in "45"}
+        assert {"401", "403", "503"} <= set(refusals), where
+        for code, r in refusals.items():
+            assert r["content"] == {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            }, (where, code)
+
+
+def _conforms(doc: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """`response`'s body is what the document says that operation answers with its status."""
+    documented = doc["paths"][path][method]["responses"][str(response.status_code)]
+    media = response.headers["content-type"].split(";")[0]
+    schema = {**documented["content"][media]["schema"], "components": doc["components"]}
+    jsonschema_rs.validator_for(schema).validate(response.json())
+
+
+def test_native_answers_are_what_the_document_says(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    sid = "/v1/sessions/{session_id}"
+    calls: list[tuple[str, str, str, dict[str, Any] | None]] = [
+        ("post", "/v1/sessions", "/v1/sessions", {"id": "s1", "project": "web"}),
+        ("post", sid + "/keepalive", "/v1/sessions/s1/keepalive", {"path": "/a"}),
+        ("post", sid + "/hide", "/v1/sessions/s1/hide", {}),
+        ("post", sid + "/results", "/v1/sessions/s1/results", {"status": "passed"}),
+        ("post", sid + "/annotations", "/v1/sessions/s1/annotations", {"text": "note"}),
+        ("post", sid + "/artifacts", "/v1/sessions/s1/artifacts", {"kind": "file", "url": "u"}),
+        ("post", sid + "/stop", "/v1/sessions/s1/stop", None),
+        ("post", sid + "/keepalive", "/v1/sessions/s1/keepalive", {}),  # 409: stopped
+        ("get", sid, "/v1/sessions/s1", None),
+        ("get", sid, "/v1/sessions/ghost", None),  # 404
+        ("get", "/v1/sessions", "/v1/sessions?project=web", None),
+        ("get", "/v1/sessions", "/v1/sessions?sort=nope", None),  # 422
+        ("get", "/v1/sessions/count", "/v1/sessions/count", None),
+        ("get", "/v1/stats", "/v1/stats?by=project", None),
+        ("get", sid + "/events", "/v1/sessions/s1/events", None),
+        ("get", "/v1/events", "/v1/events?limit=3", None),
+        ("get", "/v1/ledger/digest", "/v1/ledger/digest", None),
+        ("get", "/v1/log/leaves", "/v1/log/leaves?start=0&end=2", None),
+        (
+            "get",
+            "/v1/log/proof/inclusion",
+            "/v1/log/proof/inclusion?leaf_index=0&tree_size=3",
+            None,
+        ),
+        ("get", "/v1/log/proof/consistency", "/v1/log/proof/consistency?first=1&second=3", None),
+    ]
+    statuses = []
+    for method, path, url, body in calls:
+        response = client.request(method, url, json=body)
+        _conforms(doc, path, method, response)
+        statuses.append(response.status_code)
+    assert statuses[7:12] == [409, 200, 404, 200, 422]
+    assert client.get("/v1/sessions/s1").json()["status"] == "completed"
+    unauthorised = client.get("/v1/sessions", headers={"Authorization": "Bearer nope"})
+    _conforms(doc, "/v1/sessions", "get", unauthorised)
