@@ -29,7 +29,7 @@ from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
 from api.openapi import tidy
-from api.routes import audit, batch, commands, health, log, queries
+from api.routes import audit, batch, commands, health, index, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -234,7 +234,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The liveness and readiness probes (/healthz, /readyz).
+    # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
     app.router.routes.extend(health.router.routes)
+    app.router.routes.extend(index.router.routes)
 
     return app

@@ -212,6 +212,15 @@ class BatchAnswer(Answer):
     position: int
 
 
+class Index(Answer):
+    """Where to go from the root: the API documents, the probes and the sessions."""
+
+    name: str
+    links: dict[str, str] = Field(
+        description="docs, redoc, openapi, health, ready, sessions: paths on this server"
+    )
+
+
 WHY = {
     400: "The batch is malformed (nothing appended).",
     401: "No key, or a key the ledger does not know.",
