@@ -28,7 +28,8 @@ from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
-from api.routes import audit, batch, commands, health, log, queries
+from api.openapi import tidy
+from api.routes import audit, batch, commands, health, index, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -129,6 +130,12 @@ class LedgerAPI(FastAPI):
                     return
         await super().__call__(scope, receive, send)
 
+    def openapi(self) -> dict[str, Any]:
+        """The document FastAPI builds from the routes, finished by api/openapi.py `tidy`."""
+        if self.openapi_schema is None:
+            self.openapi_schema = tidy(super().openapi())
+        return self.openapi_schema
+
     async def _refuse(self, refusal: Refusal, scope: Any, receive: Any, send: Any) -> None:
         # The app's own handler renders it, so a dialect's clients get their error shape.
         handler = self.exception_handlers[LedgerError]
@@ -227,7 +234,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The liveness and readiness probes (/healthz, /readyz).
+    # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
     app.router.routes.extend(health.router.routes)
+    app.router.routes.extend(index.router.routes)
 
     return app

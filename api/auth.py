@@ -36,8 +36,18 @@ from domain.errors import ForbiddenError, LedgerError, UnauthorizedError
 current: ContextVar[Principal | None] = ContextVar("principal", default=None)
 
 OPEN_PATHS = frozenset(
-    # /noop is the benchmark's framework baseline: it does nothing and shows nothing.
-    ("/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json", "/redoc", "/noop")
+    # /noop is the benchmark's framework baseline: it does nothing and shows nothing; / shows
+    # only links (api/routes/index.py).
+    (
+        "/",
+        "/healthz",
+        "/readyz",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/openapi.json",
+        "/redoc",
+        "/noop",
+    )
 )
 READ_METHODS = frozenset(("GET", "HEAD"))
 # The scope table (`required_scope`): key management needs `admin`; the audit reads (the global

@@ -183,3 +183,27 @@ def _parent_of(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def test_the_root_links_to_the_documents_the_probes_and_the_api_without_a_key(
+    probes: TestClient,
+) -> None:
+    r = probes.get("/")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == {
+        "name": "Session Ledger",
+        "links": {
+            "docs": "/docs",
+            "redoc": "/redoc",
+            "openapi": "/openapi.json",
+            "health": "/healthz",
+            "ready": "/readyz",
+            "sessions": "/v1/sessions",
+        },
+    }
+    # Every link but the API itself answers without a key; the API asks for one.
+    for name, path in r.json()["links"].items():
+        assert probes.get(path).status_code == (401 if name == "sessions" else 200), path
+    # Open, so it shows nothing of the ledger: no positions, databases, errors or keys.
+    assert not {"log_position", "views_position", "database", "key"} & set(r.text.split('"'))
+    assert probes.post("/").status_code == 405  # a write to the root is not a way in

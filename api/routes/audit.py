@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Query
 
+from api import openapi as a
 from api.deps import ContainerDep
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from domain.session import ALL_EVENT_CLASSES
@@ -30,7 +31,7 @@ def event_view(e: StoredEvent) -> dict[str, Any]:
     return d
 
 
-@router.get("/sessions/{session_id}/events")
+@router.get("/sessions/{session_id}/events", responses=a.documented(a.SessionEvents, *a.READ, 404))
 def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
     """The session's stream: every event with position, version, time, payload and hash."""
     events = container.store.load_stream(session_id)
@@ -39,7 +40,7 @@ def session_events(session_id: str, container: ContainerDep) -> dict[str, Any]:
     return {"id": session_id, "events": [event_view(e) for e in events]}
 
 
-@router.get("/events")
+@router.get("/events", responses=a.documented(a.GlobalLog, *a.READ))
 def global_log(
     container: ContainerDep,
     after: int = Query(0, ge=0, le=2**63 - 1, description="position to read after"),
@@ -57,7 +58,7 @@ def global_log(
     return {"after": after, "next_after": last, "events": [event_view(e) for e in events]}
 
 
-@router.get("/ledger/digest")
+@router.get("/ledger/digest", responses=a.documented(a.Digest, 401, 403, 503))
 def digest(container: ContainerDep) -> dict[str, Any]:
     """The head of the hash chain: save it, and later prove the log only grew."""
     position, head = container.store.head_digest()

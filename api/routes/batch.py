@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api import auth
+from api import openapi as a
 from api.deps import ContainerDep
 from api.dialects.lambdatest import with_account
 from api.problems import problem, status_of
@@ -173,7 +174,7 @@ def _command(obj: Any) -> c.Command | None:
 TURN = 10000
 
 
-@router.post("/events:batch")
+@router.post("/events:batch", responses=a.documented(a.BatchAnswer, 400, *a.READ, 413))
 async def batch(request: Request, container: ContainerDep) -> Any:
     """Append many commands (NDJSON); answers per-line outcomes and the last position."""
     body = await request.body()  # bounded by the edge's max_batch_bytes (api/limits.py)

@@ -15,12 +15,18 @@ from starlette.responses import Response
 from api import schemas as s
 from api.deps import ContainerDep, execute, time_field
 from api.dialects.lambdatest import with_account
+from api.openapi import COMMAND, CommandAnswer, documented
 from api.routes.lean import IdemKey, IfMatch, answer, command_route, meta
 from api.uploads import store_upload
 from domain import commands as c
 from domain.errors import InvalidCommandError
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
+
+# What each command route answers (documented, api/openapi.py; a start has no 404).
+ANSWERED = documented(CommandAnswer, *COMMAND)
+CREATED = documented(CommandAnswer, *COMMAND, status=201)
+STARTED = documented(CommandAnswer, *(c for c in COMMAND if c != 404), status=201)
 
 LOG_KINDS = ("command", "selenium", "network", "console", "har", "terminal", "exceptions", "text")
 
@@ -30,7 +36,7 @@ def _new_id(idem: str | None) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"idempotency:{idem}") if idem else uuid.uuid4())
 
 
-@router.post("/sessions", status_code=201)
+@router.post("/sessions", status_code=201, responses=STARTED)
 async def start_session(
     body: s.StartBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -87,7 +93,7 @@ command_route(
 )  # fmt: skip
 
 
-@router.patch("/sessions/{session_id}")
+@router.patch("/sessions/{session_id}", responses=ANSWERED)
 async def update(
     session_id: str,
     body: s.UpdateBody,
@@ -102,7 +108,7 @@ async def update(
     return answer(await execute(container, cmd))
 
 
-@router.delete("/sessions/{session_id}")
+@router.delete("/sessions/{session_id}", responses=ANSWERED)
 async def delete(
     session_id: str, container: ContainerDep, idem: IdemKey = None, if_match: IfMatch = None
 ) -> Response:
@@ -111,7 +117,7 @@ async def delete(
     return answer(await execute(container, cmd))
 
 
-@router.post("/sessions/{session_id}/logs/{kind}")
+@router.post("/sessions/{session_id}/logs/{kind}", status_code=201, responses=CREATED)
 async def upload_log(
     session_id: str, kind: str, request: Request, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -131,7 +137,7 @@ async def upload_log(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/artifacts", status_code=201)
+@router.post("/sessions/{session_id}/artifacts", status_code=201, responses=CREATED)
 async def attach_artifact(
     session_id: str, body: s.ArtifactBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -154,7 +160,7 @@ async def attach_artifact(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/metrics", status_code=201)
+@router.post("/sessions/{session_id}/metrics", status_code=201, responses=CREATED)
 async def record_metric(
     session_id: str, body: s.MetricBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -163,7 +169,7 @@ async def record_metric(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/results", status_code=201)
+@router.post("/sessions/{session_id}/results", status_code=201, responses=CREATED)
 async def record_result(
     session_id: str, body: s.ResultBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -172,7 +178,7 @@ async def record_result(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/annotations", status_code=201)
+@router.post("/sessions/{session_id}/annotations", status_code=201, responses=CREATED)
 async def annotate(
     session_id: str, body: s.AnnotationBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:

@@ -1,7 +1,8 @@
 """One declaration per hot command route (`command_route`), and the two ways it is served.
 
 A hot command (keepalive, hide, status, stop) is declared once: path, body model, how the
-command is made, answer status and summary. From that declaration come both (1) a FastAPI
+command is made, answer status and summary (its documented answer and refusals follow,
+api/openapi.py). From that declaration come both (1) a FastAPI
 route, which documents it in OpenAPI and serves it whenever a request reaches the router
 (e.g. under a proxy's root path), and (2) its lean twin, a plain ASGI app the app's lane
 (api/app.py) serves straight from the raw request, ahead of FastAPI's per-request dependency
@@ -25,6 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.deps import ContainerDep, execute
+from api.openapi import COMMAND, CommandAnswer, documented
 from domain import commands as c
 from domain.commands import CommandResult
 from domain.errors import InvalidCommandError
@@ -166,7 +168,8 @@ def command_route(
     endpoint.__name__ = endpoint.__qualname__ = name.replace("-", "_")
     endpoint.__doc__ = summary
     endpoint.__lean__ = _twin(model, make, optional, status)  # type: ignore[attr-defined]
-    router.post(path, status_code=status, response_class=Response)(endpoint)
+    responses = documented(CommandAnswer, *COMMAND, status=status)
+    router.post(path, status_code=status, response_class=Response, responses=responses)(endpoint)
 
 
 def _twin(model: type[BaseModel], make: Make, optional: bool, status: int) -> Any:

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
+from api import openapi as a
 from api.deps import ContainerDep
 
 router = APIRouter(prefix="/v1/log", tags=["transparency log"])
@@ -33,7 +34,10 @@ def b64(hashes: list[bytes]) -> list[str]:
 @router.get(
     "/checkpoint",
     response_class=Response,
-    responses={200: {"content": {NOTE: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {NOTE: {"schema": {"type": "string"}}}},
+        **a.documented(None, 401, 403, 503),
+    },
 )
 def checkpoint(container: ContainerDep) -> Response:
     """The newest tree as a signed note: origin, tree size, base64 root hash, a blank line,
@@ -46,7 +50,10 @@ def checkpoint(container: ContainerDep) -> Response:
 @router.get(
     "/key",
     response_class=Response,
-    responses={200: {"content": {NOTE: {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {NOTE: {"schema": {"type": "string"}}}},
+        **a.documented(None, 401, 403, 503),
+    },
 )
 def key(container: ContainerDep) -> Response:
     """The verifier key of the checkpoints' signatures, `<name>+<key hash>+<base64 key>`, as
@@ -56,7 +63,7 @@ def key(container: ContainerDep) -> Response:
     return Response("".join(f"{line}\n" for line in lines), media_type=NOTE)
 
 
-@router.get("/leaves")
+@router.get("/leaves", responses=a.documented(a.Leaves, *a.READ))
 def leaves(container: ContainerDep, start: Index, end: Index) -> dict[str, Any]:
     """The exact bytes of leaves `start` to `end - 1`, base64: leaf i is the event at log
     position i + 1. Like Certificate Transparency's get-entries, an answer may hold fewer
@@ -66,7 +73,7 @@ def leaves(container: ContainerDep, start: Index, end: Index) -> dict[str, Any]:
     return {"start": start, "leaves": b64(tree.leaves(start, end))}
 
 
-@router.get("/proof/inclusion")
+@router.get("/proof/inclusion", responses=a.documented(a.InclusionProof, *a.READ))
 def inclusion(container: ContainerDep, leaf_index: Index, tree_size: Size) -> dict[str, Any]:
     """RFC 6962 §2.1.1's audit path of leaf `leaf_index` in the tree of the first
     `tree_size` leaves."""
@@ -74,7 +81,7 @@ def inclusion(container: ContainerDep, leaf_index: Index, tree_size: Size) -> di
     return {"leaf_index": leaf_index, "tree_size": tree_size, "hashes": b64(hashes)}
 
 
-@router.get("/proof/consistency")
+@router.get("/proof/consistency", responses=a.documented(a.ConsistencyProof, *a.READ))
 def consistency(container: ContainerDep, first: Size, second: Size) -> dict[str, Any]:
     """RFC 6962 §2.1.2's consistency proof between the trees of the first `first` and the
     first `second` leaves (empty when they are equal)."""

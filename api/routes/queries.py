@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import Response
 
+from api import openapi as a
 from api.deps import FreshDep, connect, require_detail, time_field
 from api.render import uploaded_content
 from domain.errors import InvalidCommandError, SessionNotFoundError
@@ -58,7 +59,7 @@ def session_filter(
 FilterParams = Annotated[qs.SessionFilter, Depends(session_filter)]
 
 
-@router.get("/sessions")
+@router.get("/sessions", responses=a.documented(a.SessionPage, *a.READ))
 def list_sessions(
     container: FreshDep,
     f: FilterParams,
@@ -82,20 +83,20 @@ def list_sessions(
     }
 
 
-@router.get("/sessions/count")
+@router.get("/sessions/count", responses=a.documented(a.SessionCount, *a.READ))
 def count_sessions(container: FreshDep, f: FilterParams) -> dict[str, Any]:
     """How many sessions match, in all and per status."""
     with connect(container) as conn:
         return qs.count_sessions(conn, container.runner.tables, f)
 
 
-@router.get("/sessions/{session_id}")
+@router.get("/sessions/{session_id}", responses=a.documented(a.SessionDetail, *a.READ, 404))
 def get_session(session_id: str, container: FreshDep) -> dict[str, Any]:
     """Everything known about one session."""
     return session_view(require_detail(container, session_id))
 
 
-@router.get("/stats")
+@router.get("/stats", responses=a.documented(a.Stats, *a.READ))
 def get_stats(
     container: FreshDep,
     by: Annotated[
@@ -139,7 +140,19 @@ def get_stats(
         return qs.stats(conn, container.runner.tables, query)
 
 
-@router.get("/sessions/{session_id}/logs/{kind}")
+@router.get(
+    "/sessions/{session_id}/logs/{kind}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The log as uploaded, with its recorded content type.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
+        **a.documented(None, *a.READ, 404, 410),
+    },
+)
 def get_log(session_id: str, kind: str, container: FreshDep) -> Response:
     """The latest log of that kind, as uploaded (served as an attachment, never rendered)."""
     doc = require_detail(container, session_id)

@@ -1,3 +1,4 @@
-"""The sample file is what pytest-monitor measures, not part of our suite."""
+"""The samples are what pytest-monitor measures and what the generated client runs, not
+part of our suite."""
 
-collect_ignore = ["monitor_sample"]
+collect_ignore = ["monitor_sample", "generated_sample"]
