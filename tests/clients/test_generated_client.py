@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.clients.monitor_reference import pinned_venv
+from tests.clients.venvs import pinned_venv
 
 DRIVE = Path(__file__).with_name("generated_sample") / "drive.py"
 # setuptools builds the generated package (`--meta setup`) without build isolation.

@@ -99,13 +99,13 @@ async def trace_path(request: Request, user: Caller, container: FreshDep) -> Res
 
 # One endpoint under its three names: Canopsis's, its name before Canopsis renamed it
 # (January 2020), and the seed's spelling.
-for _path, _summary in (
-    ("/session_tracepath", "Session Tracepath"),
-    ("/session_hide", "Session Hide (session_tracepath's earlier name)"),
-    ("/session-hide", "Session Hide (the seed's spelling of session_hide)"),
+for _path, _name, _summary in (
+    ("/session_tracepath", "session_tracepath", "Session Tracepath"),
+    ("/session_hide", "session_hide", "Session Hide (session_tracepath's earlier name)"),
+    ("/session-hide", "session_hide_seed", "Session Hide (the seed's spelling of session_hide)"),
 ):
     router.add_api_route(
         _path, trace_path, methods=["POST"], response_class=Response, responses=EMPTY_200,
         openapi_extra=body_doc("path"), summary=_summary,
-        operation_id="canopsis_" + _path.strip("/").replace("-", "_"),
+        operation_id=f"canopsis_{_name}",
     )  # fmt: skip
