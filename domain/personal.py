@@ -36,6 +36,11 @@ PERSONAL_FIELDS: dict[str, tuple[str, ...]] = {
     "Deleted": ("by", "reason"),
 }
 SEALED_TYPES = frozenset(PERSONAL_FIELDS)
+# The state fields that hold personal values: what `scrubbed` gives and `Erased` may set.
+ERASABLE = frozenset(
+    {*PERSONAL_DETAILS, *MAPPINGS, "annotations", "artifacts", "end_reason", "created_by",
+     "updated_by", "closed_by"}
+)  # fmt: skip
 # Where a stop's own reason ends up; "expired" is the server's, never a client's.
 SERVER_END_REASONS = frozenset({"stopped", "expired"})
 _NOTHING: tuple[Any, ...] = (None, "", [])  # nothing personal to seal

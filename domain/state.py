@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from domain.personal import ERASABLE
+
 STATUSES = ("queued", "running", "completed", "passed", "failed", "error", "timeout", "cancelled")
 LEGAL_MOVES: dict[str, frozenset[str]] = {
     "queued": frozenset({"running", "cancelled"}),
@@ -58,11 +60,6 @@ DETAIL_FIELDS = (
     "devices",
 )
 MAPPING_FIELDS = frozenset({"tags", "attributes", "parameters"})
-# The state fields an `Erased` event may set (what holds personal values).
-ERASABLE = frozenset(
-    {"user", "name", "remarks", "users", "participants", "tags", "attributes", "annotations",
-     "artifacts", "end_reason", "created_by", "updated_by", "closed_by"}
-)  # fmt: skip
 
 State = dict[str, Any]
 

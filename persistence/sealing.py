@@ -146,10 +146,11 @@ def openings_of(
 def opened_payloads(
     conn: Connection, mark: str, rows: Sequence[tuple[int, bytes]]
 ) -> dict[int, bytes]:
-    """For the (position, payload) `rows` holding commitments: their opened payloads."""
-    sealed = [(p, payload) for p, payload in rows if MARK in payload]
-    if not sealed:
+    """The opened payloads of the (position, payload) `rows`, each of which holds a
+    commitment (callers keep only those whose payload has `MARK`: a read's hot loop)."""
+    if not rows:
         return {}
+    sealed = rows
     found = openings_of(conn, mark, [p for p, _ in sealed])
     return {
         p: open_payload(payload, {slot: v for slot, (_, v) in found.get(p, {}).items()})

@@ -40,7 +40,7 @@ from persistence.schema import (
     metadata,
     sqlite_path,
 )
-from persistence.sealing import opened_payloads, openings_of, seal, store_openings
+from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
 
 
@@ -222,7 +222,8 @@ class EventStore:
 
     def _opened(self, conn: Connection, events: list[StoredEvent]) -> list[StoredEvent]:
         """`events` with their sealed values opened (persistence/sealing.py)."""
-        opened = opened_payloads(conn, self._mark, [(e.position, e.payload) for e in events])
+        sealed = [(e.position, e.payload) for e in events if MARK in e.payload]
+        opened = opened_payloads(conn, self._mark, sealed)
         if not opened:
             return events
         return [e if e.position not in opened else e.opening(opened[e.position]) for e in events]
@@ -303,7 +304,8 @@ class EventStore:
             try:
                 cur.execute(sql, params)
                 while rows := cast("list[Any]", cur.fetchmany(chunk)):
-                    opened = opened_payloads(c, self._mark, [(r[5], r[4]) for r in rows])
+                    sealed = [(r[5], r[4]) for r in rows if MARK in r[4]]
+                    opened = opened_payloads(c, self._mark, sealed)
                     if opened:
                         rows = [r if r[5] not in opened else (*r[:4], opened[r[5]], r[5])
                                 for r in rows]  # fmt: skip

@@ -200,3 +200,12 @@ def test_a_client_cannot_write_the_sealed_mark(container: Any) -> None:
     ):
         with pytest.raises(InvalidCommandError):
             validate(cmd)
+
+
+def test_erasure_sets_exactly_the_fields_that_hold_personal_values() -> None:
+    from domain.personal import ERASABLE, scrubbed
+    from domain.state import new_state
+
+    # An Erased event's `state` is what the fold applies: a field scrubbed but not applied
+    # would keep its value in live views while a rebuild reads it erased.
+    assert set(scrubbed(new_state("x"), ("email",))) == ERASABLE
