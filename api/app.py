@@ -29,7 +29,7 @@ from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
 from api.openapi import tidy
-from api.routes import audit, batch, commands, health, index, log, queries
+from api.routes import audit, batch, commands, docs, health, index, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -212,6 +212,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         description="An event-sourced ledger of sessions. Native API under /v1; "
         "the seed systems' session APIs under /compat.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package's own assets instead (api/routes/docs.py)
+        redoc_url=None,
     )
     app.gate = Gate(settings.allow_anonymous)
     app.body_limits = settings.body_limits
@@ -237,5 +239,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
     app.router.routes.extend(health.router.routes)
     app.router.routes.extend(index.router.routes)
+    app.router.routes.extend(docs.router.routes)
 
     return app

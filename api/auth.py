@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote
 
 from api import scoping
 from api.bootstrap import Container
+from api.routes.docs import ASSET_PATHS
 from api.keys import KeyRing, Principal
 from domain.errors import ForbiddenError, LedgerError, UnauthorizedError
 
@@ -47,6 +48,7 @@ OPEN_PATHS = frozenset(
         "/openapi.json",
         "/redoc",
         "/noop",
+        *ASSET_PATHS,  # the documents' scripts and styles (api/routes/docs.py)
     )
 )
 READ_METHODS = frozenset(("GET", "HEAD"))
