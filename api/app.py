@@ -228,6 +228,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             # matched first (the lane serves the lean command twins ahead of all of it).
             return {"ok": True}
 
+    _mount(app, settings)
+    return app
+
+
+def _mount(app: LedgerAPI, settings: Settings) -> None:
+    """Every router of the app, in matching order, and the lane ahead of them."""
     if settings.server_timing:
         app.add_middleware(ServerTiming)
     for module in (commands, queries, batch, audit, log):
@@ -236,9 +242,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
+    # The liveness and readiness probes (/healthz, /readyz), the root's links (/), the docs.
     app.router.routes.extend(health.router.routes)
     app.router.routes.extend(index.router.routes)
     app.router.routes.extend(docs.router.routes)
-
-    return app

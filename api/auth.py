@@ -30,8 +30,8 @@ from urllib.parse import parse_qsl, quote
 
 from api import scoping
 from api.bootstrap import Container
-from api.routes.docs import ASSET_PATHS
 from api.keys import KeyRing, Principal
+from api.routes.docs import ASSET_PATHS
 from domain.errors import ForbiddenError, LedgerError, UnauthorizedError
 
 current: ContextVar[Principal | None] = ContextVar("principal", default=None)

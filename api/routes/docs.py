@@ -19,7 +19,6 @@ from fastapi.openapi.docs import (
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, Response
 
-
 ASSETS_PATH = "/docs/assets"
 # name → media type: the only files served from the bundle.
 ASSETS = {
