@@ -1,10 +1,12 @@
 """The tree part of `ledger replay verify` over a benchmark log: reading the events (verify's
-own reader, replay.verify.read_chunks, on a read-only engine as the CLI opens it) and folding
+own reader, replay.log_rows.read_chunks, on a read-only engine as the CLI opens it) and folding
 every leaf into a tree of its own (replay.witness.TreeScan), events/s, against raw sqlite3
 reading the same rows the same way (the same keyset pages of verify's chunk) and taking
 hashlib.sha256 of each one's leaf bytes, no tree. Passes alternate, medians compared.
 
-Then one pass of each stage alone says where the tree's time goes: reading, building the leaf
+The same tree folded as verify folds it by default, in worker processes (replay.tree_jobs),
+is the figure held to the target; the one-process figure is printed beside it. Then one pass
+of each stage alone says where the tree's time goes: reading, building the leaf
 bytes, hashing them (persistence.tree.leaf_hashes_of), and the rest (node hashes, the scan)."""
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from bench.event_rows import connect_ro
 from bench.figures import Figures, say
 from persistence.store import EventStore
 from persistence.tree import leaf_hashes_of
+from replay.log_rows import CHUNK, SELECT_AFTER, read_chunks
 from replay.source import readonly_engine
-from replay.verify import CHUNK, SELECT_AFTER, read_chunks
+from replay.tree_jobs import TreeJobs, default_jobs
+from replay.verify import verify
 from replay.witness import TreeScan
 
 TARGET = 0.8
@@ -57,6 +61,22 @@ def tree_scan(store: EventStore) -> tuple[int, float, bytes]:
     for rows in read_chunks(store):
         scan.feed(rows)
     return scan.size, time.perf_counter() - t0, scan.frontier.root()
+
+
+def tree_jobs_scan(store: EventStore, jobs: int) -> tuple[int, float, bytes]:
+    """The same figure as verify folds it by default: parts in `jobs` worker processes."""
+    t0 = time.perf_counter()
+    scan = TreeJobs(store, (), jobs).result()
+    return scan.size, time.perf_counter() - t0, scan.frontier.root()
+
+
+def full_verify(store: EventStore, jobs: int) -> tuple[int, float]:
+    """(events, seconds) of a whole `verify` pass (chain, versions, payloads, tree; no blobs)."""
+    t0 = time.perf_counter()
+    verdict = verify(store, None, jobs=jobs)
+    if not verdict.ok:
+        raise RuntimeError(f"the benchmark log does not verify: {verdict.as_dict()}")
+    return verdict.events, time.perf_counter() - t0
 
 
 def _stage(store: EventStore, work: Callable[[list[Any]], object]) -> float:
@@ -94,33 +114,37 @@ def where_the_time_goes(store: EventStore, n: int, tree_s: float) -> dict[str, f
 
 
 def bench_tree_verify(db: Path, figs: Figures, rounds: int) -> dict[str, Any]:
-    """`rounds` pairs of passes (the raw baseline, then the tree's), medians compared."""
+    """`rounds` rounds of passes (the raw baseline, the tree's in one process, the tree's in
+    worker processes as verify runs it), medians compared; then one whole verify each way."""
     url = f"sqlite:///{db}"
     store = EventStore(url)
     store.read_engine.dispose()
     store.read_engine = readonly_engine(url)  # as `ledger replay verify` opens it
+    jobs = default_jobs()
     try:
         base: list[float] = []
         tree: list[float] = []
-        root = b""
+        spread: list[float] = []
         for _ in range(rounds):
             rows, secs = raw_leaf_sha256(db)
             base.append(rows / secs)
             n, secs, root = tree_scan(store)
             tree.append(n / secs)
-        if (n, root) != store.tree.latest():
+            n2, secs, root2 = tree_jobs_scan(store, jobs)
+            spread.append(n2 / secs)
+        if not (n, root) == (n2, root2) == store.tree.latest():
             raise RuntimeError("the scan's tree is not the stored tree")
-        say(
-            "  verify's tree pass: "
-            + ", ".join(f"{r:,.0f}" for r in tree)
-            + " leaves/s; raw SELECT + leaf bytes + sha256: "
-            + ", ".join(f"{r:,.0f}" for r in base)
-            + " rows/s (alternating)"
-        )
-        rate, base_rate = statistics.median(tree), statistics.median(base)
-        parts = where_the_time_goes(store, n, n / rate)
+        say(f"  verify's tree pass, one process: {_rates(tree)} leaves/s; in {jobs} worker "
+            f"processes: {_rates(spread)} leaves/s; raw SELECT + leaf bytes + sha256: "
+            f"{_rates(base)} rows/s (alternating)")  # fmt: skip
+        rate, one_rate, base_rate = map(statistics.median, (spread, tree, base))
+        parts = where_the_time_goes(store, n, n / one_rate)
+        whole = {j: full_verify(store, j) for j in (1, jobs)}
+        each = [f"{j} job(s) {e / s:,.0f} events/s ({s:.1f} s)" for j, (e, s) in whole.items()]
+        say("  a whole verify (no blobs): " + ", ".join(each))
     finally:
         store.dispose()
+    detail = f"{n:,} leaves, read_chunks + witness.TreeScan, medians of {rounds} alternating passes"
     figs.add(
         "log_tree_verify",
         rate,
@@ -128,7 +152,28 @@ def bench_tree_verify(db: Path, figs: Figures, rounds: int) -> dict[str, Any]:
         base_rate,
         "SELECT+leaf bytes+sha256 rows/s",
         TARGET,
-        detail=f"{n:,} leaves, read_chunks + witness.TreeScan, medians of {rounds} alternating "
-        "passes; the root equals the stored tree's",
+        detail=f"{detail}, folded in {jobs} processes as verify does (replay.tree_jobs); "
+        "the root equals the stored tree's",
     )
-    return {"leaves": n, "tree_eps": tree, "raw_eps": base, "us_per_event": parts}
+    figs.add(
+        "log_tree_verify_1proc",
+        one_rate,
+        "ev/s",
+        base_rate,
+        "SELECT+leaf bytes+sha256 rows/s",
+        None,
+        detail=f"{detail}, one process (verify --jobs 1)",
+    )
+    return {
+        "leaves": n,
+        "jobs": jobs,
+        "tree_eps": tree,
+        "tree_jobs_eps": spread,
+        "raw_eps": base,
+        "us_per_event": parts,
+        "whole_verify_s": {str(j): s for j, (_e, s) in whole.items()},
+    }
+
+
+def _rates(rates: list[float]) -> str:
+    return ", ".join(f"{r:,.0f}" for r in rates)

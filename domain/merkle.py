@@ -186,6 +186,21 @@ class Frontier:
         levels = [b for b in range(self._size.bit_length() - 1, -1, -1) if self._size >> b & 1]
         return list(zip(levels, self._hashes, strict=True))
 
+    def join(self, nodes: Iterable[tuple[int, bytes]]) -> None:
+        """Add the leaves right after this range whose compact range is `nodes` (a frontier's
+        `nodes()` of a range that starts at this size). Each subtree must be aligned: this
+        size a multiple of its width, which holds when this size is a multiple of a power of
+        two at least the added range's size (how a verifier splits its pass in parts)."""
+        for level, h in nodes:
+            if self._size & ((1 << level) - 1) or len(h) != HASH_SIZE:
+                raise ValueError(f"a subtree of level {level} does not fit at {self._size}")
+            index = self._size >> level
+            while index & 1:
+                h = node_hash(self._hashes.pop(), h)
+                index >>= 1
+            self._hashes.append(h)
+            self._size += 1 << level
+
     @classmethod
     def restore(cls, nodes: Iterable[tuple[int, bytes]]) -> Frontier:
         """The frontier `nodes()` described; the size follows from the levels."""

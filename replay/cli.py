@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.tables import VIEW_NAMES
 from replay import commands as c
-from replay import erase, log_tools
+from replay import erase, log_tools, tree_jobs
 from replay.asof import STATS_DIMS
 from replay.export import FORMATS
 
@@ -121,6 +121,14 @@ def _auditors_tools(sub: Any) -> None:
         help="also check that this earlier digest is a prefix of today's log",
     )
     p.add_argument("--no-blobs", action="store_true", help="skip checking blob files")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes that fold the Merkle tree beside the chain's checks, for logs of "
+        f"{tree_jobs.MIN_LEAVES:,} events or more (default: the CPUs, at most "
+        f"{tree_jobs.MAX_JOBS}; 1: one process does everything)",
+    )
     p.add_argument(
         "--checkpoint",
         metavar="PATH",

@@ -55,7 +55,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         saved = witness.load_saved(Path(args.checkpoint), log_tools.verifier_keys(args, settings))
     with store_open(settings) as store:
         blobs = None if args.no_blobs else open_blobs(settings)
-        verdict = verify.verify(store, blobs, digest, saved=saved)
+        verdict = verify.verify(store, blobs, digest, saved=saved, jobs=args.jobs)
     print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
     return 0 if verdict.ok else 1
 

@@ -14,9 +14,9 @@ import dataclasses
 import hashlib
 import types
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -27,7 +27,8 @@ from domain.session import ALL_EVENT_CLASSES
 from persistence.blobs import BlobStore
 from persistence.sealing import is_sealed
 from persistence.store import GENESIS_HASH, EventStore
-from replay import witness
+from replay import tree_jobs, witness
+from replay.log_rows import CHUNK, Row, read_chunks
 
 # Events that name blobs: the uploads, and an erasure (the blobs it destroyed).
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached", "Erased"})
@@ -167,40 +168,10 @@ def missing_guards(store: EventStore) -> list[str]:
     return [g for g in GUARDS if g not in have]
 
 
-SELECT_AFTER = (
-    "SELECT position, stream_id, version, type, schema_version, recorded_at, payload, hash "
-    "FROM events WHERE position > {mark} ORDER BY position LIMIT {mark}"
-)
-CHUNK = 20_000
 # Payloads the scan remembers as checked: short ones (keepalives, hides, status changes,
 # which repeat), up to this many.
 _KNOWN_BYTES = 200
 _KNOWN_MAX = 100_000
-Row = tuple[int, str, int, str, int, float, bytes, bytes]
-
-
-def read_chunks(store: EventStore, chunk: int = CHUNK) -> Iterator[list[Row]]:
-    """The log in position order as plain driver rows, one keyset page at a time (flat
-    memory on SQLite and PostgreSQL alike), all read in one transaction."""
-    with store.read_engine.connect() as conn, conn.begin():
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        sql = SELECT_AFTER.format(mark=mark)
-        # The driver's cursor, not SQLAlchemy Rows: per-row wrapping cost more than hashing.
-        cur = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            after = 0
-            while True:
-                cur.execute(sql, (after, chunk))
-                rows = cast(list[Row], cur.fetchall())
-                if rows and not isinstance(rows[0][7], bytes):  # drivers giving memoryview
-                    rows = [(*r[:6], bytes(r[6]), bytes(r[7])) for r in rows]
-                if rows:
-                    yield rows
-                if len(rows) < chunk:
-                    return
-                after = rows[-1][0]
-        finally:
-            cur.close()
 
 
 class Scan:
@@ -350,15 +321,34 @@ def verify(
     digest: tuple[int, bytes] | None = None,
     chunk: int = CHUNK,
     saved: Sequence[witness.Saved] = (),
+    jobs: int | None = None,
 ) -> Verdict:
     """One pass over the log; memory holds one chunk, one int per stream and one hash per
-    block of the tree (replay/witness.py), whose roots are checked against `saved`."""
+    block of the tree (replay/witness.py), whose roots are checked against `saved`. The tree
+    is folded by `jobs` worker processes meanwhile (None: the CPUs) when the log is large
+    enough to gain from it (replay/tree_jobs.py)."""
     scan = Scan(Verdict(missing_guards=missing_guards(store)), blobs, digest)
-    tree = witness.TreeScan(s.checkpoint.size for s in saved)
-    for rows in read_chunks(store, chunk):
-        scan.feed(rows)
-        tree.feed(rows)
-    v = scan.finish()
+    sizes = [s.checkpoint.size for s in saved]
+    jobs = tree_jobs.default_jobs() if jobs is None else max(1, jobs)
+    if jobs > 1 and tree_jobs.worth_it(store):
+        parts = tree_jobs.TreeJobs(store, sizes, jobs)
+        try:
+            for rows in read_chunks(store, chunk, until=parts.plan.last_position):
+                scan.feed(rows)
+            tree = parts.result()
+        finally:
+            parts.close()
+    else:
+        tree = witness.TreeScan(sizes)
+        for rows in read_chunks(store, chunk):
+            scan.feed(rows)
+            tree.feed(rows)
+    return _judged(scan.finish(), tree, store, saved)
+
+
+def _judged(
+    v: Verdict, tree: witness.TreeScan, store: EventStore, saved: Sequence[witness.Saved]
+) -> Verdict:
     unlike = tree.unlike_stored(store)
     if unlike is not None:
         v.flag("tree", unlike[0] + 1, unlike[1])

@@ -70,7 +70,9 @@ class TreeScan:
     def __init__(self, sizes: Iterable[int]) -> None:
         self.frontier = Frontier()
         self.wanted = sorted(set(sizes))
-        self.roots: dict[int, bytes] = {}
+        # The compact range at each size asked for: its root, or joined after another
+        # range's when the pass was split in parts (replay/tree_jobs.py).
+        self.cuts: dict[int, list[tuple[int, bytes]]] = {}
         self.blocks: list[bytes] = []
 
     def feed(self, rows: Sequence[Sequence[object]]) -> None:
@@ -81,7 +83,12 @@ class TreeScan:
             part, hashes = (hashes, []) if cut is None else (hashes[:cut], hashes[cut:])
             self.blocks += self.frontier.extend_level(part, STORED_LEVEL)
             if cut is not None:
-                self.roots[self.frontier.size] = self.frontier.root()
+                self.cuts[self.frontier.size] = self.frontier.nodes()
+
+    @property
+    def roots(self) -> dict[int, bytes]:
+        """The root at each size asked for that the pass reached."""
+        return {size: Frontier.restore(nodes).root() for size, nodes in self.cuts.items()}
 
     @property
     def size(self) -> int:
