@@ -230,9 +230,12 @@ WHY = {
     401: "No key, or a key the ledger does not know.",
     403: "The key lacks the scope, or the session is another project's.",
     404: "No such session (or nothing of that kind in it).",
-    409: "The session's state refuses it (stopped, exists, stale If-Match, illegal status).",
+    409: "The session's state refuses it (stopped, exists, illegal status), or another "
+    "process appended to it at the same moment.",
     410: "The session was deleted, or the content was erased.",
+    412: "If-Match names another version than the session's (nothing appended).",
     413: "The body is larger than the route's cap.",
+    415: "The body is not of a media type the route takes (the detail names them).",
     422: "The input breaks a rule (the `field` names it).",
     503: "The store cannot take the write or the read now (see Retry-After).",
 }
