@@ -123,6 +123,13 @@ class SessionPage(Answer):
     limit: int
     offset: int
     items: list[SessionSummary]
+    next: str | None = Field(
+        description='the next page\'s path and query (also `Link: <…>; rel="next"`); '
+        "null on the last page"
+    )
+    next_cursor: str | None = Field(
+        description="the opaque cursor in `next`: send it as `cursor` with the same filters"
+    )
 
 
 class SessionCount(Answer):
@@ -177,6 +184,10 @@ class SessionEvents(Answer):
 class GlobalLog(Answer):
     after: int
     next_after: int
+    next: str | None = Field(
+        description='the next page\'s path and query (also `Link: <…>; rel="next"`); '
+        "null when the log has no more events now"
+    )
     events: list[LoggedEvent]
 
 
@@ -256,6 +267,26 @@ def documented(
     for code in sorted(refusals):
         out[code] = {"description": WHY[code], "content": {PROBLEM: {"schema": ref}}}
     return out
+
+
+ETAG = {
+    "ETag": {
+        "description": "the answer's strong entity tag; send it back as If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def cached(model: type[BaseModel], *refusals: int) -> dict[int | str, dict[str, Any]]:
+    """A query's `responses`: `documented`, with the ETag header and the 304 answered when
+    If-None-Match names the current tag (api/conditional.py)."""
+    out = documented(model, *refusals)
+    out[200]["headers"] = ETAG
+    out[304] = {
+        "description": "Not modified: If-None-Match names the current ETag (no body).",
+        "headers": ETAG,
+    }
+    return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
 def tidy(doc: dict[str, Any]) -> dict[str, Any]:
