@@ -79,6 +79,12 @@ def _stop(sid: str, body: s.StopBody | None, meta: dict[str, Any]) -> c.Command:
 
 
 KEEPALIVE_DOC = "Record that the session is alive (visible on `path`, or not visible)."
+STOP_DOC = (
+    "Stop the session: a running one becomes `completed`, a queued one `cancelled`, any "
+    "other keeps its status (a verdict given before, such as `passed`); a `completed` session "
+    "may still be given its verdict (status `passed`, `failed` or `error`). Idempotent: a "
+    "second stop appends nothing."
+)
 HIDE_DOC = "Record that the session's view was hidden (stops counting visible time)."
 command_route(
     router, "/sessions/{session_id}/keepalive", s.KeepAliveBody, _keep_alive, optional=True,
@@ -93,7 +99,7 @@ command_route(
 )  # fmt: skip
 command_route(
     router, "/sessions/{session_id}/stop", s.StopBody, _stop, optional=True,
-    summary="Stop the session (idempotent: a second stop appends nothing).",
+    summary=STOP_DOC,
 )  # fmt: skip
 
 
