@@ -353,7 +353,7 @@ STATS_QUERIES = [
 ]
 
 
-def _keyset_pages(
+def keyset_pages(
     conn: Any, t: Any, f: qs.SessionFilter, sort: str, desc: bool, limit: int
 ) -> list[str]:
     """Every matching session, a keyset page at a time (`after` = the last page's `last`)."""
@@ -415,7 +415,7 @@ def test_every_list_plan_count_and_stats_grouping_answers_like_the_fold(
                     for plan in (natural, lambda *a, **k: True, lambda *a, **k: False):
                         qs._walk = plan  # type: ignore[assignment]
                         try:
-                            walked = _keyset_pages(conn, t, f, sort, desc, limit)
+                            walked = keyset_pages(conn, t, f, sort, desc, limit)
                         finally:
                             qs._walk = natural  # type: ignore[assignment]
                         assert walked == want, (f, sort, desc, "keyset")
