@@ -26,7 +26,7 @@ from projections.runner import ProjectionRunner
 from replay.rebuild import rebuild
 from tests.conftest import PG_BINDIR, FakeClock
 from tests.pg import PgCluster
-from tests.test_views_property import StepClock, keyset_pages, dump, history, run_history
+from tests.test_views_property import StepClock, dump, history, keyset_pages, run_history
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
 pytestmark = pytest.mark.skipif(
