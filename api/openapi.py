@@ -277,11 +277,21 @@ ETAG = {
 }
 
 
-def cached(model: type[BaseModel], *refusals: int) -> dict[int | str, dict[str, Any]]:
-    """A query's `responses`: `documented`, with the ETag header and the 304 answered when
-    If-None-Match names the current tag (api/conditional.py)."""
+LINK = {
+    "Link": {
+        "description": 'the next page, `<path?query>; rel="next"` (RFC 8288), when one follows',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def cached(
+    model: type[BaseModel], *refusals: int, paged: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """A query's `responses`: `documented`, with the ETag header (and Link when `paged`) and
+    the 304 answered when If-None-Match names the current tag (api/conditional.py)."""
     out = documented(model, *refusals)
-    out[200]["headers"] = ETAG
+    out[200]["headers"] = {**ETAG, **LINK} if paged else ETAG
     out[304] = {
         "description": "Not modified: If-None-Match names the current ETag (no body).",
         "headers": ETAG,

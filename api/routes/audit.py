@@ -42,7 +42,7 @@ def session_events(session_id: str, request: Request, container: ContainerDep) -
     return conditional(request, {"id": session_id, "events": [event_view(e) for e in events]})
 
 
-@router.get("/events", responses=a.cached(a.GlobalLog, *a.READ))
+@router.get("/events", responses=a.cached(a.GlobalLog, *a.READ, paged=True))
 def global_log(
     request: Request,
     container: ContainerDep,

@@ -26,7 +26,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.deps import ContainerDep, execute
-from api.media import JSON_BODY, check_json
+from api.media import JSON_ACCEPTED, JSON_BODY, is_json, unsupported
 from api.openapi import COMMAND, CommandAnswer, documented
 from domain import commands as c
 from domain.commands import CommandResult
@@ -107,7 +107,8 @@ def parse_body(
     for a body not declared JSON (api/media.py)."""
     data: Any = None
     if raw:
-        check_json(raw, content_type)
+        if content_type is None or not is_json(content_type):  # api/media.py check_json
+            raise unsupported(content_type, JSON_ACCEPTED)
         data = _json(raw)
     if data is None:
         if optional:

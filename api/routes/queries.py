@@ -64,7 +64,7 @@ FilterParams = Annotated[qs.SessionFilter, Depends(session_filter)]
 LIST_ORDER = "the page after the one that gave it (`next_cursor`): keyset, drift-free"
 
 
-@router.get("/sessions", responses=a.cached(a.SessionPage, *a.READ))
+@router.get("/sessions", responses=a.cached(a.SessionPage, *a.READ, paged=True))
 def list_sessions(
     request: Request,
     container: FreshDep,
