@@ -26,6 +26,7 @@ from starlette.responses import Response
 from api import keys, problems, redact
 from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
+from api.cors import Cors
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
 from api.openapi import tidy
@@ -85,6 +86,7 @@ class LedgerAPI(FastAPI):
         self.gate = Gate()
         self.body_limits = BodyLimits()
         self.allowed_hosts: tuple[str, ...] = ("*",)
+        self.cors: Cors | None = None
         self._lane_wrap: Any = None
 
     def open_lane(self, wrap: Any = None) -> None:
@@ -101,12 +103,16 @@ class LedgerAPI(FastAPI):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if self.cors is not None:  # None unless LEDGER_CORS_ORIGINS is set (api/cors.py)
+                send = self.cors.wrap(scope, send)
             # The one gate: every request is authenticated and authorised here, before the
             # lane and the router (api/auth.py), so no route can be reached around it; its
             # Host is one this ledger serves and its body is counted against its cap
             # (api/limits.py).
             try:
                 check_host(scope, self.allowed_hosts)
+                if self.cors is not None and await self.cors.preflight(scope, send):
+                    return  # a browser's preflight carries no key: answered before the gate
                 await self.gate.check(scope)
                 receive = bounded(scope, receive, self.body_limits)
             except LedgerError as err:
@@ -218,6 +224,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.gate = Gate(settings.allow_anonymous)
     app.body_limits = settings.body_limits
     app.allowed_hosts = settings.allowed_hosts
+    app.cors = Cors(settings.cors_origins) if settings.cors_origins else None
     problems.install(app)
 
     if settings.bench_noop:

@@ -260,7 +260,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         add_replay_parser(sub)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    from persistence.settings import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as err:
+        print(f"ledger: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

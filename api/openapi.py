@@ -123,6 +123,13 @@ class SessionPage(Answer):
     limit: int
     offset: int
     items: list[SessionSummary]
+    next: str | None = Field(
+        description='the next page\'s path and query (also `Link: <…>; rel="next"`); '
+        "null on the last page"
+    )
+    next_cursor: str | None = Field(
+        description="the opaque cursor in `next`: send it as `cursor` with the same filters"
+    )
 
 
 class SessionCount(Answer):
@@ -177,6 +184,10 @@ class SessionEvents(Answer):
 class GlobalLog(Answer):
     after: int
     next_after: int
+    next: str | None = Field(
+        description='the next page\'s path and query (also `Link: <…>; rel="next"`); '
+        "null when the log has no more events now"
+    )
     events: list[LoggedEvent]
 
 
@@ -230,9 +241,12 @@ WHY = {
     401: "No key, or a key the ledger does not know.",
     403: "The key lacks the scope, or the session is another project's.",
     404: "No such session (or nothing of that kind in it).",
-    409: "The session's state refuses it (stopped, exists, stale If-Match, illegal status).",
+    409: "The session's state refuses it (stopped, exists, illegal status), or another "
+    "process appended to it at the same moment.",
     410: "The session was deleted, or the content was erased.",
+    412: "If-Match names another version than the session's (nothing appended).",
     413: "The body is larger than the route's cap.",
+    415: "The body is not of a media type the route takes (the detail names them).",
     422: "The input breaks a rule (the `field` names it).",
     503: "The store cannot take the write or the read now (see Retry-After).",
 }
@@ -253,6 +267,36 @@ def documented(
     for code in sorted(refusals):
         out[code] = {"description": WHY[code], "content": {PROBLEM: {"schema": ref}}}
     return out
+
+
+ETAG = {
+    "ETag": {
+        "description": "the answer's strong entity tag; send it back as If-None-Match",
+        "schema": {"type": "string"},
+    }
+}
+
+
+LINK = {
+    "Link": {
+        "description": 'the next page, `<path?query>; rel="next"` (RFC 8288), when one follows',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def cached(
+    model: type[BaseModel], *refusals: int, paged: bool = False
+) -> dict[int | str, dict[str, Any]]:
+    """A query's `responses`: `documented`, with the ETag header (and Link when `paged`) and
+    the 304 answered when If-None-Match names the current tag (api/conditional.py)."""
+    out = documented(model, *refusals)
+    out[200]["headers"] = {**ETAG, **LINK} if paged else ETAG
+    out[304] = {
+        "description": "Not modified: If-None-Match names the current ETag (no body).",
+        "headers": ETAG,
+    }
+    return dict(sorted(out.items(), key=lambda kv: str(kv[0])))
 
 
 def tidy(doc: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from api.media import UnsupportedMediaTypeError
 from domain import errors as e
 
 STATUS: dict[type[e.LedgerError], int] = {
@@ -26,12 +27,14 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.ContentErasedError: 410,
     e.IllegalStatusChangeError: 409,
     e.ConcurrencyError: 409,
+    e.PreconditionFailedError: 412,
     e.IdempotencyKeyReusedError: 422,
     e.ContextConflictError: 409,
     e.UnauthorizedError: 401,
     e.ForbiddenError: 403,
     e.LimitExceededError: 413,
     e.StoreUnavailableError: 503,
+    UnsupportedMediaTypeError: 415,
 }
 
 Renderer = Callable[[int, str, str, str | None], Response]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from domain import commands as c
 from domain.context import ExecutionContext, context_stream, is_context_stream
 from domain.errors import (
-    ConcurrencyError,
     ContextConflictError,
     InvalidCommandError,
+    PreconditionFailedError,
     SessionExistsError,
     SessionNotFoundError,
 )
@@ -35,7 +35,7 @@ def decide(
     # An existing session (the common case); no session lives in the `context:` namespace.
     agg.sink = sink
     if cmd.expected_version is not None and cmd.expected_version != agg.version:
-        raise ConcurrencyError(
+        raise PreconditionFailedError(
             f"session {cmd.session_id} is at version {agg.version}, "
             f"not the expected {cmd.expected_version}"
         )

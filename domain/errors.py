@@ -56,6 +56,12 @@ class ConcurrencyError(LedgerError):
     code = "concurrency-conflict"
 
 
+class PreconditionFailedError(ConcurrencyError):
+    """The caller's expected version (If-Match) is not the stream's: nothing is appended."""
+
+    code = "precondition-failed"
+
+
 class IdempotencyKeyReusedError(LedgerError):
     """The same Idempotency-Key was sent with a different command."""
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,28 @@ def _default_views_url(database_url: str) -> str:
         path = Path(database_url.removeprefix("sqlite:///"))
         return f"sqlite:///{path.with_name(path.stem + '-views' + path.suffix)}"
     return database_url
+
+
+# An exact browser origin, as a browser sends it in `Origin` (LEDGER_CORS_ORIGINS).
+_ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:\d{1,5})?$")
+
+
+def check_origins(origins: tuple[str, ...]) -> None:
+    """Raise ValueError naming the first value that is not `*` or an exact origin."""
+    for origin in origins:
+        if origin == "*":
+            if len(origins) > 1:
+                raise ValueError("LEDGER_CORS_ORIGINS: '*' allows every origin; list no other")
+        elif not _ORIGIN.match(origin):
+            raise ValueError(
+                f"LEDGER_CORS_ORIGINS: {origin!r} is not an origin "
+                "(scheme://host[:port], lower case, no path)"
+            )
+
+
+class SettingsError(ValueError):
+    """A LEDGER_* variable with a value the ledger cannot use (the `ledger` command says so
+    in one line and exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,9 @@ class Settings:
     # Tag and attribute keys whose values are personal: sealed in the log, erasable
     # (domain/personal.py; LEDGER_PERSONAL_KEYS, comma-separated).
     personal_keys: tuple[str, ...] = DEFAULT_PERSONAL_KEYS
+    # Browser origins allowed by CORS (api/cors.py; LEDGER_CORS_ORIGINS, comma-separated
+    # exact origins, or "*"); empty: CORS off.
+    cors_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.views_url:
@@ -84,9 +110,18 @@ class Settings:
             raise ValueError("LEDGER_SESSION_TIMEOUT must be positive")
         if self.allow_anonymous not in ("", "read"):
             raise ValueError("LEDGER_ALLOW_ANONYMOUS must be read or empty")
+        check_origins(self.cors_origins)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
+        """The settings of the LEDGER_* variables; SettingsError names the first bad one."""
+        try:
+            return cls._from_environ(**overrides)
+        except ValueError as err:
+            raise SettingsError(str(err)) from None
+
+    @classmethod
+    def _from_environ(cls, **overrides: object) -> Settings:
         env = os.environ
         db = env.get("LEDGER_DATABASE_URL", "sqlite:///var/ledger.db")
         kw: dict[str, object] = {
@@ -112,6 +147,9 @@ class Settings:
                 k.strip()
                 for k in env.get("LEDGER_PERSONAL_KEYS", ",".join(DEFAULT_PERSONAL_KEYS)).split(",")
                 if k.strip()
+            ),
+            "cors_origins": tuple(
+                o.strip() for o in env.get("LEDGER_CORS_ORIGINS", "").split(",") if o.strip()
             ),
         }
         kw.update(overrides)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, func, select, union_all
+from sqlalchemy import Connection, and_, func, literal, select, tuple_, union_all
 from sqlalchemy.sql.elements import ColumnElement
 
 from projections.cells import GROUP_FIELDS
@@ -33,6 +33,7 @@ from projections.view_list import summary
 
 __all__ = [
     "GROUP_FIELDS",
+    "NULLABLE_SORTS",
     "SORT_FIELDS",
     "Page",
     "SessionFilter",
@@ -55,6 +56,10 @@ SORT_FIELDS = ("started_at", "ended_at", "last_seen_at", "updated_at", "duration
 class Page:
     total: int
     items: list[dict[str, Any]] = field(default_factory=list)
+    # (sort value, number) of the last item, the `after` of the next page; and whether one
+    # follows.
+    last: tuple[Any, int] | None = None
+    more: bool = False
 
 
 # Sorts whose column may be empty: those sessions come last in either direction.
@@ -145,23 +150,36 @@ def _status_runs(
     return (dim, runs) if len(runs) <= MAX_RUNS else None
 
 
+Row = tuple[int, Any]  # a page's session: (number, sort value)
+
+
+def _beyond(after: Row | None, descending: bool, key: Any, tie: Any) -> list[ColumnElement[bool]]:
+    """The keyset condition: rows past `after` = (sort value, number) in the page's order
+    (none without `after`). A row value comparison, which an index on (key, number) seeks."""
+    if after is None:
+        return []
+    value, number = after
+    row, past = tuple_(key, tie), tuple_(literal(value), literal(number))
+    return [row < past if descending else row > past]
+
+
 def _merged(
     conn: Connection,
     t: ViewTables,
     f: SessionFilter,
     dim: str,
     runs: list[tuple[Any, str]],
-    descending: bool,
-    limit: int,
-    offset: int,
-) -> list[int]:
+    page: tuple[bool, int, int, Row | None],
+) -> list[Row]:
     """A page in the default order as the merge of index runs (`_status_runs`): SQLite
     merges a UNION ALL whose arms come sorted (no temporary B-tree), PostgreSQL appends
     them with a merge."""
+    descending, limit, offset, after = page
     c = t.list.c
     cleared: dict[str, Any] = {dim: () if dim == "user" else None}
     rest = replace(f, status=(), **cleared)
     conds = conditions(t, rest, walk=True)  # no other filter index may serve an arm
+    conds += _beyond(after, descending, c.started_at, c.number)
     arms = [
         select(c.number, c.started_at).where(*conds, c[dim] == v, c.status == s) for v, s in runs
     ]
@@ -169,7 +187,7 @@ def _merged(
     k, n = u.selected_columns.started_at, u.selected_columns.number
     order = [k.desc(), n.desc()] if descending else [k.asc(), n.asc()]
     q = u.order_by(*order).limit(limit).offset(offset)
-    return [int(num) for num, _ in conn.execute(q)]
+    return [(int(num), key) for num, key in conn.execute(q)]
 
 
 def list_sessions(
@@ -180,11 +198,15 @@ def list_sessions(
     descending: bool = True,
     limit: int = 50,
     offset: int = 0,
+    after: Row | None = None,
 ) -> Page:
     """One page in a stable order (the session number breaks ties, so pages neither drift
-    nor repeat), and the total, as list rows: the `summary` of each detail document."""
-    page = list_details(conn, t, f, sort, descending, limit, offset)
-    return Page(page.total, [summary(doc) for doc in page.items])
+    nor repeat), and the total, as list rows: the `summary` of each detail document.
+    `after` = (sort value, number) of the last row seen reads the page after it (keyset
+    pagination: rows inserted or removed before it move nothing); `Page.last` is that pair
+    for this page's last row."""
+    page = list_details(conn, t, f, sort, descending, limit, offset, after)
+    return replace(page, items=[summary(doc) for doc in page.items])
 
 
 def list_details(
@@ -195,11 +217,15 @@ def list_details(
     descending: bool = True,
     limit: int = 50,
     offset: int = 0,
+    after: Row | None = None,
 ) -> Page:
     """The page `list_sessions` shows, each item the session's whole detail document (for
     the dialects, whose answers need more than a list row), read once in one statement."""
-    total, numbers = _page_numbers(conn, t, f, sort, descending, limit, offset)
-    return Page(total, _documents(conn, t, numbers))
+    # One row more than the page tells whether another page follows.
+    total, rows = _page_numbers(conn, t, f, sort, (descending, limit + 1, offset, after))
+    more, rows = len(rows) > limit, rows[:limit]
+    last = (rows[-1][1], rows[-1][0]) if rows else None
+    return Page(total, _documents(conn, t, [n for n, _ in rows]), last, more)
 
 
 def _page_numbers(
@@ -207,14 +233,13 @@ def _page_numbers(
     t: ViewTables,
     f: SessionFilter,
     sort: str,
-    descending: bool,
-    limit: int,
-    offset: int,
-) -> tuple[int, list[int]]:
-    """The total and the page's session numbers, in order, found inside the indexes."""
+    page: tuple[bool, int, int, Row | None],
+) -> tuple[int, list[Row]]:
+    """The total and the page's rows (number, sort value), in order, found inside the
+    indexes; `page` is (descending, limit, offset, after)."""
+    _, limit, offset, _ = page
     if sort not in SORT_FIELDS:
         raise ValueError(f"sort must be one of {', '.join(SORT_FIELDS)}")
-    c = t.list.c
     by_status = rollup_counts(conn, t, f)
     if by_status is not None:
         total = sum(by_status.values())
@@ -225,51 +250,73 @@ def _page_numbers(
     if limit <= 0 or offset >= total:
         return total, []
     if len(f.tags) == 1 and sort == "started_at" and replace(f, tags=()).is_empty():
-        return total, _tag_page(conn, t, f.tags[0], descending, limit, offset)
+        return total, _tag_page(conn, t, f.tags[0], page)
     exact = total if by_status is not None else None
     walk = _walk(conn, t, f, sort, offset + limit, exact)
     if not walk and sort == "started_at":
         merge = _status_runs(conn, t, f, by_status)
         if merge is not None:
-            return total, _merged(conn, t, f, *merge, descending, limit, offset)
+            return total, _merged(conn, t, f, *merge, page)
+    return total, _sorted_rows(conn, t, f, sort, walk, page)
+
+
+def _sorted_rows(
+    conn: Connection,
+    t: ViewTables,
+    f: SessionFilter,
+    sort: str,
+    walk: bool,
+    page: tuple[bool, int, int, Row | None],
+) -> list[Row]:
+    """A page in any sort, walking the sort's index or sorting the filters' matches; the
+    sessions without a sort value come after the others, ordered by number."""
+    descending, limit, offset, after = page
+    c = t.list.c
     conds = conditions(t, f, walk=walk)
     col = c[sort]
     key: Any = col if walk or sort == "started_at" else col + 0 if sort != "name" else col
     tie = c.number
 
-    def numbers(where: list[ColumnElement[bool]], k: Any, lim: int, off: int) -> list[int]:
+    def rows(where: list[ColumnElement[bool]], k: Any, lim: int, off: int) -> list[Row]:
         order = [k.desc(), tie.desc()] if descending else [k.asc(), tie.asc()]
-        q = select(c.number).where(*where).order_by(*order).limit(lim).offset(off)
-        return [int(n) for (n,) in conn.execute(q)]
+        q = select(c.number, col).where(*where).order_by(*order).limit(lim).offset(off)
+        return [(int(n), v) for n, v in conn.execute(q)]
 
-    if sort in NULLABLE_SORTS:
-        got = numbers([*conds, col.is_not(None)], key, limit, offset)
-        if len(got) < limit:
-            if got:
-                valued = offset + len(got)
-            else:
-                cq = select(func.count()).select_from(t.list).where(*conds, col.is_not(None))
-                valued = int(conn.execute(cq).scalar() or 0)
-            got += numbers([*conds, col.is_(None)], tie, limit - len(got), max(0, offset - valued))
-    else:
-        got = numbers(conds, key, limit, offset)
-    return total, got
+    if sort not in NULLABLE_SORTS:
+        return rows([*conds, *_beyond(after, descending, key, tie)], key, limit, offset)
+    got: list[Row] = []
+    in_nulls = after is not None and after[0] is None  # past every session with a value
+    valued = 0
+    if not in_nulls:
+        where = [*conds, col.is_not(None), *_beyond(after, descending, key, tie)]
+        got = rows(where, key, limit, offset)
+        if got:
+            valued = offset + len(got)
+        elif len(got) < limit:
+            cq = select(func.count()).select_from(t.list).where(*where)
+            valued = int(conn.execute(cq).scalar() or 0)
+    if len(got) < limit:
+        where = [*conds, col.is_(None)]
+        if in_nulls and after is not None:
+            where.append(tie < after[1] if descending else tie > after[1])
+        got += rows(where, tie, limit - len(got), max(0, offset - valued))
+    return got
 
 
 def _tag_page(
     conn: Connection,
     t: ViewTables,
     tag_value: tuple[str, str],
-    descending: bool,
-    limit: int,
-    offset: int,
-) -> list[int]:
+    page: tuple[bool, int, int, Row | None],
+) -> list[Row]:
     """One tag, default order: the tags index holds the page in order."""
+    descending, limit, offset, after = page
     tg = t.tags.c
     (tag, value), k = tag_value, tg.started_at
     order = [k.desc(), tg.number.desc()] if descending else [k.asc(), tg.number.asc()]
-    q = select(tg.number).where(tg.key == tag, tg.value == value)
-    return [int(n) for (n,) in conn.execute(q.order_by(*order).limit(limit).offset(offset))]
+    q = select(tg.number, k).where(tg.key == tag, tg.value == value)
+    q = q.where(*_beyond(after, descending, k, tg.number))
+    return [(int(n), v) for n, v in conn.execute(q.order_by(*order).limit(limit).offset(offset))]
 
 
 def _documents(conn: Connection, t: ViewTables, numbers: list[int]) -> list[dict[str, Any]]:

@@ -137,7 +137,7 @@ def test_if_match_guards_against_a_stale_version(client) -> None:
     v = start(client, "s1")["version"]
     client.post("/v1/sessions/s1/keepalive", json={})
     r = client.patch("/v1/sessions/s1", json={"name": "x"}, headers={"If-Match": f'"{v}"'})
-    assert r.status_code == 409
+    assert r.status_code == 412
 
 
 def test_deleted_sessions_vanish_from_views_but_not_from_the_audit_log(client) -> None:

@@ -15,7 +15,6 @@ from api.routes.batch import COMMANDS, parse_body
 from domain import commands as c
 from domain.decide import decide
 from domain.errors import (
-    ConcurrencyError,
     IllegalStatusChangeError,
     InvalidCommandError,
     LedgerError,
@@ -128,7 +127,7 @@ def test_bulk_lines_keep_every_rule_and_report_each_refused_line(client) -> None
     assert refused == {
         3: (404, "session-not-found"),
         5: (status_of(IllegalStatusChangeError("")), "illegal-status-change"),
-        6: (status_of(ConcurrencyError("")), "concurrency-conflict"),
+        6: (412, "precondition-failed"),  # a stale expected_version, as a stale If-Match
         7: (status_of(SessionExistsError("")), "session-exists"),
         8: (status_of(InvalidCommandError("")), "invalid-command"),
         10: (status_of(SessionStoppedError("")), "session-stopped"),

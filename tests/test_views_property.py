@@ -353,6 +353,21 @@ STATS_QUERIES = [
 ]
 
 
+def keyset_pages(
+    conn: Any, t: Any, f: qs.SessionFilter, sort: str, desc: bool, limit: int
+) -> list[str]:
+    """Every matching session, a keyset page at a time (`after` = the last page's `last`)."""
+    got: list[str] = []
+    after = None
+    for _ in range(1000):
+        page = qs.list_sessions(conn, t, f, sort, desc, limit, 0, after)
+        got += [i["id"] for i in page.items]
+        if not page.more:
+            return got
+        after = page.last
+    raise AssertionError("keyset pages never ended")
+
+
 @settings(
     max_examples=40,
     deadline=None,
@@ -397,6 +412,13 @@ def test_every_list_plan_count_and_stats_grouping_answers_like_the_fold(
                                 desc,
                                 off,
                             )
+                    for plan in (natural, lambda *a, **k: True, lambda *a, **k: False):
+                        qs._walk = plan  # type: ignore[assignment]
+                        try:
+                            walked = keyset_pages(conn, t, f, sort, desc, limit)
+                        finally:
+                            qs._walk = natural  # type: ignore[assignment]
+                        assert walked == want, (f, sort, desc, "keyset")
         for group_by, where in STATS_QUERIES:
             q = qs.StatsQuery(group_by=group_by, filters=tuple((d, (v,)) for d, v in where.items()))
             assert qs.stats(conn, t, q)["groups"] == oracle_stats(alive, group_by, where), q

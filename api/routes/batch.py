@@ -3,7 +3,9 @@
 Each line is `{"command": "<name>", "session_id": "...", ...fields}`. A malformed line
 rejects the whole request (400, naming the line) and nothing is appended; a line the
 domain rejects (its rules in domain/rules.py, the same as every route's, or the session's
-state) is reported with its problem while the other lines are appended. A body is capped in
+state) is reported with its problem while the other lines are appended: its status is
+the one the single command's route would answer (412 for a stale `expected_version`, as a
+stale If-Match). A body declared as anything but NDJSON is refused whole (415). A body is capped in
 bytes and lines (api/limits.py) and goes to the writer in turns, so it never starves the
 keepalives that arrive while it is appended.
 """
@@ -22,6 +24,7 @@ from api import auth
 from api import openapi as a
 from api.deps import ContainerDep
 from api.dialects.lambdatest import with_account
+from api.media import check_ndjson
 from api.problems import problem, status_of
 from domain import commands as c
 from domain.errors import LedgerError, LimitExceededError
@@ -174,9 +177,11 @@ def _command(obj: Any) -> c.Command | None:
 TURN = 10000
 
 
-@router.post("/events:batch", responses=a.documented(a.BatchAnswer, 400, *a.READ, 413))
+@router.post("/events:batch", responses=a.documented(a.BatchAnswer, 400, *a.READ, 413, 415))
 async def batch(request: Request, container: ContainerDep) -> Any:
     """Append many commands (NDJSON); answers per-line outcomes and the last position."""
+    content_type = request.headers.get("content-type")
+    check_ndjson(None if content_type is None else content_type.encode("latin-1"))
     body = await request.body()  # bounded by the edge's max_batch_bytes (api/limits.py)
     max_lines = container.settings.body_limits.max_batch_lines
     if body.count(b"\n") >= max_lines and len(body.splitlines()) > max_lines:

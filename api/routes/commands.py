@@ -15,6 +15,7 @@ from starlette.responses import Response
 from api import schemas as s
 from api.deps import ContainerDep, execute, time_field
 from api.dialects.lambdatest import with_account
+from api.media import JSON_BODY
 from api.openapi import COMMAND, CommandAnswer, documented
 from api.routes.lean import IdemKey, IfMatch, answer, command_route, meta
 from api.uploads import store_upload
@@ -24,9 +25,12 @@ from domain.errors import InvalidCommandError
 router = APIRouter(prefix="/v1", tags=["sessions"])
 
 # What each command route answers (documented, api/openapi.py; a start has no 404).
-ANSWERED = documented(CommandAnswer, *COMMAND)
-CREATED = documented(CommandAnswer, *COMMAND, status=201)
-STARTED = documented(CommandAnswer, *(c for c in COMMAND if c != 404), status=201)
+# 412: a stale If-Match; 415: a body not declared JSON (api/media.py).
+UPDATED = documented(CommandAnswer, *COMMAND, 412, 415)
+DELETED = documented(CommandAnswer, *COMMAND, 412)
+UPLOADED = documented(CommandAnswer, *COMMAND, status=201)
+CREATED = documented(CommandAnswer, *COMMAND, 415, status=201)
+STARTED = documented(CommandAnswer, *(c for c in COMMAND if c != 404), 415, status=201)
 
 LOG_KINDS = ("command", "selenium", "network", "console", "har", "terminal", "exceptions", "text")
 
@@ -36,7 +40,7 @@ def _new_id(idem: str | None) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"idempotency:{idem}") if idem else uuid.uuid4())
 
 
-@router.post("/sessions", status_code=201, responses=STARTED)
+@router.post("/sessions", status_code=201, responses=STARTED, dependencies=JSON_BODY)
 async def start_session(
     body: s.StartBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -75,6 +79,12 @@ def _stop(sid: str, body: s.StopBody | None, meta: dict[str, Any]) -> c.Command:
 
 
 KEEPALIVE_DOC = "Record that the session is alive (visible on `path`, or not visible)."
+STOP_DOC = (
+    "Stop the session: a running one becomes `completed`, a queued one `cancelled`, any "
+    "other keeps its status (a verdict given before, such as `passed`); a `completed` session "
+    "may still be given its verdict (status `passed`, `failed` or `error`). Idempotent: a "
+    "second stop appends nothing."
+)
 HIDE_DOC = "Record that the session's view was hidden (stops counting visible time)."
 command_route(
     router, "/sessions/{session_id}/keepalive", s.KeepAliveBody, _keep_alive, optional=True,
@@ -89,11 +99,11 @@ command_route(
 )  # fmt: skip
 command_route(
     router, "/sessions/{session_id}/stop", s.StopBody, _stop, optional=True,
-    summary="Stop the session (idempotent: a second stop appends nothing).",
+    summary=STOP_DOC,
 )  # fmt: skip
 
 
-@router.patch("/sessions/{session_id}", responses=ANSWERED)
+@router.patch("/sessions/{session_id}", responses=UPDATED, dependencies=JSON_BODY)
 async def update(
     session_id: str,
     body: s.UpdateBody,
@@ -108,7 +118,7 @@ async def update(
     return answer(await execute(container, cmd))
 
 
-@router.delete("/sessions/{session_id}", responses=ANSWERED)
+@router.delete("/sessions/{session_id}", responses=DELETED)
 async def delete(
     session_id: str, container: ContainerDep, idem: IdemKey = None, if_match: IfMatch = None
 ) -> Response:
@@ -117,7 +127,7 @@ async def delete(
     return answer(await execute(container, cmd))
 
 
-@router.post("/sessions/{session_id}/logs/{kind}", status_code=201, responses=CREATED)
+@router.post("/sessions/{session_id}/logs/{kind}", status_code=201, responses=UPLOADED)
 async def upload_log(
     session_id: str, kind: str, request: Request, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -137,7 +147,9 @@ async def upload_log(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/artifacts", status_code=201, responses=CREATED)
+@router.post(
+    "/sessions/{session_id}/artifacts", status_code=201, responses=CREATED, dependencies=JSON_BODY
+)
 async def attach_artifact(
     session_id: str, body: s.ArtifactBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -160,7 +172,9 @@ async def attach_artifact(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/metrics", status_code=201, responses=CREATED)
+@router.post(
+    "/sessions/{session_id}/metrics", status_code=201, responses=CREATED, dependencies=JSON_BODY
+)
 async def record_metric(
     session_id: str, body: s.MetricBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -169,7 +183,9 @@ async def record_metric(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/results", status_code=201, responses=CREATED)
+@router.post(
+    "/sessions/{session_id}/results", status_code=201, responses=CREATED, dependencies=JSON_BODY
+)
 async def record_result(
     session_id: str, body: s.ResultBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
@@ -178,7 +194,9 @@ async def record_result(
     return answer(await execute(container, cmd), 201)
 
 
-@router.post("/sessions/{session_id}/annotations", status_code=201, responses=CREATED)
+@router.post(
+    "/sessions/{session_id}/annotations", status_code=201, responses=CREATED, dependencies=JSON_BODY
+)
 async def annotate(
     session_id: str, body: s.AnnotationBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:

@@ -26,10 +26,11 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from api.deps import ContainerDep, execute
+from api.media import JSON_ACCEPTED, JSON_BODY, is_json, unsupported
 from api.openapi import COMMAND, CommandAnswer, documented
 from domain import commands as c
 from domain.commands import CommandResult
-from domain.errors import InvalidCommandError
+from domain.errors import InvalidCommandError, PreconditionFailedError
 
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key")]
 IfMatch = Annotated[str | None, Header(alias="If-Match")]
@@ -40,8 +41,16 @@ def meta(idem: str | None, if_match: str | None) -> dict[str, Any]:
     """The command fields every way in reads from headers: Idempotency-Key, If-Match."""
     out: dict[str, Any] = {"idempotency_key": idem}
     if if_match:
+        tag = if_match.strip()
+        if tag == "*":
+            return out  # "any current state": the command needs the session anyway
+        if tag.startswith("W/"):
+            # RFC 9110 §13.1.1: If-Match compares strongly; a weak tag never matches.
+            raise PreconditionFailedError(
+                "If-Match takes a strong entity tag; a weak one never matches", field="If-Match"
+            )
         try:
-            out["expected_version"] = int(if_match.strip('"W/'))
+            out["expected_version"] = int(tag.strip('"'))
         except ValueError:
             raise InvalidCommandError(
                 "If-Match must be a stream version", field="If-Match"
@@ -72,21 +81,6 @@ def answer(result: CommandResult, status: int = 200) -> Response:
 
 # -- parsing a raw body as FastAPI would ------------------------------------------------------
 
-_JSON_TYPES: dict[bytes, bool] = {}
-
-
-def _is_json(content_type: bytes) -> bool:
-    """application/json or application/*+json, as FastAPI decides whether to parse a body."""
-    known = _JSON_TYPES.get(content_type)
-    if known is None:
-        media = content_type.split(b";", 1)[0].strip().lower()
-        known = media == b"application/json" or (
-            media.startswith(b"application/") and media.endswith(b"+json")
-        )
-        if len(_JSON_TYPES) < 256:  # a few distinct values in practice; never unbounded
-            _JSON_TYPES[content_type] = known
-    return known
-
 
 def _invalid(errors: Sequence[Mapping[str, Any]], body: Any) -> RequestValidationError:
     # The app's RequestValidationError handler renders it: the same problem+json as FastAPI's.
@@ -108,12 +102,14 @@ def _json(raw: bytes) -> Any:
 def parse_body(
     model: type[BaseModel], raw: bytes, content_type: bytes | None, optional: bool
 ) -> Any:
-    """What FastAPI makes of a JSON body for `model`: None (optional and absent), a model,
-    or RequestValidationError naming the field (an unparsable or non-JSON body included)."""
+    """What the router makes of a JSON body for `model`: None (optional and absent), a
+    model, RequestValidationError naming the field (an unparsable body included), or 415
+    for a body not declared JSON (api/media.py)."""
     data: Any = None
     if raw:
-        # Not declared JSON: validated as is (bytes), so refused as not an object.
-        data = _json(raw) if content_type is not None and _is_json(content_type) else raw
+        if content_type is None or not is_json(content_type):  # api/media.py check_json
+            raise unsupported(content_type, JSON_ACCEPTED)
+        data = _json(raw)
     if data is None:
         if optional:
             return None
@@ -168,8 +164,14 @@ def command_route(
     endpoint.__name__ = endpoint.__qualname__ = name.replace("-", "_")
     endpoint.__doc__ = summary
     endpoint.__lean__ = _twin(model, make, optional, status)  # type: ignore[attr-defined]
-    responses = documented(CommandAnswer, *COMMAND, status=status)
-    router.post(path, status_code=status, response_class=Response, responses=responses)(endpoint)
+    responses = documented(CommandAnswer, *COMMAND, 412, 415, status=status)
+    router.post(
+        path,
+        status_code=status,
+        response_class=Response,
+        responses=responses,
+        dependencies=JSON_BODY,
+    )(endpoint)
 
 
 def _twin(model: type[BaseModel], make: Make, optional: bool, status: int) -> Any:

@@ -3,12 +3,14 @@ session's uploaded logs and the stats, read from the views after read-your-write
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from api import cursor as cursors
 from api import openapi as a
+from api.conditional import conditional, link_next, next_page
 from api.deps import FreshDep, connect, require_detail, time_field
 from api.render import uploaded_content
 from domain.errors import InvalidCommandError, SessionNotFoundError
@@ -59,45 +61,67 @@ def session_filter(
 FilterParams = Annotated[qs.SessionFilter, Depends(session_filter)]
 
 
-@router.get("/sessions", responses=a.documented(a.SessionPage, *a.READ))
+LIST_ORDER = "the page after the one that gave it (`next_cursor`): keyset, drift-free"
+
+
+@router.get("/sessions", responses=a.cached(a.SessionPage, *a.READ, paged=True))
 def list_sessions(
+    request: Request,
     container: FreshDep,
     f: FilterParams,
     sort: str = Query("started_at", description=f"one of {', '.join(qs.SORT_FIELDS)}"),
     order: str = Query("desc", pattern="^(asc|desc)$"),
     limit: int = Query(50, ge=1, le=1000),
     offset: int = Query(0, ge=0),
-) -> dict[str, Any]:
-    """Sessions matching the filters, sorted, one page at a time, with the total."""
+    cursor: str | None = Query(None, description=LIST_ORDER),
+) -> Response:
+    """Sessions matching the filters, sorted, one page at a time, with the total. Page on
+    with `next` (also the `Link: rel="next"` header): a cursor, which rows written meanwhile
+    neither shift nor repeat; `offset` still pages by position."""
     if sort not in qs.SORT_FIELDS:
         raise InvalidCommandError(f"sort must be one of {', '.join(qs.SORT_FIELDS)}", field="sort")
+    fingerprint = cursors.bound("sessions", sort, order, f)
+    after = None
+    if cursor is not None:
+        if offset:
+            raise InvalidCommandError("give cursor or offset, not both", field="offset")
+        kind = str if sort == "name" else float
+        after = cursors.decode(cursor, fingerprint, kind, sort in qs.NULLABLE_SORTS)
     with connect(container) as conn:
         page = qs.list_sessions(
-            conn, container.runner.tables, f, sort, order == "desc", limit, offset
+            conn, container.runner.tables, f, sort, order == "desc", limit, offset, after
         )
-    return {
+    token = cursors.encode(fingerprint, *page.last) if page.more and page.last else None
+    link = next_page(request, ("offset", "cursor"), cursor=token) if token else None
+    body = {
         "total": page.total,
         "limit": limit,
         "offset": offset,
         "items": [with_iso_times(i) for i in page.items],
+        "next": link,
+        "next_cursor": token,
     }
+    return conditional(request, body, headers=link_next(link))
 
 
-@router.get("/sessions/count", responses=a.documented(a.SessionCount, *a.READ))
-def count_sessions(container: FreshDep, f: FilterParams) -> dict[str, Any]:
+@router.get("/sessions/count", responses=a.cached(a.SessionCount, *a.READ))
+def count_sessions(request: Request, container: FreshDep, f: FilterParams) -> Response:
     """How many sessions match, in all and per status."""
     with connect(container) as conn:
-        return qs.count_sessions(conn, container.runner.tables, f)
+        return conditional(request, qs.count_sessions(conn, container.runner.tables, f))
 
 
-@router.get("/sessions/{session_id}", responses=a.documented(a.SessionDetail, *a.READ, 404))
-def get_session(session_id: str, container: FreshDep) -> dict[str, Any]:
-    """Everything known about one session."""
-    return session_view(require_detail(container, session_id))
+@router.get("/sessions/{session_id}", responses=a.cached(a.SessionDetail, *a.READ, 404))
+def get_session(session_id: str, request: Request, container: FreshDep) -> Response:
+    """Everything known about one session. Its ETag is the session's version, which every
+    command on it moves (its If-Match takes the same tag)."""
+    view = session_view(require_detail(container, session_id))
+    return conditional(request, view, etag=f'"{view["version"]}"')
 
 
-@router.get("/stats", responses=a.documented(a.Stats, *a.READ))
+@router.get("/stats", responses=a.cached(a.Stats, *a.READ))
 def get_stats(
+    request: Request,
     container: FreshDep,
     by: Annotated[
         list[str] | None, Query(description="day|status|project|build|user|type|browser|os")
@@ -113,7 +137,7 @@ def get_stats(
     type: Annotated[list[str] | None, Query()] = None,
     browser: Annotated[list[str] | None, Query()] = None,
     os: Annotated[list[str] | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Response:
     """Counts, durations (mean/p50/p95/max), visible time per path and results, grouped."""
     group_by = tuple(g for part in (by or []) for g in part.split(",") if g)
     for g in group_by:
@@ -137,7 +161,7 @@ def get_stats(
     )
     query = qs.StatsQuery(group_by=group_by, from_day=from_, to_day=to, filters=filters)
     with connect(container) as conn:
-        return qs.stats(conn, container.runner.tables, query)
+        return conditional(request, qs.stats(conn, container.runner.tables, query))
 
 
 @router.get(
