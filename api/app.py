@@ -21,13 +21,15 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 
-from api import keys, problems, redact
+from api import keys, metrics, problems, redact
 from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
+from api.observe import Observer
 from api.openapi import tidy
 from api.routes import audit, batch, commands, health, index, log, queries
 from domain.errors import LedgerError
@@ -76,7 +78,7 @@ class LedgerAPI(FastAPI):
     (OpenAPI, and serving through it when the lane is off, e.g. under a root path).
     """
 
-    lane: list[tuple[re.Pattern[str], ASGIApp]]
+    lane: list[tuple[re.Pattern[str], ASGIApp, APIRoute]]
     gate: Gate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -86,13 +88,14 @@ class LedgerAPI(FastAPI):
         self.body_limits = BodyLimits()
         self.allowed_hosts: tuple[str, ...] = ("*",)
         self._lane_wrap: Any = None
+        self.observer = Observer(self._route_of)
 
     def open_lane(self, wrap: Any = None) -> None:
         """Serve every POST route that has a lean twin from the lane; `wrap` (an ASGI
         middleware class) goes around each whole answer, refusals included."""
         self._lane_wrap = wrap
         self.lane = [
-            (route.path_regex, twin)
+            (route.path_regex, twin, route)
             for route in self.router.routes
             if isinstance(route, APIRoute)
             if (twin := getattr(getattr(route, "endpoint", None), "__lean__", None)) is not None
@@ -101,6 +104,7 @@ class LedgerAPI(FastAPI):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            send = self.observer.watch(scope, send)  # X-Request-ID, request metrics
             # The one gate: every request is authenticated and authorised here, before the
             # lane and the router (api/auth.py), so no route can be reached around it; its
             # Host is one this ledger serves and its body is counted against its cap
@@ -117,10 +121,11 @@ class LedgerAPI(FastAPI):
                 return
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             path = scope["path"]
-            for regex, twin in self.lane:
+            for regex, twin, route in self.lane:
                 match = regex.match(path)
                 if match is not None:
                     scope["app"] = self
+                    scope["route"] = route
                     scope["path_params"] = match.groupdict()
                     if self._lane_wrap is None:
                         await self._serve_lane(twin, scope, receive, send)
@@ -153,14 +158,24 @@ class LedgerAPI(FastAPI):
             handler = None
             for cls in type(exc).__mro__:
                 if cls is Exception:
-                    break  # the stack's error middleware would answer 500; uvicorn does here
+                    break  # no handler: a 500, as the stack's error middleware answers
                 handler = self.exception_handlers.get(cls)
                 if handler is not None:
                     break
             if handler is None:
+                # What the stack's error middleware does: answer 500, then let the server log it.
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
                 raise
             response = await _awaited(handler(Request(scope, receive), exc))
             await response(scope, receive, send)
+
+    def _route_of(self, scope: dict[str, Any]) -> str:
+        """The template of the route `scope` asks for, for an answer given before routing (a
+        refusal at the gate); "unmatched" when none does (a 404). Never the raw path."""
+        for route in self.router.routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                return cast(str, getattr(route, "path", "unmatched"))
+        return "unmatched"
 
 
 async def _awaited(response: Response | Awaitable[Response]) -> Response:
@@ -237,5 +252,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
     app.router.routes.extend(health.router.routes)
     app.router.routes.extend(index.router.routes)
+    app.router.routes.extend(metrics.router.routes)  # GET /metrics (Prometheus)
 
     return app
