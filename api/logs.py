@@ -94,7 +94,7 @@ def emit(log_format: str, message: str, **fields: Any) -> None:
     admin key must reach no handler), in the process's format."""
     if log_format == "json":
         now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        doc = {"time": now, "level": "INFO", "logger": "ledger", "message": message}
+        doc: dict[str, Any] = {"time": now, "level": "INFO", "logger": "ledger", "message": message}
         doc.update(request_id=None, **fields)
         print(orjson.dumps(doc).decode(), file=sys.stderr, flush=True)
     else:
