@@ -44,7 +44,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def check_startup(settings: Any) -> None:
+def check_startup(settings: Any, log_key: bool = True) -> None:
     """Open both databases and the log's key before serving, so that a wrong URL, a database
     that is down or a key file that cannot be made is one line naming its setting (raised as
     SettingsError), not a traceback from a server half started."""
@@ -53,6 +53,8 @@ def check_startup(settings: Any) -> None:
 
     _check_database("LEDGER_DATABASE_URL", settings.database_url)
     _check_database("LEDGER_VIEWS_URL", settings.views_url)
+    if not log_key:
+        return  # the worker never signs: it must not make a key of its own
     try:
         LogKeyFile(settings.log_key, settings.log_origin or None).keys()
     except (LogKeyError, OSError) as exc:
@@ -178,7 +180,7 @@ def project(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     parent = _parent_pid()
-    check_startup(settings)
+    check_startup(settings, log_key=False)
     logs.configure(settings.log_format)
     container = bootstrap(settings)
     settle_gc()
@@ -294,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--worker",
-        choices=("process", "thread"),
+        choices=("process", "thread", "none"),
         default="process",
-        help="run the projection worker as a child process (default) or a thread",
+        help="run the projection worker as a child process (default), a thread, or not at all "
+        "(none: `ledger project` runs elsewhere, e.g. its own container)",
     )
     p.set_defaults(func=serve)
     _add_keys_parser(sub)
