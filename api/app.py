@@ -78,7 +78,7 @@ class LedgerAPI(FastAPI):
     (OpenAPI, and serving through it when the lane is off, e.g. under a root path).
     """
 
-    lane: list[tuple[re.Pattern[str], ASGIApp, APIRoute]]
+    lane: list[tuple[re.Pattern[str], ASGIApp]]
     gate: Gate
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -88,14 +88,20 @@ class LedgerAPI(FastAPI):
         self.body_limits = BodyLimits()
         self.allowed_hosts: tuple[str, ...] = ("*",)
         self._lane_wrap: Any = None
+        self._lane_routes: dict[Any, APIRoute] = {}
         self.observer = Observer(self._route_of)
 
     def open_lane(self, wrap: Any = None) -> None:
         """Serve every POST route that has a lean twin from the lane; `wrap` (an ASGI
         middleware class) goes around each whole answer, refusals included."""
         self._lane_wrap = wrap
+        self._lane_routes = {
+            route.endpoint.__lean__: route
+            for route in self.router.routes
+            if isinstance(route, APIRoute) and hasattr(route.endpoint, "__lean__")
+        }
         self.lane = [
-            (route.path_regex, twin, route)
+            (route.path_regex, twin)
             for route in self.router.routes
             if isinstance(route, APIRoute)
             if (twin := getattr(getattr(route, "endpoint", None), "__lean__", None)) is not None
@@ -121,11 +127,11 @@ class LedgerAPI(FastAPI):
                 return
         if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
             path = scope["path"]
-            for regex, twin, route in self.lane:
+            for regex, twin in self.lane:
                 match = regex.match(path)
                 if match is not None:
                     scope["app"] = self
-                    scope["route"] = route
+                    scope["route"] = self._lane_routes[twin]  # the metrics' route label
                     scope["path_params"] = match.groupdict()
                     if self._lane_wrap is None:
                         await self._serve_lane(twin, scope, receive, send)
@@ -249,9 +255,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The liveness and readiness probes (/healthz, /readyz), and the root's links (/).
-    app.router.routes.extend(health.router.routes)
-    app.router.routes.extend(index.router.routes)
-    app.router.routes.extend(metrics.router.routes)  # GET /metrics (Prometheus)
+    # The probes (/healthz, /readyz), the root's links (/) and Prometheus metrics (/metrics).
+    for module in (health, index, metrics):
+        app.router.routes.extend(module.router.routes)
 
     return app
