@@ -104,3 +104,25 @@ def test_a_live_scrape_shows_the_last_verify_run(live_server: LiveServer, tmp_pa
     assert got["ledger_verify_last_run_timestamp_seconds"] > 1.7e9
     assert got["ledger_metrics_read_errors"] == 0
     assert httpx.get(url + "/metrics").status_code == 401
+
+
+def test_verify_runs_keep_the_latest_hundred(tmp_path: Path) -> None:
+    from sqlalchemy import func, select
+
+    from persistence import verify_runs
+    from persistence.schema import make_engine
+
+    engine = make_engine(f"sqlite:///{tmp_path}/views.db")
+    try:
+        assert verify_runs.last(engine) is None
+        for i in range(105):
+            verify_runs.record(
+                engine, verify_runs.VerifyRun(1.7e9 + i, i % 2 == 0, i, i % 2, False)
+            )
+        last = verify_runs.last(engine)
+        assert last == verify_runs.VerifyRun(1.7e9 + 104, True, 104, 0, False)
+        with engine.connect() as conn:
+            kept = conn.execute(select(func.count()).select_from(verify_runs.verify_runs))
+            assert kept.scalar_one() == verify_runs.KEEP
+    finally:
+        engine.dispose()
