@@ -18,6 +18,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
+from time import perf_counter
 from typing import Any, cast
 
 HEADER = b"x-request-id"
@@ -86,7 +87,7 @@ class Observer:
         if rid is None:
             rid = b"%s%x" % (self._prefix, next(self._counter))
         request_id.set(rid)
-        t0 = time.perf_counter()
+        t0 = perf_counter()
 
         def observed(message: Any) -> Awaitable[None]:
             # Not a coroutine itself: it hands back `send`'s, one frame fewer per message.
@@ -96,7 +97,7 @@ class Observer:
                     headers.append((HEADER, rid))  # made for this answer: no copy needed
                 else:
                     message["headers"] = [*(headers or ()), (HEADER, rid)]
-                seconds = time.perf_counter() - t0
+                seconds = perf_counter() - t0
                 route = scope.get("route")
                 label = route.path if route is not None else self._route_of(scope)
                 self.metrics.record(label, scope["method"], message["status"], seconds)
