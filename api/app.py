@@ -31,7 +31,7 @@ from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
 from api.observe import Observer
 from api.openapi import tidy
-from api.routes import audit, batch, commands, health, index, log, queries
+from api.routes import audit, batch, commands, docs, health, index, log, queries
 from domain.errors import LedgerError
 from persistence.settings import BodyLimits, Settings
 
@@ -233,6 +233,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         description="An event-sourced ledger of sessions. Native API under /v1; "
         "the seed systems' session APIs under /compat.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package's own assets instead (api/routes/docs.py)
+        redoc_url=None,
     )
     app.gate = Gate(settings.allow_anonymous)
     app.body_limits = settings.body_limits
@@ -247,6 +249,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             # matched first (the lane serves the lean command twins ahead of all of it).
             return {"ok": True}
 
+    _mount(app, settings)
+    return app
+
+
+def _mount(app: LedgerAPI, settings: Settings) -> None:
+    """Every router of the app, in matching order, and the lane ahead of them."""
     if settings.server_timing:
         app.add_middleware(ServerTiming)
     for module in (commands, queries, batch, audit, log):
@@ -255,8 +263,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The probes (/healthz, /readyz), the root's links (/) and Prometheus metrics (/metrics).
-    for module in (health, index, metrics):
+    # The probes (/healthz, /readyz), the root's links (/), the docs, Prometheus (/metrics).
+    for module in (health, index, docs, metrics):
         app.router.routes.extend(module.router.routes)
-
-    return app

@@ -31,6 +31,7 @@ from urllib.parse import parse_qsl, quote
 from api import scoping
 from api.bootstrap import Container
 from api.keys import KeyRing, Principal
+from api.routes.docs import ASSET_PATHS
 from domain.errors import ForbiddenError, LedgerError, UnauthorizedError
 
 current: ContextVar[Principal | None] = ContextVar("principal", default=None)
@@ -47,6 +48,7 @@ OPEN_PATHS = frozenset(
         "/openapi.json",
         "/redoc",
         "/noop",
+        *ASSET_PATHS,  # the documents' scripts and styles (api/routes/docs.py)
     )
 )
 READ_METHODS = frozenset(("GET", "HEAD"))

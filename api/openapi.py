@@ -4,15 +4,19 @@ the problem+json refusals each route declares in its `responses`.
 These models document; they never validate. The routes keep answering with their own bytes
 (the lean lane's `answer`, the queries' dicts), so a document model costs a request nothing.
 `documented` builds a route's `responses`; `tidy` finishes the document (the `Problem`
-component, and a documented model wins over FastAPI's inferred `dict[str, Any]`).
+component, a documented model wins over FastAPI's inferred `dict[str, Any]`, and bad input
+is documented as each API answers it: problem+json 422 natively, a dialect's own status and
+error shape under its prefix).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from api import problems
 from api.schemas import Status
 
 PROBLEM = "application/problem+json"
@@ -252,15 +256,36 @@ def documented(
 
 
 def tidy(doc: dict[str, Any]) -> dict[str, Any]:
-    """The finished document: `Problem` among the components, and where a route documents a
-    model, FastAPI's `dict[str, Any]` inferred from its annotation left out of it."""
+    """The finished document: `Problem` among the components; where a route documents a
+    model, FastAPI's `dict[str, Any]` inferred from its annotation left out of it; and
+    FastAPI's generic 422 replaced by what the route's API really answers bad input with."""
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Problem", Problem.model_json_schema(ref_template=REF))
-    for methods in doc.get("paths", {}).values():
+    for path, methods in doc.get("paths", {}).items():
         for op in methods.values():
-            for response in op.get("responses", {}).values():
+            responses = op.get("responses", {})
+            for response in responses.values():
                 for content in response.get("content", {}).values():
                     schema = content.get("schema", {})
                     if "$ref" in schema and len(schema) > 1:
                         content["schema"] = {"$ref": schema["$ref"]}
+            _bad_input(path, responses)
+    if "HTTPValidationError" not in orjson.dumps(doc.get("paths", {})).decode():
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
     return doc
+
+
+def _bad_input(path: str, responses: dict[str, Any]) -> None:
+    """FastAPI documents every route's bad input as its own 422 body; the ledger answers it
+    with problem+json, and each dialect with its system's status and error shape."""
+    generic = responses.get("422", {}).get("content", {}).get("application/json", {})
+    if not generic.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+        return  # no input to be bad, or documented by the route itself
+    del responses["422"]
+    status, schema = 422, {"$ref": REF.format(model="Problem")}
+    for prefix, (bad_input, error_schema) in problems.error_docs.items():
+        if path.startswith(prefix):
+            status, schema = bad_input, error_schema
+    media = PROBLEM if schema.get("$ref", "").endswith("/Problem") else "application/json"
+    responses[str(status)] = {"description": WHY[422], "content": {media: {"schema": schema}}}

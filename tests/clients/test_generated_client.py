@@ -44,8 +44,10 @@ def generated_client(venv: Path, url: str, workdir: Path) -> Path:
     workdir.mkdir(exist_ok=True)
     tool = str(venv / "bin" / "openapi-python-client")
     done = run([tool, "generate", "--url", f"{url}/openapi.json", "--meta", "setup"], workdir)
-    # The generator warns about what it cannot type; none of it may be a native operation.
-    assert "/v1/" not in done.stdout + done.stderr, done.stdout + done.stderr
+    # The generator warns about each operation or model it cannot generate and drops it: no
+    # operation of the document, native or dialect, may be dropped.
+    said = done.stdout + done.stderr
+    assert "Unable to" not in said and "/compat/" not in said and "/v1/" not in said, said
     project = workdir / PACKAGE
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-input"]
     run([*pip, "--no-deps", "--no-build-isolation", "--force-reinstall", str(project)], workdir)

@@ -24,7 +24,9 @@ def list_sessions(
     user: Caller,
     container: FreshDep,
     usernames_brackets: Annotated[list[str] | None, Query(alias="usernames[]")] = None,
-    usernames: Annotated[list[str] | None, Query()] = None,
+    # Canopsis documents `usernames[]` only; the bare name is accepted, not advertised (a
+    # client generator would give both parameters one name and drop the operation).
+    usernames: Annotated[list[str] | None, Query(include_in_schema=False)] = None,
     active: bool | None = None,
     started_after: str | None = None,
     stopped_before: str | None = None,

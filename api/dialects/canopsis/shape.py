@@ -26,7 +26,7 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
     return JSONResponse({"description": detail}, status_code=400 if status == 422 else status)
 
 
-problems.register_renderer(PREFIX, _render_error)
+problems.register_renderer(PREFIX, _render_error, 400, problems.text_fields("description"))
 
 
 def caller() -> str:

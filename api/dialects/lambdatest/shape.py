@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from api.bootstrap import Container
 from api.deps import ContainerDep, execute, require_detail
 from api.dialects.common import actor
-from api.problems import register_renderer
+from api.problems import register_renderer, text_fields
 from domain import commands as c
 from domain.errors import InvalidCommandError
 from projections.present import iso
@@ -59,7 +59,7 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
     return JSONResponse({"status": "fail", "message": detail, "code": code}, status_code=status)
 
 
-register_renderer(PREFIX, _render_error)
+register_renderer(PREFIX, _render_error, 400, text_fields("message", "status", "code"))
 
 
 def missing(session_id: str) -> str:

@@ -98,7 +98,7 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
     return JSONResponse(body, status_code=400 if status == 422 else status)
 
 
-problems.register_renderer(PREFIX, _render_error)
+problems.register_renderer(PREFIX, _render_error, 400, problems.text_fields("message", "errors"))
 
 
 def route(

@@ -37,7 +37,7 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
     return problem(400 if status == 422 else status, code, detail, field)
 
 
-register_renderer(PREFIX, _render_error)
+register_renderer(PREFIX, _render_error, 400)
 
 router = APIRouter(
     prefix=PREFIX,

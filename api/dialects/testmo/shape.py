@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from api.dialects.common import time_param
-from api.problems import register_renderer
+from api.problems import register_renderer, text_fields
 from domain.errors import InvalidCommandError
 from projections.present import iso
 
@@ -39,7 +39,7 @@ def _render_error(status: int, code: str, detail: str, field: str | None) -> Res
     return JSONResponse({"message": detail, "errors": errors}, status_code=status)
 
 
-register_renderer(PREFIX, _render_error)
+register_renderer(PREFIX, _render_error, 422, text_fields("message", "errors"))
 
 
 def _user_id(actor: str | None) -> int | None:
