@@ -21,14 +21,16 @@ from typing import Any, cast
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 
-from api import keys, problems, redact
+from api import keys, metrics, problems, redact
 from api.auth import Gate, Refusal
 from api.bootstrap import Container, bootstrap
 from api.cors import Cors
 from api.expiry import ExpirySweeper
 from api.limits import bounded, check_host
+from api.observe import Observer
 from api.openapi import tidy
 from api.routes import audit, batch, commands, docs, health, index, log, queries
 from domain.errors import LedgerError
@@ -88,11 +90,18 @@ class LedgerAPI(FastAPI):
         self.allowed_hosts: tuple[str, ...] = ("*",)
         self.cors: Cors | None = None
         self._lane_wrap: Any = None
+        self._lane_routes: dict[Any, APIRoute] = {}
+        self.observer = Observer(self._route_of)
 
     def open_lane(self, wrap: Any = None) -> None:
         """Serve every POST route that has a lean twin from the lane; `wrap` (an ASGI
         middleware class) goes around each whole answer, refusals included."""
         self._lane_wrap = wrap
+        self._lane_routes = {
+            route.endpoint.__lean__: route
+            for route in self.router.routes
+            if isinstance(route, APIRoute) and hasattr(route.endpoint, "__lean__")
+        }
         self.lane = [
             (route.path_regex, twin)
             for route in self.router.routes
@@ -103,6 +112,7 @@ class LedgerAPI(FastAPI):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            send = self.observer.watch(scope, send)  # X-Request-ID, request metrics
             if self.cors is not None:  # None unless LEDGER_CORS_ORIGINS is set (api/cors.py)
                 send = self.cors.wrap(scope, send)
             # The one gate: every request is authenticated and authorised here, before the
@@ -127,6 +137,7 @@ class LedgerAPI(FastAPI):
                 match = regex.match(path)
                 if match is not None:
                     scope["app"] = self
+                    scope["route"] = self._lane_routes[twin]  # the metrics' route label
                     scope["path_params"] = match.groupdict()
                     if self._lane_wrap is None:
                         await self._serve_lane(twin, scope, receive, send)
@@ -159,14 +170,24 @@ class LedgerAPI(FastAPI):
             handler = None
             for cls in type(exc).__mro__:
                 if cls is Exception:
-                    break  # the stack's error middleware would answer 500; uvicorn does here
+                    break  # no handler: a 500, as the stack's error middleware answers
                 handler = self.exception_handlers.get(cls)
                 if handler is not None:
                     break
             if handler is None:
+                # What the stack's error middleware does: answer 500, then let the server log it.
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
                 raise
             response = await _awaited(handler(Request(scope, receive), exc))
             await response(scope, receive, send)
+
+    def _route_of(self, scope: dict[str, Any]) -> str:
+        """The template of the route `scope` asks for, for an answer given before routing (a
+        refusal at the gate); "unmatched" when none does (a 404). Never the raw path."""
+        for route in self.router.routes:
+            if route.matches(scope)[0] is not Match.NONE:
+                return cast(str, getattr(route, "path", "unmatched"))
+        return "unmatched"
 
 
 async def _awaited(response: Response | Awaitable[Response]) -> Response:
@@ -249,7 +270,6 @@ def _mount(app: LedgerAPI, settings: Settings) -> None:
         app.router.routes.extend(importlib.import_module(f"api.dialects.{name}").router.routes)
     app.open_lane(ServerTiming if settings.server_timing else None)
 
-    # The liveness and readiness probes (/healthz, /readyz), the root's links (/), the docs.
-    app.router.routes.extend(health.router.routes)
-    app.router.routes.extend(index.router.routes)
-    app.router.routes.extend(docs.router.routes)
+    # The probes (/healthz, /readyz), the root's links (/), the docs, Prometheus (/metrics).
+    for module in (health, index, docs, metrics):
+        app.router.routes.extend(module.router.routes)

@@ -52,13 +52,16 @@ OPEN_PATHS = frozenset(
     )
 )
 READ_METHODS = frozenset(("GET", "HEAD"))
-# The scope table (`required_scope`): key management needs `admin`; the audit reads (the global
-# log, the digest, the transparency log, a session's stream) `audit`; any other GET/HEAD
-# `read`; every other method, which changes state, `ingest`.
+# The scope table (`required_scope`): key management needs `admin`; `/metrics` `metrics`; the
+# audit reads (the global log, the digest, the transparency log, a session's stream) `audit`;
+# any other GET/HEAD `read`; every other method, which changes state, `ingest`.
 AUDIT_PATHS = frozenset(("/v1/events", "/v1/ledger/digest"))
 AUDIT_PREFIX = "/v1/log/"  # the transparency log: checkpoint, key, leaves, proofs
 AUDIT_SUFFIX = "/events"  # /v1/sessions/{id}/events: a session's stream
 ADMIN_PREFIX = "/v1/keys"
+METRICS_PATH = (
+    "/metrics"  # Prometheus (api/metrics.py): its own scope, so a scraper reads nothing else
+)
 # GETs that write, and so need `ingest`: Canopsis's UI starts its session with a GET.
 WRITING_GETS = frozenset(("/compat/canopsis/api/v2/sessionstart",))
 MONITOR_KEYED = "/compat/monitor/k/"
@@ -72,6 +75,8 @@ ANONYMOUS = Principal("anonymous", frozenset(("read",)))
 def required_scope(method: str, path: str) -> str:
     if path.startswith(ADMIN_PREFIX):
         return "admin"
+    if path == METRICS_PATH:
+        return "metrics"
     if method not in READ_METHODS or path in WRITING_GETS:
         return "ingest"
     if path in AUDIT_PATHS or path.startswith(AUDIT_PREFIX):

@@ -4,9 +4,11 @@ default; `replay ...` holds the analysts' and auditors' tools (see replay/)."""
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from typing import Any
+
+from api import logs
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -17,26 +19,61 @@ def serve(args: argparse.Namespace) -> int:
     from persistence.settings import Settings
 
     settings = Settings.from_env(projection_worker=args.worker)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    print(
+    check_startup(settings)
+    logs.configure(settings.log_format)
+    logs.emit(
+        settings.log_format,
         f"Session Ledger on http://{args.host}:{args.port}  (events: "
         f"{masked(settings.database_url)}, views: {masked(settings.views_url)}; OpenAPI at /docs)",
-        file=sys.stderr,
     )
-    _first_admin_key(settings.database_url)
+    _first_admin_key(settings.database_url, settings.log_format)
     app = create_app(settings)
     settle_gc()
+    app.observer.access_log = args.access_log
     uvicorn.run(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
+        log_config=logs.uvicorn_config(settings.log_format),
         access_log=args.access_log,
         # The ledger never reads the client's address or scheme, so by default it skips
         # uvicorn's X-Forwarded-* rewriting (a middleware layer on every request).
         proxy_headers=args.proxy_headers,
     )
     return 0
+
+
+def check_startup(settings: Any, log_key: bool = True) -> None:
+    """Open both databases and the log's key before serving, so that a wrong URL, a database
+    that is down or a key file that cannot be made is one line naming its setting (raised as
+    SettingsError), not a traceback from a server half started."""
+    from persistence.settings import SettingsError
+    from persistence.signing import LogKeyError, LogKeyFile
+
+    _check_database("LEDGER_DATABASE_URL", settings.database_url)
+    _check_database("LEDGER_VIEWS_URL", settings.views_url)
+    if not log_key:
+        return  # the worker never signs: it must not make a key of its own
+    try:
+        LogKeyFile(settings.log_key, settings.log_origin or None).keys()
+    except (LogKeyError, OSError) as exc:
+        raise SettingsError("LEDGER_LOG_KEY", f"cannot be used: {exc}") from None
+
+
+def _check_database(name: str, url: str) -> None:
+    """SettingsError naming `name` when the database at `url` cannot be opened."""
+    from persistence.settings import SettingsError
+    from projections.failures import describe
+
+    engine = _engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        raise SettingsError(name, f"cannot be opened ({masked(url)}): {describe(exc)}") from None
+    finally:
+        engine.dispose()
 
 
 def masked(url: str) -> str:
@@ -46,7 +83,7 @@ def masked(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _first_admin_key(database_url: str) -> None:
+def _first_admin_key(database_url: str, log_format: str) -> None:
     """On a ledger without any key, make the `admin` key and show it once, on stderr only
     (not through logging, so no log file or handler ever receives it)."""
     from api import keys
@@ -58,12 +95,15 @@ def _first_admin_key(database_url: str) -> None:
     finally:
         engine.dispose()
     if secret is not None:
-        print(
+        if log_format == "json":
+            text = "Created the API key 'admin' (all scopes), shown once: keep it"
+            logs.emit(log_format, text, admin_key=secret)
+            return
+        logs.emit(
+            log_format,
             f"Created the API key 'admin' (all scopes). It is shown once, here, and cannot be "
             f"recovered:\n\n    {secret}\n\nSend it as 'Authorization: Bearer <key>'; make "
             "narrower keys with `ledger keys create`.",
-            file=sys.stderr,
-            flush=True,
         )
 
 
@@ -78,7 +118,9 @@ def keys_command(args: argparse.Namespace) -> int:
     from api import keys
     from persistence.settings import Settings
 
-    engine = _engine(Settings.from_env().database_url)
+    settings = Settings.from_env()
+    _check_database("LEDGER_DATABASE_URL", settings.database_url)
+    engine = _engine(settings.database_url)
     try:
         keys.create_schema(engine)
         if args.keys_command == "create":
@@ -130,19 +172,20 @@ def _print_keys(rows: list[Any]) -> None:
 
 def project(args: argparse.Namespace) -> int:
     """Run the projection worker in the foreground until stopped (or the parent exits)."""
-    import os
     import signal
 
     from api.bootstrap import bootstrap
     from persistence.runtime import settle_gc
     from persistence.settings import Settings
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    container = bootstrap(Settings.from_env())
+    settings = Settings.from_env()
+    parent = _parent_pid()
+    check_startup(settings, log_key=False)
+    logs.configure(settings.log_format)
+    container = bootstrap(settings)
     settle_gc()
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    parent = int(os.environ.get("LEDGER_PARENT_PID", "0"))
 
     def should_stop() -> bool:
         return bool(stopping) or (parent > 0 and os.getppid() != parent)
@@ -154,6 +197,16 @@ def project(args: argparse.Namespace) -> int:
     finally:
         container.store.dispose()
     return 0
+
+
+def _parent_pid() -> int:
+    """LEDGER_PARENT_PID: the `ledger serve` whose worker this is (0: none)."""
+    from persistence.settings import SettingsError
+
+    raw = os.environ.get("LEDGER_PARENT_PID", "0")
+    if not raw.isdigit():
+        raise SettingsError("LEDGER_PARENT_PID", "must be a process id (set by ledger serve)")
+    return int(raw)
 
 
 def log_key_command(args: argparse.Namespace) -> int:
@@ -243,9 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--worker",
-        choices=("process", "thread"),
+        choices=("process", "thread", "none"),
         default="process",
-        help="run the projection worker as a child process (default) or a thread",
+        help="run the projection worker as a child process (default), a thread, or not at all "
+        "(none: `ledger project` runs elsewhere, e.g. its own container)",
     )
     p.set_defaults(func=serve)
     _add_keys_parser(sub)
@@ -260,13 +314,26 @@ def main(argv: list[str] | None = None) -> int:
     else:
         add_replay_parser(sub)
     args = parser.parse_args(argv)
-    from persistence.settings import SettingsError
+    from sqlalchemy.exc import OperationalError
 
+    from persistence.settings import SettingsError
+    from projections.failures import describe
+
+    tool = " ".join(str(getattr(args, a)) for a in _COMMAND_ATTRS if getattr(args, a, None))
     try:
         return int(args.func(args) or 0)
     except SettingsError as err:
-        print(f"ledger: {err}", file=sys.stderr)
+        # One line naming the setting, no traceback: the operator fixes the environment.
+        print(f"ledger {tool}: configuration error: {err}", file=sys.stderr)
         return 2
+    except OperationalError as exc:  # a database that cannot be reached (credentials blanked)
+        where = "LEDGER_DATABASE_URL or LEDGER_VIEWS_URL"
+        print(f"ledger {tool}: cannot use the database ({where}): {describe(exc)}", file=sys.stderr)
+        return 2
+
+
+# The argparse destinations that name the command run, outermost first.
+_COMMAND_ATTRS = ("command", "replay_command")
 
 
 if __name__ == "__main__":

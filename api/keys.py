@@ -5,10 +5,11 @@ A key is `sl_` + 32 random bytes in URL-safe base64 (no padding). Only its SHA-2
 so the database cannot give a key back: `create` shows it once. The table lives in the event
 database, so every API process on one PostgreSQL store shares the same keys.
 
-Scopes: `ingest` (commands), `read` (queries), `audit` (the log, streams, digest), `admin`
-(implies all). A key may be limited to a set of projects, and bound to one OpenTera device or
-participant (`binding`, e.g. "opentera-device:5"): the OpenTera routes then apply that
-identity's rules (api/dialects/opentera/who.py); nothing else reads the binding.
+Scopes: `ingest` (commands), `read` (queries), `audit` (the log, streams, digest), `metrics`
+(`GET /metrics`, for a Prometheus scraper), `admin` (implies all). A key may be limited to a
+set of projects, and bound to one OpenTera device or participant (`binding`, e.g.
+"opentera-device:5"): the OpenTera routes then apply that identity's rules
+(api/dialects/opentera/who.py); nothing else reads the binding.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-SCOPES = ("ingest", "read", "audit", "admin")
+SCOPES = ("ingest", "read", "audit", "metrics", "admin")
 KEY_PREFIX = "sl_"
 ADMIN_NAME = "admin"
 

@@ -3,11 +3,15 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from domain.personal import DEFAULT_PERSONAL_KEYS
 from domain.rules import Limits
@@ -28,21 +32,16 @@ _ORIGIN = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?
 
 
 def check_origins(origins: tuple[str, ...]) -> None:
-    """Raise ValueError naming the first value that is not `*` or an exact origin."""
+    """Raise SettingsError naming the first value that is not `*` or an exact origin."""
     for origin in origins:
         if origin == "*":
             if len(origins) > 1:
-                raise ValueError("LEDGER_CORS_ORIGINS: '*' allows every origin; list no other")
+                raise SettingsError("LEDGER_CORS_ORIGINS", "'*' allows every origin; list no other")
         elif not _ORIGIN.match(origin):
-            raise ValueError(
-                f"LEDGER_CORS_ORIGINS: {origin!r} is not an origin "
-                "(scheme://host[:port], lower case, no path)"
+            raise SettingsError(
+                "LEDGER_CORS_ORIGINS",
+                f"{origin!r} is not an origin (scheme://host[:port], lower case, no path)",
             )
-
-
-class SettingsError(ValueError):
-    """A LEDGER_* variable with a value the ledger cannot use (the `ledger` command says so
-    in one line and exits 2)."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,8 @@ class Settings:
     cache_size: int = 20000
     # "thread": the projection worker runs inside the API process (tests, tools);
     # "process": `ledger serve` starts `ledger project` beside it, so applying events to
-    # the views never competes with request handling for the GIL.
+    # the views never competes with request handling for the GIL; "none": neither (the
+    # worker runs elsewhere, e.g. its own container).
     projection_worker: str = "thread"
     # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
     server_timing: bool = False
@@ -96,6 +96,8 @@ class Settings:
     # Browser origins allowed by CORS (api/cors.py; LEDGER_CORS_ORIGINS, comma-separated
     # exact origins, or "*"); empty: CORS off.
     cors_origins: tuple[str, ...] = ()
+    # Log lines: "text" (human) or "json" (one object a line, with the request id; api/logs.py).
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         if not self.views_url:
@@ -103,57 +105,124 @@ class Settings:
         if self.log_key == Path():
             object.__setattr__(self, "log_key", self.blob_dir.parent / "log.key")
         if self.log_origin and not valid_key_name(self.log_origin):
-            raise ValueError("LEDGER_LOG_ORIGIN must be non-empty, without spaces or '+'")
-        if self.projection_worker not in ("thread", "process"):
-            raise ValueError("LEDGER_PROJECTION_WORKER must be thread or process")
+            raise SettingsError("LEDGER_LOG_ORIGIN", "must be non-empty, without spaces or '+'")
+        if self.projection_worker not in ("thread", "process", "none"):
+            raise SettingsError("LEDGER_PROJECTION_WORKER", "must be thread, process or none")
         if self.session_timeout <= 0:
-            raise ValueError("LEDGER_SESSION_TIMEOUT must be positive")
+            raise SettingsError("LEDGER_SESSION_TIMEOUT", "must be positive")
         if self.allow_anonymous not in ("", "read"):
-            raise ValueError("LEDGER_ALLOW_ANONYMOUS must be read or empty")
+            raise SettingsError("LEDGER_ALLOW_ANONYMOUS", "must be read or empty")
+        if self.log_format not in ("text", "json"):
+            raise SettingsError("LEDGER_LOG_FORMAT", "must be text or json")
         check_origins(self.cors_origins)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
-        """The settings of the LEDGER_* variables; SettingsError names the first bad one."""
-        try:
-            return cls._from_environ(**overrides)
-        except ValueError as err:
-            raise SettingsError(str(err)) from None
-
-    @classmethod
-    def _from_environ(cls, **overrides: object) -> Settings:
+        """Settings from the LEDGER_* variables; a value no setting takes raises SettingsError
+        naming the variable (the CLI prints that one line and exits 2)."""
         env = os.environ
-        db = env.get("LEDGER_DATABASE_URL", "sqlite:///var/ledger.db")
+        db = _database_url("LEDGER_DATABASE_URL", "sqlite:///var/ledger.db")
         kw: dict[str, object] = {
             "database_url": db,
-            "views_url": env.get("LEDGER_VIEWS_URL", ""),
-            "blob_dir": Path(env.get("LEDGER_BLOB_DIR", "var/blobs")),
-            "session_timeout": float(env.get("LEDGER_SESSION_TIMEOUT", "900")),
-            "expiry_interval": float(env.get("LEDGER_EXPIRY_INTERVAL", "5")),
-            "read_wait": float(env.get("LEDGER_READ_WAIT", "2")),
-            "projection_worker": env.get("LEDGER_PROJECTION_WORKER", "thread"),
-            "server_timing": env.get("LEDGER_SERVER_TIMING", "") in ("1", "true", "yes"),
-            "bench_noop": env.get("LEDGER_BENCH_NOOP", "") in ("1", "true", "yes"),
-            "allow_anonymous": env.get("LEDGER_ALLOW_ANONYMOUS", ""),
-            "key_refresh": float(env.get("LEDGER_KEY_REFRESH", "5")),
+            "views_url": _database_url("LEDGER_VIEWS_URL", ""),
+            "blob_dir": Path(_text("LEDGER_BLOB_DIR", "var/blobs")),
+            "session_timeout": _seconds("LEDGER_SESSION_TIMEOUT", 900, zero=False),
+            "expiry_interval": _seconds("LEDGER_EXPIRY_INTERVAL", 5, zero=False),
+            "read_wait": _seconds("LEDGER_READ_WAIT", 2),
+            "projection_worker": _choice(
+                "LEDGER_PROJECTION_WORKER", "thread", "thread", "process", "none"
+            ),
+            "server_timing": _flag("LEDGER_SERVER_TIMING"),
+            "bench_noop": _flag("LEDGER_BENCH_NOOP"),
+            "allow_anonymous": _choice("LEDGER_ALLOW_ANONYMOUS", "", "", "read"),
+            "key_refresh": _seconds("LEDGER_KEY_REFRESH", 5),
             "body_limits": _from_env(BodyLimits, "LEDGER_"),
             "command_limits": _from_env(Limits, "LEDGER_MAX_"),
-            "allowed_hosts": tuple(
-                h.strip() for h in env.get("LEDGER_ALLOWED_HOSTS", "*").split(",") if h.strip()
-            ),
+            "allowed_hosts": _names("LEDGER_ALLOWED_HOSTS", "*"),
             "log_key": Path(env.get("LEDGER_LOG_KEY", "")),
             "log_origin": env.get("LEDGER_LOG_ORIGIN", ""),
-            "personal_keys": tuple(
-                k.strip()
-                for k in env.get("LEDGER_PERSONAL_KEYS", ",".join(DEFAULT_PERSONAL_KEYS)).split(",")
-                if k.strip()
-            ),
+            "personal_keys": _names("LEDGER_PERSONAL_KEYS", ",".join(DEFAULT_PERSONAL_KEYS), True),
+            "log_format": _choice("LEDGER_LOG_FORMAT", "text", "text", "json"),
             "cors_origins": tuple(
                 o.strip() for o in env.get("LEDGER_CORS_ORIGINS", "").split(",") if o.strip()
             ),
         }
         kw.update(overrides)
         return cls(**kw)  # type: ignore[arg-type]
+
+
+class SettingsError(ValueError):
+    """A LEDGER_* variable whose value no setting takes; `name` is the variable."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name} {problem}")
+        self.name = name
+
+
+def _text(name: str, default: str) -> str:
+    value = os.environ.get(name, default)
+    if not value.strip():
+        raise SettingsError(name, "must not be empty")
+    return value
+
+
+def _seconds(name: str, default: float, zero: bool = True) -> float:
+    raw = os.environ.get(name)
+    if raw is None:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero):
+        kind = "a number of seconds, 0 or more" if zero else "a positive number of seconds"
+        raise SettingsError(name, f"must be {kind} (got {raw[:40]!r})")
+    return value
+
+
+def _choice(name: str, default: str, *allowed: str) -> str:
+    value = os.environ.get(name, default)
+    if value not in allowed:
+        shown = " or ".join(repr(a) if a else "empty" for a in allowed)
+        raise SettingsError(name, f"must be {shown} (got {value[:40]!r})")
+    return value
+
+
+_FLAGS = {"1": True, "true": True, "yes": True, "on": True,
+          "": False, "0": False, "false": False, "no": False, "off": False}  # fmt: skip
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "")
+    if value.lower() not in _FLAGS:
+        raise SettingsError(
+            name, f"must be 1, true, yes, on, or 0, false, no, off (got {value[:40]!r})"
+        )
+    return _FLAGS[value.lower()]
+
+
+def _names(name: str, default: str, empty: bool = False) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in os.environ.get(name, default).split(",") if n.strip())
+    if not names and not empty:
+        raise SettingsError(name, "must name at least one (comma-separated)")
+    return names
+
+
+def _database_url(name: str, default: str) -> str:
+    """A SQLAlchemy URL of a database the ledger runs on; never echoed in an error, since it
+    may hold a password."""
+    url = os.environ.get(name, default)
+    if url == default == "":
+        return url
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        raise SettingsError(
+            name, "is not a database URL (sqlite:///path or postgresql+psycopg://user@host/db)"
+        ) from None
+    if backend not in ("sqlite", "postgresql"):
+        raise SettingsError(name, f"names the database {backend[:40]!r}: sqlite or postgresql")
+    return url
 
 
 def _from_env(cls: Any, prefix: str) -> Any:
@@ -166,7 +235,7 @@ def _from_env(cls: Any, prefix: str) -> Any:
             try:
                 kw[f.name] = int(os.environ[name])
             except ValueError:
-                raise ValueError(f"{name} must be an integer") from None
+                raise SettingsError(name, "must be a positive integer") from None
             if kw[f.name] <= 0:
-                raise ValueError(f"{name} must be positive")
+                raise SettingsError(name, "must be a positive integer")
     return cls(**kw)

@@ -7,14 +7,17 @@ import argparse
 import csv
 import functools
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from persistence import verify_runs
 from persistence.schema import make_engine
 from persistence.settings import Settings
+from projections.failures import describe
 from projections.present import iso
 from replay import asof, audit, custom, export, log_tools, rebuild, report, verify, witness
 from replay.source import Point, ReplayError, live_views, open_blobs, resolve_point, store_open
@@ -57,7 +60,25 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         blobs = None if args.no_blobs else open_blobs(settings)
         verdict = verify.verify(store, blobs, digest, saved=saved, jobs=args.jobs)
     print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
+    _remember(settings, verdict)
     return 0 if verdict.ok else 1
+
+
+def _remember(settings: Settings, verdict: verify.Verdict) -> None:
+    """Record the outcome where servers read it for their metrics (the views database,
+    persistence/verify_runs.py); a views database that cannot take it is a warning only."""
+    run = verify_runs.VerifyRun(
+        time.time(), verdict.ok, verdict.head[0], len(verdict.findings), bool(verdict.checkpoints)
+    )
+    engine = make_engine(settings.views_url)
+    try:
+        verify_runs.record(engine, run)
+    except Exception as exc:
+        print(
+            f"ledger replay verify: warning: outcome not recorded: {describe(exc)}", file=sys.stderr
+        )
+    finally:
+        engine.dispose()
 
 
 @tool

@@ -168,7 +168,7 @@ def test_an_older_keys_table_gets_the_binding_column_postgresql(pg: PgCluster) -
 def test_a_bad_scope_is_refused(db: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["keys", "create", "x", "--scope", "everything"])
-    assert keys.SCOPES == ("ingest", "read", "audit", "admin")
+    assert keys.SCOPES == ("ingest", "read", "audit", "metrics", "admin")
 
 
 def serve(db: Path, port: int, out: Path) -> subprocess.Popen[bytes]:
