@@ -2,7 +2,9 @@
 (or of an execution context, which has a stream of its own).
 
 Every command may carry `by` (the actor), an `idempotency_key` (a retry with the same key
-returns the first answer and appends nothing) and an `expected_version` (optimistic check).
+returns the first answer and appends nothing), an `expected_version` (optimistic check) and
+`at`, the time its event happened in epoch seconds (domain/eventtime.py; absent: when the
+ledger records it).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ class Command:
     by: str | None = None
     idempotency_key: str | None = None
     expected_version: int | None = None
+    at: float | None = None
 
     def fingerprint(self) -> str:
         """What a retry under the same Idempotency-Key must repeat: a SHA-256 of the command,

@@ -39,6 +39,9 @@ class Session(BaseAggregate[str]):
         """Base of the session's events; `payload()` is what the store records."""
 
         by: str | None
+        # When it happened, if not when it was recorded (domain/eventtime.py); stored only
+        # when given, so `payload()` drops a None.
+        at: float | None
 
         def apply(self, aggregate: Any) -> None:
             # The fold reads only the fields it names, so the event's own attributes serve
@@ -155,14 +158,23 @@ class Session(BaseAggregate[str]):
     # the same rules and the same fold, without a library event object per event (building
     # those cost more than inserting the rows). None: the library's `trigger_event` path.
     sink: list[NewEvent] | None = None
+    # The event time of the command being decided, when it is not the recorded time
+    # (`domain.eventtime.event_time`; set by `decide` before each command).
+    event_at: float | None = None
 
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
     def start(
-        cls, session_id: str, at: float, sink: list[NewEvent] | None = None, **fields: Any
+        cls,
+        session_id: str,
+        at: float,
+        sink: list[NewEvent] | None = None,
+        event_at: float | None = None,
+        **fields: Any,
     ) -> Session:
         """A new session (its Started event); with a `sink`, recorded there as a row."""
+        fields.pop("at", None)
         status = fields.get("status") or "running"
         if status not in ("queued", "running"):
             raise IllegalStatusChangeError(
@@ -177,7 +189,9 @@ class Session(BaseAggregate[str]):
             fields.setdefault(f, None)
         fields["source"] = fields["source"] or "native"
         if sink is None:
+            fields["at"] = event_at
             return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+        del fields["at"]
         unknown = fields.keys() - set(_STARTED_FIELDS)
         if unknown:  # what the library's event constructor would refuse
             raise TypeError(f"Started has no field(s) {', '.join(sorted(unknown))}")
@@ -185,6 +199,7 @@ class Session(BaseAggregate[str]):
         agg.__base_init__(session_id, 0, to_datetime(at))
         agg.state = new_state(session_id)
         agg.sink = sink
+        agg.event_at = event_at
         agg._trigger(cls.Started, at, **fields)
         return agg
 
@@ -213,11 +228,14 @@ class Session(BaseAggregate[str]):
         kw.setdefault("by", None)
         sink = self.sink
         if sink is None:
+            kw["at"] = self.event_at
             self.trigger_event(event_class, timestamp=to_datetime(at), **kw)
             return
+        if self.event_at is not None:
+            kw["at"] = self.event_at
         # What `trigger_event` + `mutate` + `payload()` amount to: fold the payload (the
         # event's fields) into the state, count the version, keep the row the store appends.
-        # The fold gets `at` itself, as a rebuild from the stored row will.
+        # The fold gets `at` itself and the payload, as a rebuild from the stored row will.
         name = event_class.__name__
         evolve(self.state, name, kw, at)
         self._version = version = self._version + 1
@@ -238,7 +256,9 @@ class Session(BaseAggregate[str]):
         # `_trigger` for the commonest event, step by step: keepalives are most of a log and
         # its generic steps cost more than the fold. For an open session evolve() does for a
         # keepalive exactly what `fold_kept_alive` does.
-        payload = {"visible": visible, "path": path, "by": None}
+        payload: dict[str, Any] = {"visible": visible, "path": path, "by": None}
+        if self.event_at is not None:
+            payload["at"] = self.event_at
         fold_kept_alive(state, payload, at)
         self._version = version = self._version + 1
         row = (self._id, version, "KeptAlive", _KEPT_ALIVE_VERSION, at, payload)
@@ -320,12 +340,24 @@ class Session(BaseAggregate[str]):
         self._trigger(self.Stopped, at, reason=reason, by=by, ended_at=ended_at)
 
     def expire(self, at: float, timeout: float) -> bool:
-        """Expire when no keepalive came within `timeout` seconds before `at`."""
+        """Expire when no sign of life came within `timeout` seconds before `at`, on both
+        clocks: by event time, and by when the ledger recorded it (an imported history's
+        old event times must not expire a session whose import is still arriving)."""
         s = self.state
         if s["deleted"] or s["ended_at"] is not None or s["last_seen_at"] + timeout > at:
             return False
+        recorded = s.get("last_seen_recorded_at")
+        if recorded is not None and recorded + timeout > at:
+            return False
         self._trigger(self.Expired, at, last_seen_at=s["last_seen_at"])
         return True
+
+    def lapse(self, at: float, expired_at: float) -> None:
+        """The Expired the sweeper would have appended at event time `expired_at`, decided
+        when a command's own `at` shows the session had lapsed before it
+        (domain/eventtime.py `lapsed_expiry`)."""
+        self.event_at = expired_at
+        self._trigger(self.Expired, at, last_seen_at=self.state["last_seen_at"])
 
     def delete(self, at: float, reason: str | None = None, by: str | None = None) -> None:
         if self.state["deleted"]:

@@ -28,7 +28,7 @@ import orjson
 
 from domain import commands as c
 from domain.context import ExecutionContext, is_context_stream
-from domain.decide import Aggregate, decide
+from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
     IdempotencyKeyReusedError,
@@ -38,6 +38,7 @@ from domain.errors import (
     StoreUnavailableError,
 )
 from domain.events import NewEvent
+from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
@@ -81,9 +82,15 @@ class Ledger:
         cache_size: int = 20000,
         max_batch: int = 2000,
         limits: Limits = DEFAULT_LIMITS,
+        window: EventTimeWindow = DEFAULT_WINDOW,
+        session_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
+        # Event-time rules (domain/eventtime.py): how far a command's `at` may lie from the
+        # clock, and the timeout after which a gap in a session's event times ended it.
+        self.window = window
+        self.session_timeout = session_timeout
         self.clock = clock
         self.cache: OrderedDict[str, Aggregate] = OrderedDict()
         self.cache_size = cache_size
@@ -320,7 +327,7 @@ class Ledger:
         idle: list[tuple[int, str, int, int | None]] = []  # decided, appended nothing
         fresh_keys: dict[str, tuple[str, int]] = {}
         repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
-        clock = self.clock
+        clock, window, timeout = self.clock, self.window, self.session_timeout
         result = c.CommandResult
         for i, cmd in enumerate(cmds):
             key = cmd.idempotency_key
@@ -341,7 +348,12 @@ class Ledger:
                 allowed = limits[i] if limits is not None else None
                 if allowed is not None:
                     check_project_limit(cmd, touched.get(sid), allowed)
-                agg = decide(cmd, touched.get(sid), at, new)
+                if cmd.at is not None and timeout is not None:
+                    # An Expired the gap before this command's own time implies is the
+                    # ledger's, not the command's: it stays even if the command is refused.
+                    lapse_if_due(cmd, touched.get(sid), at, new, timeout, window)
+                    mark = len(new)
+                agg = decide(cmd, touched.get(sid), at, new, window)
             except LedgerError as err:
                 if len(new) != mark:  # rules are checked before any event is decided
                     raise RuntimeError(f"{cmd!r} refused after deciding events") from err

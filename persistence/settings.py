@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from domain.eventtime import EventTimeWindow
 from domain.personal import DEFAULT_PERSONAL_KEYS
 from domain.rules import Limits
 from persistence.note import valid_key_name
@@ -58,6 +59,9 @@ class Settings:
     # Request body caps (api/limits.py) and command sizes (domain/rules.py): LEDGER_MAX_*.
     body_limits: BodyLimits = field(default_factory=BodyLimits)
     command_limits: Limits = field(default_factory=Limits)
+    # How far a command's `at` may lie before / after the ledger's clock (domain/eventtime.py;
+    # LEDGER_EVENT_TIME_PAST, LEDGER_EVENT_TIME_FUTURE, seconds).
+    event_time_window: EventTimeWindow = field(default_factory=EventTimeWindow)
     # Host header values served ("*": any); a DNS-rebinding page then cannot reach a ledger
     # on loopback (LEDGER_ALLOWED_HOSTS, comma-separated).
     allowed_hosts: tuple[str, ...] = ("*",)
@@ -103,6 +107,10 @@ class Settings:
             "key_refresh": float(env.get("LEDGER_KEY_REFRESH", "5")),
             "body_limits": _from_env(BodyLimits, "LEDGER_"),
             "command_limits": _from_env(Limits, "LEDGER_MAX_"),
+            "event_time_window": EventTimeWindow(
+                past=float(env.get("LEDGER_EVENT_TIME_PAST", EventTimeWindow.past)),
+                future=float(env.get("LEDGER_EVENT_TIME_FUTURE", EventTimeWindow.future)),
+            ),
             "allowed_hosts": tuple(
                 h.strip() for h in env.get("LEDGER_ALLOWED_HOSTS", "*").split(",") if h.strip()
             ),
