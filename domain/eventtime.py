@@ -45,6 +45,12 @@ class EventTimeWindow:
 DEFAULT_WINDOW = EventTimeWindow()
 
 
+def time_of(payload: dict[str, Any], recorded: float) -> float:
+    """An event's event time: its `at`, else its recorded time (what the fold uses)."""
+    at: float | None = payload.get("at")
+    return recorded if at is None else at
+
+
 def latest_time(state: dict[str, Any]) -> float:
     """The event time of a session's latest event: every event sets either `last_seen_at`
     (signs of life) or `updated_at` (every other event) to its time."""
