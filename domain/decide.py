@@ -117,6 +117,9 @@ def _on_session(cmd: c.Command, agg: Session, at: float) -> None:
 
 
 _OPENING = (c.RecordContext, c.StartSession)
+# Commands that never meet a lapsed session: an expiry decides one itself, and a start
+# opens a stream (on an existing one it is refused).
+_NOT_AFTER_A_GAP = (c.ExpireSession, c.StartSession, c.RecordContext)
 
 
 def lapse_if_due(
@@ -131,7 +134,7 @@ def lapse_if_due(
     last sign of life: decide the Expired the sweeper would have appended live in that gap
     (the command then meets an expired session). Nothing for a command without `at`, or one
     whose `at` the window or order rules refuse. True when an Expired was decided."""
-    if cmd.at is None or not isinstance(agg, Session) or isinstance(cmd, c.ExpireSession):
+    if cmd.at is None or not isinstance(agg, Session) or isinstance(cmd, _NOT_AFTER_A_GAP):
         return False
     try:
         event_time(cmd.at, at, agg.state, window)
