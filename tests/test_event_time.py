@@ -177,7 +177,7 @@ def test_replay_by_event_time_sees_imported_history_when_it_happened(
     imported: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     point_cli_at(imported["container"], monkeypatch)
-    mid_week = iso(WEEK_START + 3 * DAY)  # days 0, 1 and 2 had happened; nothing was recorded
+    mid_week = str(iso(WEEK_START + 3 * DAY))  # days 0, 1 and 2 had happened; nothing was recorded
 
     def replay(*argv: str) -> dict[str, Any]:
         assert main(["replay", *argv]) == 0
