@@ -127,14 +127,16 @@ def lapse_if_due(
     agg: Aggregate | None,
     at: float,
     sink: list[NewEvent] | None,
-    timeout: float,
+    timeout: float | None,
     window: EventTimeWindow = DEFAULT_WINDOW,
 ) -> bool:
     """Before a command whose own `at` lies more than `timeout` after its open session's
     last sign of life: decide the Expired the sweeper would have appended live in that gap
     (the command then meets an expired session). Nothing for a command without `at`, or one
     whose `at` the window or order rules refuse. True when an Expired was decided."""
-    if cmd.at is None or not isinstance(agg, Session) or isinstance(cmd, _NOT_AFTER_A_GAP):
+    if cmd.at is None or timeout is None or not isinstance(agg, Session):
+        return False
+    if isinstance(cmd, _NOT_AFTER_A_GAP):
         return False
     try:
         event_time(cmd.at, at, agg.state, window)
@@ -174,11 +176,11 @@ def _open(
     if isinstance(cmd, c.StartSession):
         if agg is not None:
             raise SessionExistsError(f"session {cmd.session_id} already exists", field="id")
-        event_at = event_time(cmd.at, at, None, window)
         fields = {
             k: getattr(cmd, k)
             for k in cmd.__dataclass_fields__
-            if k not in ("session_id", "idempotency_key", "expected_version", "at")
+            if k not in ("session_id", "idempotency_key", "expected_version")
         }
-        return Session.start(cmd.session_id, at, sink, event_at, **fields)
+        fields["at"] = event_time(cmd.at, at, None, window)
+        return Session.start(cmd.session_id, at, sink, **fields)
     raise SessionNotFoundError(f"no session {cmd.session_id}")

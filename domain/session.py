@@ -39,8 +39,7 @@ class Session(BaseAggregate[str]):
         """Base of the session's events; `payload()` is what the store records."""
 
         by: str | None
-        # When it happened, if not when it was recorded (domain/eventtime.py); stored only
-        # when given, so `payload()` drops a None.
+        # When it happened, if not when recorded (domain/eventtime.py); None is not stored.
         at: float | None
 
         def apply(self, aggregate: Any) -> None:
@@ -158,23 +157,18 @@ class Session(BaseAggregate[str]):
     # the same rules and the same fold, without a library event object per event (building
     # those cost more than inserting the rows). None: the library's `trigger_event` path.
     sink: list[NewEvent] | None = None
-    # The event time of the command being decided, when it is not the recorded time
-    # (`domain.eventtime.event_time`; set by `decide` before each command).
+    # The event time of the command being decided when not its recorded time (set by decide).
     event_at: float | None = None
 
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
     def start(
-        cls,
-        session_id: str,
-        at: float,
-        sink: list[NewEvent] | None = None,
-        event_at: float | None = None,
-        **fields: Any,
+        cls, session_id: str, recorded_at: float, sink: list[NewEvent] | None = None, **fields: Any
     ) -> Session:
-        """A new session (its Started event); with a `sink`, recorded there as a row."""
-        fields.pop("at", None)
+        """A new session (its Started event); with a `sink`, recorded there as a row.
+        `fields["at"]` is its event time when that is not `recorded_at`."""
+        event_at = fields.pop("at", None)
         status = fields.get("status") or "running"
         if status not in ("queued", "running"):
             raise IllegalStatusChangeError(
@@ -190,17 +184,19 @@ class Session(BaseAggregate[str]):
         fields["source"] = fields["source"] or "native"
         if sink is None:
             fields["at"] = event_at
-            return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+            return cls._create(
+                cls.Started, id=session_id, timestamp=to_datetime(recorded_at), **fields
+            )
         del fields["at"]
         unknown = fields.keys() - set(_STARTED_FIELDS)
         if unknown:  # what the library's event constructor would refuse
             raise TypeError(f"Started has no field(s) {', '.join(sorted(unknown))}")
         agg = cls.__new__(cls)
-        agg.__base_init__(session_id, 0, to_datetime(at))
+        agg.__base_init__(session_id, 0, to_datetime(recorded_at))
         agg.state = new_state(session_id)
         agg.sink = sink
         agg.event_at = event_at
-        agg._trigger(cls.Started, at, **fields)
+        agg._trigger(cls.Started, recorded_at, **fields)
         return agg
 
     @classmethod
@@ -340,9 +336,8 @@ class Session(BaseAggregate[str]):
         self._trigger(self.Stopped, at, reason=reason, by=by, ended_at=ended_at)
 
     def expire(self, at: float, timeout: float) -> bool:
-        """Expire when no sign of life came within `timeout` seconds before `at`, on both
-        clocks: by event time, and by when the ledger recorded it (an imported history's
-        old event times must not expire a session whose import is still arriving)."""
+        """Expire when no sign of life came within `timeout` seconds before `at` on both clocks
+        (event time, and recorded time: an import still arriving is not silent)."""
         s = self.state
         if s["deleted"] or s["ended_at"] is not None or s["last_seen_at"] + timeout > at:
             return False
@@ -353,9 +348,7 @@ class Session(BaseAggregate[str]):
         return True
 
     def lapse(self, at: float, expired_at: float) -> None:
-        """The Expired the sweeper would have appended at event time `expired_at`, decided
-        when a command's own `at` shows the session had lapsed before it
-        (domain/eventtime.py `lapsed_expiry`)."""
+        """An Expired at event time `expired_at` (domain/eventtime.py `lapsed_expiry`)."""
         self.event_at = expired_at
         self._trigger(self.Expired, at, last_seen_at=self.state["last_seen_at"])
 
@@ -377,23 +370,9 @@ _KEPT_ALIVE_VERSION = Session.KeptAlive.class_version
 _STARTED_FIELDS = tuple(f for f in Session.Started.__dataclass_fields__ if f not in ENVELOPE_FIELDS)
 
 EVENT_CLASSES: dict[str, type[Session.Event]] = {
-    c.__name__: c
-    for c in (
-        Session.Started,
-        Session.KeptAlive,
-        Session.Hidden,
-        Session.StatusChanged,
-        Session.DetailsUpdated,
-        Session.LogUploaded,
-        Session.ArtifactAttached,
-        Session.MetricRecorded,
-        Session.ResultRecorded,
-        Session.Annotated,
-        Session.Stopped,
-        Session.Expired,
-        Session.Deleted,
-        Session.Erased,
-    )
+    c.__name__: c  # every event class Session declares, in the order it declares them
+    for c in vars(Session).values()
+    if isinstance(c, type) and issubclass(c, Session.Event) and c is not Session.Event
 }
 
 

@@ -24,14 +24,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, cast
 
-import orjson
-
 from domain import commands as c
 from domain.context import ExecutionContext, is_context_stream
 from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
-    IdempotencyKeyReusedError,
     InvalidCommandError,
     LedgerError,
     SessionNotFoundError,
@@ -52,6 +49,7 @@ from persistence.group import (
     context_events,
     merge,
     remembered,
+    replayed,
 )
 from persistence.runtime import paused_gc
 from persistence.store import EventStore, StaleWriteError, StoredEvent
@@ -59,7 +57,6 @@ from persistence.store import EventStore, StaleWriteError, StoredEvent
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-IdSource = Callable[[], str]
 
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
@@ -87,8 +84,7 @@ class Ledger:
     ) -> None:
         self.store = store
         self.limits = limits
-        # Event-time rules (domain/eventtime.py): how far a command's `at` may lie from the
-        # clock, and the timeout after which a gap in a session's event times ended it.
+        # Event-time rules (domain/eventtime.py): `at`'s window, the timeout a gap implies.
         self.window = window
         self.session_timeout = session_timeout
         self.clock = clock
@@ -332,27 +328,21 @@ class Ledger:
         for i, cmd in enumerate(cmds):
             key = cmd.idempotency_key
             if key is not None and (key in known or key in fresh_keys):
-                first = self._replayed(cmd, key, known, fresh_keys)
+                first = replayed(cmd, key, known, fresh_keys)
                 if isinstance(first, int):
                     repeats.append((i, first))
                 else:
                     outcomes[i] = first
                 continue
             sid = cmd.session_id
-            at = clock()
-            if at < floor:  # recorded times never go backwards along the log
-                at = floor
-            floor = at
+            floor = at = max(clock(), floor)  # recorded times never go backwards along the log
             mark = len(new)
             try:
                 allowed = limits[i] if limits is not None else None
                 if allowed is not None:
                     check_project_limit(cmd, touched.get(sid), allowed)
-                if cmd.at is not None and timeout is not None:
-                    # An Expired the gap before this command's own time implies is the
-                    # ledger's, not the command's: it stays even if the command is refused.
-                    lapse_if_due(cmd, touched.get(sid), at, new, timeout, window)
-                    mark = len(new)
+                if lapse_if_due(cmd, touched.get(sid), at, new, timeout, window):
+                    mark = len(new)  # the gap's Expired is the ledger's: kept if cmd is refused
                 agg = decide(cmd, touched.get(sid), at, new, window)
             except LedgerError as err:
                 if len(new) != mark:  # rules are checked before any event is decided
@@ -392,21 +382,3 @@ class Ledger:
         state = fold(stored, sid)
         assert state is not None
         return Session.from_state(state)
-
-    @staticmethod
-    def _replayed(
-        cmd: c.Command,
-        key: str,
-        known: dict[str, tuple[str, bytes]],
-        fresh: dict[str, tuple[str, int]],
-    ) -> Outcome | int:
-        """The first answer to a retried key: stored, or (same batch) the index of the
-        command that first used it, whose answer is known only after the insert."""
-        fp, first = known[key] if key in known else fresh[key]
-        if fp != cmd.fingerprint():
-            return IdempotencyKeyReusedError(
-                f"Idempotency-Key {key!r} was used for a different command"
-            )
-        if isinstance(first, int):
-            return first
-        return c.CommandResult(**orjson.loads(first))
