@@ -30,9 +30,7 @@ from persistence.store import GENESIS_HASH, NewEvent, chain_hash
 # Times a datetime holds exactly, so the library path's fold (through `timestamp`) and the
 # fast path's (the float itself) see the same instants.
 LIFE: list[c.Command] = [
-    c.StartSession(
-        session_id="s", name="n", user="ann", tags={"k": "v"}, status="queued", at=99.5
-    ),
+    c.StartSession(session_id="s", name="n", user="ann", tags={"k": "v"}, status="queued", at=99.5),
     c.ChangeStatus(session_id="s", status="running", reason="go", by="bob"),
     c.KeepAlive(session_id="s", visible=True, path="/a"),
     c.KeepAlive(session_id="s", visible=True, path="/b", at=100.625),  # its own event time
