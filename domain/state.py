@@ -307,7 +307,7 @@ def evolve(
     if event_type in SIGNS_OF_LIFE and state["ended_at"] is None:
         state["last_seen_at"] = at
         state["last_seen_recorded_at"] = recorded
-    elif event_type == "Started":
+    elif event_type in ("Started", "KeptAlive"):  # as their own steps set last_seen_at
         state["last_seen_recorded_at"] = recorded
     if event_type not in ("KeptAlive", "Hidden"):
         state["updated_at"] = at

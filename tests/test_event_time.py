@@ -216,6 +216,8 @@ def test_out_of_window_and_out_of_order_are_refused_with_nothing_appended(
         (now + 3600, 422, "event-time-out-of-window"),
         ("yesterday", 422, "invalid-command"),
         (-1, 422, "invalid-command"),
+        (1e308, 422, "invalid-command"),
+        ("2026-13-45T00:00:00Z", 422, "invalid-command"),
     ]:
         r = client.post("/v1/sessions/s/keepalive", json={"at": at}, headers=h)
         assert (r.status_code, code_of(r), r.json()["field"]) == (status, code, "at")
