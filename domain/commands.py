@@ -31,6 +31,8 @@ class Command:
         so the stored fingerprint holds none of its (possibly personal) values."""
         d = asdict(self)
         d.pop("idempotency_key", None)
+        if d["at"] is None:  # as before `at` existed: a retry across an upgrade still matches
+            del d["at"]
         d["command"] = type(self).__name__
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -254,3 +254,15 @@ def test_events_without_at_store_what_they_always_stored(container: Container, c
     state = container.ledger.load("s")
     assert state["last_seen_at"] == payloads[2]["at"]
     assert state["visible_time"]["/b"] == 0.0
+
+
+def test_a_command_without_at_keeps_the_fingerprint_it_had() -> None:
+    """Idempotency keys remembered before `at` existed still match their retries."""
+    import hashlib
+
+    cmd = c.KeepAlive(session_id="s", path="/a", idempotency_key="k")
+    before = {"session_id": "s", "by": None, "expected_version": None, "visible": True}
+    before |= {"path": "/a", "command": "KeepAlive"}
+    old = hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    assert cmd.fingerprint() == old
+    assert c.KeepAlive(session_id="s", path="/a", at=1.0).fingerprint() != old
