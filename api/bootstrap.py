@@ -40,7 +40,14 @@ class Container:
 def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Container:
     store = EventStore(settings.database_url, settings.personal_keys)
     store.create_schema()
-    ledger = Ledger(store, clock, cache_size=settings.cache_size, limits=settings.command_limits)
+    ledger = Ledger(
+        store,
+        clock,
+        cache_size=settings.cache_size,
+        limits=settings.command_limits,
+        window=settings.event_time_window,
+        session_timeout=settings.session_timeout,
+    )
     runner = ProjectionRunner.for_url(store, settings.views_url)
     runner.create_schema()
     ledger.listeners.append(runner.wake)

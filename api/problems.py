@@ -30,6 +30,8 @@ STATUS: dict[type[e.LedgerError], int] = {
     e.PreconditionFailedError: 412,
     e.IdempotencyKeyReusedError: 422,
     e.ContextConflictError: 409,
+    e.EventTimeOutOfWindowError: 422,
+    e.EventOutOfOrderError: 409,
     e.UnauthorizedError: 401,
     e.ForbiddenError: 403,
     e.LimitExceededError: 413,

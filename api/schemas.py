@@ -16,6 +16,11 @@ assert set(Status.__args__) == set(STATUSES)  # type: ignore[attr-defined]
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    at: float | str | None = Field(
+        default=None,
+        description="When this happened (epoch seconds or ISO-8601 UTC), if not now: kept "
+        "beside the time the ledger records (docs/architecture.md, event time).",
+    )
 
 
 class StartBody(Body):
@@ -77,7 +82,7 @@ class UpdateBody(Body):
     status: Status | None = None
 
     def changes(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True, exclude={"status"})
+        return self.model_dump(exclude_unset=True, exclude={"status", "at"})
 
 
 class ArtifactBody(Body):

@@ -2,7 +2,9 @@
 (or of an execution context, which has a stream of its own).
 
 Every command may carry `by` (the actor), an `idempotency_key` (a retry with the same key
-returns the first answer and appends nothing) and an `expected_version` (optimistic check).
+returns the first answer and appends nothing), an `expected_version` (optimistic check) and
+`at`, the time its event happened in epoch seconds (domain/eventtime.py; absent: when the
+ledger records it).
 """
 
 from __future__ import annotations
@@ -22,12 +24,15 @@ class Command:
     by: str | None = None
     idempotency_key: str | None = None
     expected_version: int | None = None
+    at: float | None = None
 
     def fingerprint(self) -> str:
         """What a retry under the same Idempotency-Key must repeat: a SHA-256 of the command,
         so the stored fingerprint holds none of its (possibly personal) values."""
         d = asdict(self)
         d.pop("idempotency_key", None)
+        if d["at"] is None:  # as before `at` existed: a retry across an upgrade still matches
+            del d["at"]
         d["command"] = type(self).__name__
         return hashlib.sha256(orjson.dumps(d, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

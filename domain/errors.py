@@ -107,3 +107,16 @@ class TreeRangeError(LedgerError):
     """A leaf index, range or tree size outside the log's Merkle tree (names the argument)."""
 
     code = "tree-range"
+
+
+class EventTimeOutOfWindowError(LedgerError):
+    """A command's `at` lies outside the window around the ledger's clock
+    (LEDGER_EVENT_TIME_PAST / _FUTURE); nothing is appended."""
+
+    code = "event-time-out-of-window"
+
+
+class EventOutOfOrderError(LedgerError):
+    """A command's `at` precedes its session's latest event time; nothing is appended."""
+
+    code = "event-out-of-order"

@@ -40,4 +40,8 @@ class AggregateEvent(DomainEvent, CanMutateAggregate[str]):  # type: ignore[misc
         d = dict(self.__dict__)
         for k in ENVELOPE_FIELDS:
             d.pop(k, None)
+        if "at" in d and d["at"] is None:
+            # The event time is stored only when it is not the recorded time
+            # (domain/eventtime.py): events without one keep the bytes they always had.
+            del d["at"]
         return d

@@ -200,6 +200,8 @@ def _common(cmd: c.Command, limits: Limits) -> None:
         check_text(key, "Idempotency-Key", 200)
     if cmd.expected_version is not None:
         check_int(cmd.expected_version, "expected_version")
+    if cmd.at is not None:
+        check_time(cmd.at, "at")
 
 
 def _start(cmd: c.StartSession, lim: Limits) -> None:
@@ -336,6 +338,9 @@ def _erase(cmd: c.EraseSession, lim: Limits) -> None:
 
 
 def _context(cmd: c.RecordContext, lim: Limits) -> None:
+    if cmd.at is not None:
+        # A context is a description recorded once, not something that happened at a time.
+        raise invalid("at", "an execution context takes no event time")
     check_id(cmd.h, "h", lim)
     check_json(cmd.attributes, "attributes", lim, flat=True)
 

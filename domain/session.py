@@ -39,6 +39,8 @@ class Session(BaseAggregate[str]):
         """Base of the session's events; `payload()` is what the store records."""
 
         by: str | None
+        # When it happened, if not when recorded (domain/eventtime.py); None is not stored.
+        at: float | None
 
         def apply(self, aggregate: Any) -> None:
             # The fold reads only the fields it names, so the event's own attributes serve
@@ -155,14 +157,18 @@ class Session(BaseAggregate[str]):
     # the same rules and the same fold, without a library event object per event (building
     # those cost more than inserting the rows). None: the library's `trigger_event` path.
     sink: list[NewEvent] | None = None
+    # The event time of the command being decided when not its recorded time (set by decide).
+    event_at: float | None = None
 
     # -- construction ---------------------------------------------------------------------
 
     @classmethod
     def start(
-        cls, session_id: str, at: float, sink: list[NewEvent] | None = None, **fields: Any
+        cls, session_id: str, recorded_at: float, sink: list[NewEvent] | None = None, **fields: Any
     ) -> Session:
-        """A new session (its Started event); with a `sink`, recorded there as a row."""
+        """A new session (its Started event); with a `sink`, recorded there as a row.
+        `fields["at"]` is its event time when that is not `recorded_at`."""
+        event_at = fields.pop("at", None)
         status = fields.get("status") or "running"
         if status not in ("queued", "running"):
             raise IllegalStatusChangeError(
@@ -177,15 +183,20 @@ class Session(BaseAggregate[str]):
             fields.setdefault(f, None)
         fields["source"] = fields["source"] or "native"
         if sink is None:
-            return cls._create(cls.Started, id=session_id, timestamp=to_datetime(at), **fields)
+            fields["at"] = event_at
+            return cls._create(
+                cls.Started, id=session_id, timestamp=to_datetime(recorded_at), **fields
+            )
+        del fields["at"]
         unknown = fields.keys() - set(_STARTED_FIELDS)
         if unknown:  # what the library's event constructor would refuse
             raise TypeError(f"Started has no field(s) {', '.join(sorted(unknown))}")
         agg = cls.__new__(cls)
-        agg.__base_init__(session_id, 0, to_datetime(at))
+        agg.__base_init__(session_id, 0, to_datetime(recorded_at))
         agg.state = new_state(session_id)
         agg.sink = sink
-        agg._trigger(cls.Started, at, **fields)
+        agg.event_at = event_at
+        agg._trigger(cls.Started, recorded_at, **fields)
         return agg
 
     @classmethod
@@ -213,11 +224,14 @@ class Session(BaseAggregate[str]):
         kw.setdefault("by", None)
         sink = self.sink
         if sink is None:
+            kw["at"] = self.event_at
             self.trigger_event(event_class, timestamp=to_datetime(at), **kw)
             return
+        if self.event_at is not None:
+            kw["at"] = self.event_at
         # What `trigger_event` + `mutate` + `payload()` amount to: fold the payload (the
         # event's fields) into the state, count the version, keep the row the store appends.
-        # The fold gets `at` itself, as a rebuild from the stored row will.
+        # The fold gets `at` itself and the payload, as a rebuild from the stored row will.
         name = event_class.__name__
         evolve(self.state, name, kw, at)
         self._version = version = self._version + 1
@@ -238,7 +252,9 @@ class Session(BaseAggregate[str]):
         # `_trigger` for the commonest event, step by step: keepalives are most of a log and
         # its generic steps cost more than the fold. For an open session evolve() does for a
         # keepalive exactly what `fold_kept_alive` does.
-        payload = {"visible": visible, "path": path, "by": None}
+        payload: dict[str, Any] = {"visible": visible, "path": path, "by": None}
+        if self.event_at is not None:
+            payload["at"] = self.event_at
         fold_kept_alive(state, payload, at)
         self._version = version = self._version + 1
         row = (self._id, version, "KeptAlive", _KEPT_ALIVE_VERSION, at, payload)
@@ -320,12 +336,21 @@ class Session(BaseAggregate[str]):
         self._trigger(self.Stopped, at, reason=reason, by=by, ended_at=ended_at)
 
     def expire(self, at: float, timeout: float) -> bool:
-        """Expire when no keepalive came within `timeout` seconds before `at`."""
+        """Expire when no sign of life came within `timeout` seconds before `at` on both clocks
+        (event time, and recorded time: an import still arriving is not silent)."""
         s = self.state
         if s["deleted"] or s["ended_at"] is not None or s["last_seen_at"] + timeout > at:
             return False
+        recorded = s.get("last_seen_recorded_at")
+        if recorded is not None and recorded + timeout > at:
+            return False
         self._trigger(self.Expired, at, last_seen_at=s["last_seen_at"])
         return True
+
+    def lapse(self, at: float, expired_at: float) -> None:
+        """An Expired at event time `expired_at` (domain/eventtime.py `lapsed_expiry`)."""
+        self.event_at = expired_at
+        self._trigger(self.Expired, at, last_seen_at=self.state["last_seen_at"])
 
     def delete(self, at: float, reason: str | None = None, by: str | None = None) -> None:
         if self.state["deleted"]:
@@ -345,23 +370,9 @@ _KEPT_ALIVE_VERSION = Session.KeptAlive.class_version
 _STARTED_FIELDS = tuple(f for f in Session.Started.__dataclass_fields__ if f not in ENVELOPE_FIELDS)
 
 EVENT_CLASSES: dict[str, type[Session.Event]] = {
-    c.__name__: c
-    for c in (
-        Session.Started,
-        Session.KeptAlive,
-        Session.Hidden,
-        Session.StatusChanged,
-        Session.DetailsUpdated,
-        Session.LogUploaded,
-        Session.ArtifactAttached,
-        Session.MetricRecorded,
-        Session.ResultRecorded,
-        Session.Annotated,
-        Session.Stopped,
-        Session.Expired,
-        Session.Deleted,
-        Session.Erased,
-    )
+    c.__name__: c  # every event class Session declares, in the order it declares them
+    for c in vars(Session).values()
+    if isinstance(c, type) and issubclass(c, Session.Event) and c is not Session.Event
 }
 
 

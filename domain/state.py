@@ -4,7 +4,10 @@ This is the single definition of what a session *is* after a sequence of events.
 aggregate, every projection, the replay tools and the property tests all fold events through
 `evolve`, so live views, rebuilt views and as-of replays cannot disagree.
 
-State is a plain dict (JSON-ready, cheap to copy and store). Times are epoch seconds (float).
+State is a plain dict (JSON-ready, cheap to copy and store). Times are epoch seconds (float),
+on event time: an event's `at` when its payload has one, else its recorded time
+(domain/eventtime.py). `last_seen_recorded_at` is the one recorded time kept: when the last
+sign of life reached the ledger, which the expiry rule needs besides `last_seen_at`.
 
 Status state machine (the only legal moves; a move to the current status is a no-op):
 
@@ -87,6 +90,7 @@ def new_state(session_id: str) -> State:
         "started_at": None,
         "ended_at": None,
         "last_seen_at": None,
+        "last_seen_recorded_at": None,
         "duration": None,
         "end_reason": None,
         "deleted": False,
@@ -134,6 +138,7 @@ def _end(state: State, at: float, reason: str) -> None:
 
 
 def _started(s: State, p: dict[str, Any], at: float) -> None:
+    # (`last_seen_recorded_at` is set by `evolve`, which knows the recorded time.)
     s["source"] = p.get("source") or "native"
     s["status"] = p.get("status") or "running"
     for f in DETAIL_FIELDS:
@@ -288,7 +293,11 @@ SIGNS_OF_LIFE = frozenset(
 def evolve(
     state: State, event_type: str, payload: dict[str, Any], at: float, position: int | None = None
 ) -> State:
-    """Apply one event to `state` in place and return it (the fold step)."""
+    """Apply one event recorded at `at` to `state` in place and return it (the fold step)."""
+    recorded = at
+    event_at = payload.get("at")
+    if event_at is not None:
+        at = event_at
     EVOLVERS[event_type](state, payload, at)
     state["version"] += 1
     if event_type == "Started" and position is not None:
@@ -297,6 +306,9 @@ def evolve(
         state["number"] = position
     if event_type in SIGNS_OF_LIFE and state["ended_at"] is None:
         state["last_seen_at"] = at
+        state["last_seen_recorded_at"] = recorded
+    elif event_type in ("Started", "KeptAlive"):  # as their own steps set last_seen_at
+        state["last_seen_recorded_at"] = recorded
     if event_type not in ("KeptAlive", "Hidden"):
         state["updated_at"] = at
         if payload.get("by"):
@@ -306,6 +318,8 @@ def evolve(
 
 def fold_kept_alive(s: State, p: dict[str, Any], at: float) -> None:
     """`evolve(s, "KeptAlive", p, at)` in one call, for bulk folds (evolve's other steps
-    do nothing for a keepalive but count the version)."""
-    _kept_alive(s, p, at)
+    do nothing for a keepalive but count the version and keep the recorded time)."""
+    s["last_seen_recorded_at"] = at
+    event_at = p.get("at")
+    _kept_alive(s, p, at if event_at is None else event_at)
     s["version"] += 1

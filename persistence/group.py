@@ -1,6 +1,7 @@
 """A commit group's bookkeeping for the writer (persistence/ledger.py): what deciding a
-group gives, a context's events as rows, the rows that remember idempotency keys, and the
-refusals of the command boundary merged back among the outcomes."""
+group gives, a context's events as rows, the rows that remember idempotency keys, the first
+answer a retried key gets, and the refusals of the command boundary merged back among the
+outcomes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import orjson
 from domain import commands as c
 from domain.context import ExecutionContext
 from domain.decide import Aggregate
-from domain.errors import LedgerError
+from domain.errors import IdempotencyKeyReusedError, LedgerError
 from domain.events import NewEvent
 from domain.rules import check_projects
 from domain.session import Session
@@ -79,3 +80,21 @@ def merge(refused: list[LedgerError | None], outcomes: list[Outcome]) -> list[Ou
 
 def any_limit(items: list[Item]) -> bool:
     return any(item[2] is not None for item in items)
+
+
+def replayed(
+    cmd: c.Command,
+    key: str,
+    known: dict[str, tuple[str, bytes]],
+    fresh: dict[str, tuple[str, int]],
+) -> Outcome | int:
+    """The first answer to a retried key: stored, or (same batch) the index of the
+    command that first used it, whose answer is known only after the insert."""
+    fp, first = known[key] if key in known else fresh[key]
+    if fp != cmd.fingerprint():
+        return IdempotencyKeyReusedError(
+            f"Idempotency-Key {key!r} was used for a different command"
+        )
+    if isinstance(first, int):
+        return first
+    return c.CommandResult(**orjson.loads(first))

@@ -24,20 +24,18 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, cast
 
-import orjson
-
 from domain import commands as c
 from domain.context import ExecutionContext, is_context_stream
-from domain.decide import Aggregate, decide
+from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
-    IdempotencyKeyReusedError,
     InvalidCommandError,
     LedgerError,
     SessionNotFoundError,
     StoreUnavailableError,
 )
 from domain.events import NewEvent
+from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session, upcast
 from domain.state import evolve, new_state
@@ -51,6 +49,7 @@ from persistence.group import (
     context_events,
     merge,
     remembered,
+    replayed,
 )
 from persistence.runtime import paused_gc
 from persistence.store import EventStore, StaleWriteError, StoredEvent
@@ -58,7 +57,6 @@ from persistence.store import EventStore, StaleWriteError, StoredEvent
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-IdSource = Callable[[], str]
 
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
@@ -81,9 +79,14 @@ class Ledger:
         cache_size: int = 20000,
         max_batch: int = 2000,
         limits: Limits = DEFAULT_LIMITS,
+        window: EventTimeWindow = DEFAULT_WINDOW,
+        session_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.limits = limits
+        # Event-time rules (domain/eventtime.py): `at`'s window, the timeout a gap implies.
+        self.window = window
+        self.session_timeout = session_timeout
         self.clock = clock
         self.cache: OrderedDict[str, Aggregate] = OrderedDict()
         self.cache_size = cache_size
@@ -320,28 +323,27 @@ class Ledger:
         idle: list[tuple[int, str, int, int | None]] = []  # decided, appended nothing
         fresh_keys: dict[str, tuple[str, int]] = {}
         repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
-        clock = self.clock
+        clock, window, timeout = self.clock, self.window, self.session_timeout
         result = c.CommandResult
         for i, cmd in enumerate(cmds):
             key = cmd.idempotency_key
             if key is not None and (key in known or key in fresh_keys):
-                first = self._replayed(cmd, key, known, fresh_keys)
+                first = replayed(cmd, key, known, fresh_keys)
                 if isinstance(first, int):
                     repeats.append((i, first))
                 else:
                     outcomes[i] = first
                 continue
             sid = cmd.session_id
-            at = clock()
-            if at < floor:  # recorded times never go backwards along the log
-                at = floor
-            floor = at
+            floor = at = max(clock(), floor)  # recorded times never go backwards along the log
             mark = len(new)
             try:
                 allowed = limits[i] if limits is not None else None
                 if allowed is not None:
                     check_project_limit(cmd, touched.get(sid), allowed)
-                agg = decide(cmd, touched.get(sid), at, new)
+                if lapse_if_due(cmd, touched.get(sid), at, new, timeout, window):
+                    mark = len(new)  # the gap's Expired is the ledger's: kept if cmd is refused
+                agg = decide(cmd, touched.get(sid), at, new, window)
             except LedgerError as err:
                 if len(new) != mark:  # rules are checked before any event is decided
                     raise RuntimeError(f"{cmd!r} refused after deciding events") from err
@@ -380,21 +382,3 @@ class Ledger:
         state = fold(stored, sid)
         assert state is not None
         return Session.from_state(state)
-
-    @staticmethod
-    def _replayed(
-        cmd: c.Command,
-        key: str,
-        known: dict[str, tuple[str, bytes]],
-        fresh: dict[str, tuple[str, int]],
-    ) -> Outcome | int:
-        """The first answer to a retried key: stored, or (same batch) the index of the
-        command that first used it, whose answer is known only after the insert."""
-        fp, first = known[key] if key in known else fresh[key]
-        if fp != cmd.fingerprint():
-            return IdempotencyKeyReusedError(
-                f"Idempotency-Key {key!r} was used for a different command"
-            )
-        if isinstance(first, int):
-            return first
-        return c.CommandResult(**orjson.loads(first))

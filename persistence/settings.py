@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from domain.eventtime import EventTimeWindow
 from domain.personal import DEFAULT_PERSONAL_KEYS
 from domain.rules import Limits
 from persistence.note import valid_key_name
@@ -81,6 +82,9 @@ class Settings:
     # Request body caps (api/limits.py) and command sizes (domain/rules.py): LEDGER_MAX_*.
     body_limits: BodyLimits = field(default_factory=BodyLimits)
     command_limits: Limits = field(default_factory=Limits)
+    # How far a command's `at` may lie before / after the ledger's clock (domain/eventtime.py;
+    # LEDGER_EVENT_TIME_PAST, LEDGER_EVENT_TIME_FUTURE, seconds).
+    event_time_window: EventTimeWindow = field(default_factory=EventTimeWindow)
     # Host header values served ("*": any); a DNS-rebinding page then cannot reach a ledger
     # on loopback (LEDGER_ALLOWED_HOSTS, comma-separated).
     allowed_hosts: tuple[str, ...] = ("*",)
@@ -138,6 +142,10 @@ class Settings:
             "key_refresh": _seconds("LEDGER_KEY_REFRESH", 5),
             "body_limits": _from_env(BodyLimits, "LEDGER_"),
             "command_limits": _from_env(Limits, "LEDGER_MAX_"),
+            "event_time_window": EventTimeWindow(
+                past=_seconds("LEDGER_EVENT_TIME_PAST", EventTimeWindow.past),
+                future=_seconds("LEDGER_EVENT_TIME_FUTURE", EventTimeWindow.future),
+            ),
             "allowed_hosts": _names("LEDGER_ALLOWED_HOSTS", "*"),
             "log_key": Path(env.get("LEDGER_LOG_KEY", "")),
             "log_origin": env.get("LEDGER_LOG_ORIGIN", ""),

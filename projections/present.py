@@ -46,9 +46,13 @@ def with_iso_times(doc: Any) -> Any:
     return doc
 
 
+# The fold's own bookkeeping, not part of a session as callers see it.
+_INTERNAL = frozenset({"visible_path", "visible_since", "deleted", "last_seen_recorded_at"})
+
+
 def session_view(doc: dict[str, Any]) -> dict[str, Any]:
     """A detail document as the native API shows it (internal fold fields left out)."""
-    out = {k: v for k, v in doc.items() if k not in ("visible_path", "visible_since", "deleted")}
+    out = {k: v for k, v in doc.items() if k not in _INTERNAL}
     out["active"] = doc["ended_at"] is None and not doc["deleted"]
     shaped: dict[str, Any] = with_iso_times(out)
     return shaped

@@ -1,5 +1,10 @@
 """Views and sessions as they stood at a past point of the log, computed by replaying it
-through the same projection classes and fold the live system uses."""
+through the same projection classes and fold the live system uses.
+
+Two clocks (`--time`, domain/eventtime.py): `recorded` (the default) cuts the log where the
+ledger stood at T, so the answer is what the views showed then and never changes; `event`
+takes every event that happened by T as known now (an import of last week's history counts
+in last week), so its answer may grow when older history arrives. Both fold on event time."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 
+from domain.eventtime import time_of
 from domain.state import State
 from persistence.ledger import fold
 from persistence.schema import make_engine
@@ -25,6 +31,9 @@ from replay.progress import Progress
 from replay.source import Point, ReplayError, tracked_position
 
 STATS_DIMS = queries.GROUP_FIELDS
+CLOCKS = ("recorded", "event")
+# Events per batch when folding the log cut at an event time.
+_EVENT_CUT_BATCH = 5000
 
 
 def scratch_engine(path: str) -> Engine:
@@ -58,6 +67,32 @@ def replayed_views(
                 runner.load(until=until, progress=progress or bar)
                 if bar is not None:
                     bar.close()
+            yield engine, runner.tables
+        finally:
+            engine.dispose()
+
+
+@contextmanager
+def views_by_event_time(
+    store: EventStore, t: float, views: Sequence[Projection] | None = None
+) -> Iterator[tuple[Engine, ViewTables]]:
+    """Fresh views holding every event whose event time is at most `t`. A stream's event
+    times never decrease (domain/eventtime.py), so each session is a prefix of its stream;
+    the events go through the live worker's `apply`, in log order."""
+    with tempfile.TemporaryDirectory(prefix="ledger-replay-") as tmp:
+        engine = scratch_engine(f"{tmp}/views.db")
+        try:
+            runner = ProjectionRunner(store, engine, ViewTables(), views)
+            runner.create_schema()
+            batch = []
+            for e in store.iter_all():
+                if time_of(e.data(), e.recorded_at) <= t:
+                    batch.append(e)
+                    if len(batch) >= _EVENT_CUT_BATCH:
+                        runner.apply_batch(batch)
+                        batch = []
+            if batch:
+                runner.apply_batch(batch)
             yield engine, runner.tables
         finally:
             engine.dispose()
@@ -105,17 +140,27 @@ def stats_query(
     )
 
 
-def stats_as_of(store: EventStore, point: Point, query: queries.StatsQuery) -> dict[str, Any]:
-    """The stats view as it stood at `point`: the live view's numbers at that moment. Only
-    the count and stats views are replayed when the rollup cells can answer the query."""
+def stats_as_of(
+    store: EventStore, point: Point, query: queries.StatsQuery, clock: str = "recorded"
+) -> dict[str, Any]:
+    """The stats view as it stood at `point` (`recorded`: the live view's numbers at that
+    moment), or of everything that happened by its time (`event`). Only the count and
+    stats views are replayed when the rollup cells can answer the query."""
     views: list[Projection] | None = None
     if queries.answered_by_cells(query):
         views = [CountView(), StatsView()]
-    with (
-        replayed_views(store, point.position, views=views) as (engine, tables),
-        engine.connect() as conn,
-    ):
+    if clock == "event":
+        replay = views_by_event_time(store, _event_cut(point), views)
+    else:
+        replay = replayed_views(store, point.position, views=views)
+    with replay as (engine, tables), engine.connect() as conn:
         return queries.stats(conn, tables, query)
+
+
+def _event_cut(point: Point) -> float:
+    if point.time is None:
+        raise ReplayError("--time event needs --as-of a time, not a log position")
+    return point.time
 
 
 def session_state(
@@ -123,10 +168,15 @@ def session_state(
     session_id: str,
     point: Point | None = None,
     version: int | None = None,
+    clock: str = "recorded",
 ) -> State | None:
-    """One session folded from its own stream, up to a version or a log position."""
+    """One session folded from its own stream, up to a version, a log position (`recorded`)
+    or an event time (`event`)."""
     events = store.load_stream(session_id, until_version=version)
-    if point is not None:
+    if point is not None and clock == "event":
+        cut = _event_cut(point)
+        events = [e for e in events if time_of(e.data(), e.recorded_at) <= cut]
+    elif point is not None:
         events = [e for e in events if e.position <= point.position]
     return fold(events, session_id)
 

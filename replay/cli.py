@@ -9,12 +9,17 @@ from typing import Any
 from projections.tables import VIEW_NAMES
 from replay import commands as c
 from replay import erase, log_tools, tree_jobs
-from replay.asof import STATS_DIMS
+from replay.asof import CLOCKS, STATS_DIMS
 from replay.export import FORMATS
 
 AS_OF = (
     "a log position (digits, e.g. 1234) or a time (ISO-8601 such as 2024-05-01T12:00:00Z, a "
     "date, or epoch seconds with a decimal point such as 1700000000.0); default: now"
+)
+TIME = (
+    "which clock --as-of reads: recorded (default; as the ledger stood at T, an answer that "
+    "never changes) or event (everything that happened by T, as known now: imported history "
+    "counts when it happened)"
 )
 DESCRIPTION = """Replay and audit tools. Analysts: stats and sessions as of any past point,
 exports, their own projections, an HTML report. Auditors: streams, the global log, the
@@ -172,6 +177,7 @@ def _analysts_tools(sub: Any) -> None:
     """stats, session, rebuild, export, run: what an analyst computes from the log."""
     p = _add(sub, "stats", c.cmd_stats, "the stats view as it stood at any past point")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
+    p.add_argument("--time", choices=CLOCKS, default="recorded", help=TIME)
     p.add_argument("--from", dest="from_day", metavar="DAY", help="first start day YYYY-MM-DD")
     p.add_argument("--to", dest="to_day", metavar="DAY", help="last start day YYYY-MM-DD")
     p.add_argument(
@@ -188,6 +194,7 @@ def _analysts_tools(sub: Any) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--as-of", metavar="T", help=AS_OF)
     g.add_argument("--version", type=int, metavar="N", help="fold versions 1..N of its stream")
+    p.add_argument("--time", choices=CLOCKS, default="recorded", help=TIME)
 
     p = _add(sub, "rebuild", c.cmd_rebuild, "rebuild the views from zero and swap them in")
     p.add_argument("--view", choices=VIEW_NAMES, help="swap in only this view's tables")

@@ -149,7 +149,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     query = asof.stats_query(args.by, args.from_day, args.to_day, args.where)
     with store_open(settings) as store:
         point = resolve_point(store, args.as_of)
-        doc = {"as_of": _as_of(point), **asof.stats_as_of(store, point, query)}
+        doc = {"as_of": _as_of(point), **asof.stats_as_of(store, point, query, args.time)}
     print(_dumps(doc) if args.format == "json" else _stats_table(doc, args.format))
     return 0
 
@@ -158,7 +158,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_session(args: argparse.Namespace, settings: Settings) -> int:
     with store_open(settings) as store:
         point = None if args.version is not None else resolve_point(store, args.as_of)
-        state = asof.session_state(store, args.id, point, args.version)
+        state = asof.session_state(store, args.id, point, args.version, args.time)
     if state is None:
         at = f" at {point.describe()}" if point is not None else ""
         raise ReplayError(f"no session {args.id}{at}")

@@ -29,10 +29,11 @@ from persistence.store import GENESIS_HASH, NewEvent, chain_hash
 # Times a datetime holds exactly, so the library path's fold (through `timestamp`) and the
 # fast path's (the float itself) see the same instants.
 LIFE: list[c.Command] = [
-    c.StartSession(session_id="s", name="n", user="ann", tags={"k": "v"}, status="queued"),
+    c.StartSession(session_id="s", name="n", user="ann", tags={"k": "v"}, status="queued", at=99.5),
     c.ChangeStatus(session_id="s", status="running", reason="go", by="bob"),
     c.KeepAlive(session_id="s", visible=True, path="/a"),
-    c.KeepAlive(session_id="s", visible=True, path="/b"),
+    c.KeepAlive(session_id="s", visible=True, path="/b", at=100.625),  # its own event time
+    c.Hide(session_id="s", path="/b", at=100.25),  # refused: before the session's latest
     c.Hide(session_id="s", path="/b"),
     c.KeepAlive(session_id="s", visible=False, path="/c"),
     c.UpdateDetails(session_id="s", changes={"remarks": "flaky", "tags": {"k": None, "x": "1"}}),
@@ -87,6 +88,7 @@ def test_the_fast_path_decides_exactly_what_the_library_path_decides() -> None:
         fast_refused
         == slow_refused
         == [
+            "event-out-of-order",
             "illegal-status-change",
             "session-stopped",
             "session-deleted",
@@ -102,6 +104,8 @@ def test_the_fast_path_decides_exactly_what_the_library_path_decides() -> None:
     assert fast.version == slow.version == len(fast_rows)
     assert fast.state == slow.state
     assert fast.state["status"] == "failed" and fast.state["deleted"]
+    assert fast_rows[0][3]["at"] == 99.5 and fast.state["started_at"] == 99.5
+    assert sum("at" in r[3] for r in fast_rows) == 2  # stored only where given
 
 
 def test_bulk_lines_keep_every_rule_and_report_each_refused_line(client) -> None:

@@ -3,6 +3,7 @@ pure fold of the stored events (hypothesis generates the sequences)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from domain import commands as c
 from domain.errors import LedgerError
+from domain.eventtime import EventTimeWindow
 from domain.state import STATUSES
 from persistence.blobs import BlobStore
 from persistence.erasure import erase
@@ -27,6 +29,26 @@ from projections.view_list import summary
 
 IDS = ["a", "b", "c", "d"]
 PATHS = ["/home", "/view/1", "/view/2"]
+
+# Event times (`at`), drawn as offsets from the clock when the command is sent (`timed_at`):
+# some out of the test's window (WINDOW), some before the session's latest event (refused as
+# out of order), some a little ahead (later commands without `at` then take that time).
+AT_OFFSETS = st.none() | st.none() | st.sampled_from([-200.0, -2.5, -0.25, 0.0, 0.5, 2.0, 10.0])
+WINDOW = EventTimeWindow(past=100.0, future=5.0)
+TIMEOUT = 2.0  # as the drawn ExpireSession commands'
+
+
+def with_offset(strategy: Any) -> Any:
+    """Commands of `strategy` that sometimes carry an `at` offset (see `timed_at`)."""
+    return st.tuples(strategy, AT_OFFSETS).map(
+        lambda t: t[0] if t[1] is None else dataclasses.replace(t[0], at=t[1])
+    )
+
+
+def timed_at(cmd: c.Command, now: float) -> c.Command:
+    """The command as sent at `now`: its drawn `at` offset made a time."""
+    return cmd if cmd.at is None else dataclasses.replace(cmd, at=now + cmd.at)
+
 
 start = st.builds(
     lambda i, p, b, u, br: c.StartSession(
@@ -43,7 +65,7 @@ start = st.builds(
     st.sampled_from(["ann", "bob"]),
     st.sampled_from(["chrome", "firefox"]),
 )
-command = st.one_of(
+command_untimed = st.one_of(
     start,
     st.builds(
         lambda i, v, p: c.KeepAlive(session_id=IDS[i], visible=v, path=p),
@@ -81,12 +103,13 @@ command = st.one_of(
     # Not a command any way in sends: `ledger replay erase` (persistence/erasure.py).
     st.builds(lambda i: c.EraseSession(session_id=IDS[i]), st.integers(0, 3)),
 )
+command = with_offset(command_untimed)
 # Quarter-second steps: binary-exact, so sums do not depend on the order they are added in.
 step = st.integers(0, 12).map(lambda n: n / 4)
 # Histories open with a few starts: a command on a session nobody started is refused, and
 # without them most drawn histories would hold no session at all.
 history = st.tuples(
-    st.lists(st.tuples(start, step, st.booleans()), min_size=1, max_size=4),
+    st.lists(st.tuples(with_offset(start), step, st.booleans()), min_size=1, max_size=4),
     st.lists(st.tuples(command, step, st.booleans()), max_size=36),
 ).map(lambda two: two[0] + two[1])
 
@@ -171,7 +194,7 @@ def run_history(tmp: Path, hist: list[tuple[c.Command, float, bool]]) -> tuple[A
     store = EventStore(f"sqlite:///{tmp}/ledger.db")
     store.create_schema()
     clock = StepClock()
-    ledger = Ledger(store, clock)
+    ledger = Ledger(store, clock, window=WINDOW, session_timeout=TIMEOUT)
     live = ProjectionRunner.for_url(store, f"sqlite:///{tmp}/live.db", batch_size=3)
     live.create_schema()
     blobs, erased = BlobStore(tmp / "blobs"), set()
@@ -185,9 +208,11 @@ def run_history(tmp: Path, hist: list[tuple[c.Command, float, bool]]) -> tuple[A
             except LedgerError:
                 assert store.head_digest() == before, "a refused erasure appended something"
             continue
-        out = ledger.execute_many([cmd])[0]
+        out = ledger.execute_many([timed_at(cmd, clock.now)])[0]
         if isinstance(out, LedgerError):
-            assert store.head_digest() == before, "a rejected command appended something"
+            # Nothing of its own; only the Expired a gap before its `at` implied (a lapse).
+            appended = store.read(before[0])
+            assert all(e.type == "Expired" for e in appended), "a rejected command appended"
         if catch_up:
             live.catch_up()
     live.catch_up()
@@ -203,6 +228,9 @@ def run_history(tmp: Path, hist: list[tuple[c.Command, float, bool]]) -> tuple[A
     for e in store.iter_all():
         by_stream[e.stream_id].append(e)
     states = [fold(events) for events in by_stream.values()]
+    for events in by_stream.values():  # event times never go backwards along a stream
+        times = [e.data().get("at", e.recorded_at) for e in events]
+        assert times == sorted(times)
     for sid in erased:  # no value logged before its last erasure is left to read
         last = max(e.position for e in by_stream[sid] if e.type == "Erased")
         before = [e.position for e in by_stream[sid] if e.position < last]

@@ -45,10 +45,11 @@ async def start_session(
     body: s.StartBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Start a session (its id is yours when you bring one, else generated)."""
-    fields = body.model_dump(exclude={"id", "started_at"})
+    fields = body.model_dump(exclude={"id", "started_at", "at"})
     cmd = c.StartSession(
         session_id=body.id or _new_id(idem),
         started_at=time_field(body.started_at, "started_at"),
+        at=time_field(body.at, "at"),
         idempotency_key=idem,
         by=body.user,
         **fields,
@@ -63,19 +64,23 @@ async def start_session(
 
 def _keep_alive(sid: str, body: s.KeepAliveBody | None, meta: dict[str, Any]) -> c.Command:
     b = body or s.KeepAliveBody()
-    return c.KeepAlive(session_id=sid, visible=b.visible, path=b.path, **meta)
+    at = time_field(b.at, "at") if b.at is not None else None
+    return c.KeepAlive(session_id=sid, visible=b.visible, path=b.path, at=at, **meta)
 
 
 def _hide(sid: str, body: s.HideBody | None, meta: dict[str, Any]) -> c.Command:
-    return c.Hide(session_id=sid, path=(body or s.HideBody()).path, **meta)
+    b = body or s.HideBody()
+    return c.Hide(session_id=sid, path=b.path, at=time_field(b.at, "at"), **meta)
 
 
 def _change_status(sid: str, body: s.StatusBody, meta: dict[str, Any]) -> c.Command:
-    return c.ChangeStatus(session_id=sid, status=body.status, reason=body.reason, **meta)
+    at = time_field(body.at, "at")
+    return c.ChangeStatus(session_id=sid, status=body.status, reason=body.reason, at=at, **meta)
 
 
 def _stop(sid: str, body: s.StopBody | None, meta: dict[str, Any]) -> c.Command:
-    return c.StopSession(session_id=sid, reason=(body or s.StopBody()).reason, **meta)
+    b = body or s.StopBody()
+    return c.StopSession(session_id=sid, reason=b.reason, at=time_field(b.at, "at"), **meta)
 
 
 KEEPALIVE_DOC = "Record that the session is alive (visible on `path`, or not visible)."
@@ -113,7 +118,11 @@ async def update(
 ) -> Response:
     """Change descriptive fields (and optionally the status) in one decision."""
     cmd = c.UpdateDetails(
-        session_id=session_id, changes=body.changes(), status=body.status, **meta(idem, if_match)
+        session_id=session_id,
+        changes=body.changes(),
+        status=body.status,
+        at=time_field(body.at, "at"),
+        **meta(idem, if_match),
     )
     return answer(await execute(container, cmd))
 
@@ -165,9 +174,10 @@ async def attach_artifact(
         sha, size = container.blobs.put(data)
     if sha is None and not body.url:
         raise InvalidCommandError("give url or content_base64", field="url")
-    fields = body.model_dump(exclude={"content_base64"})  # kind, title, url, content_type
+    fields = body.model_dump(exclude={"content_base64", "at"})  # kind, title, url, content_type
+    at = time_field(body.at, "at")
     cmd = c.AttachArtifact(
-        session_id=session_id, size=size, sha256=sha, idempotency_key=idem, **fields
+        session_id=session_id, size=size, sha256=sha, idempotency_key=idem, at=at, **fields
     )
     return answer(await execute(container, cmd), 201)
 
@@ -179,7 +189,9 @@ async def record_metric(
     session_id: str, body: s.MetricBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Record one metric sample (e.g. a test's timings and memory)."""
-    cmd = c.RecordMetric(session_id=session_id, idempotency_key=idem, **body.model_dump())
+    fields = body.model_dump(exclude={"at"})
+    at = time_field(body.at, "at")
+    cmd = c.RecordMetric(session_id=session_id, idempotency_key=idem, at=at, **fields)
     return answer(await execute(container, cmd), 201)
 
 
@@ -190,7 +202,9 @@ async def record_result(
     session_id: str, body: s.ResultBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Record one test result (counted per status)."""
-    cmd = c.RecordResult(session_id=session_id, idempotency_key=idem, **body.model_dump())
+    fields = body.model_dump(exclude={"at"})
+    at = time_field(body.at, "at")
+    cmd = c.RecordResult(session_id=session_id, idempotency_key=idem, at=at, **fields)
     return answer(await execute(container, cmd), 201)
 
 
@@ -201,11 +215,12 @@ async def annotate(
     session_id: str, body: s.AnnotationBody, container: ContainerDep, idem: IdemKey = None
 ) -> Response:
     """Add an annotation; the same id again corrects it, `retracted` withdraws it."""
-    fields = body.model_dump(exclude={"id", "occurred_at"})  # kind, text, context, retracted
+    fields = body.model_dump(exclude={"id", "occurred_at", "at"})  # kind, text, context, ...
     cmd = c.Annotate(
         session_id=session_id,
         annotation_id=body.id or str(uuid.uuid4()),
         occurred_at=time_field(body.occurred_at, "occurred_at"),
+        at=time_field(body.at, "at"),
         idempotency_key=idem,
         **fields,
     )

@@ -255,6 +255,7 @@ def test_small_batches_and_cuts_load_like_catch_up(
                     "visible": st.booleans(),
                     "path": st.sampled_from(["", "/a", "/b"]) | st.none(),
                     "status": st.just("passed"),
+                    "at": st.integers(-4, 12).map(lambda n: n / 3 + 0.5),  # an event time
                 },
             ),
             st.integers(-4, 12).map(lambda n: n / 3),
