@@ -260,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         add_replay_parser(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for `replay report`
     return int(args.func(args) or 0)
 
 

@@ -28,6 +28,7 @@ from persistence.blobs import BlobStore
 from persistence.sealing import is_sealed
 from persistence.store import GENESIS_HASH, EventStore
 from replay import witness
+from replay.progress import Progress
 
 # Events that name blobs: the uploads, and an erasure (the blobs it destroyed).
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached", "Erased"})
@@ -172,8 +173,7 @@ SELECT_AFTER = (
     "FROM events WHERE position > {mark} ORDER BY position LIMIT {mark}"
 )
 CHUNK = 20_000
-# Payloads the scan remembers as checked: short ones (keepalives, hides, status changes,
-# which repeat), up to this many.
+# Payloads the scan remembers as checked: short ones (keepalives and such repeat).
 _KNOWN_BYTES = 200
 _KNOWN_MAX = 100_000
 Row = tuple[int, str, int, str, int, float, bytes, bytes]
@@ -350,6 +350,7 @@ def verify(
     digest: tuple[int, bytes] | None = None,
     chunk: int = CHUNK,
     saved: Sequence[witness.Saved] = (),
+    progress: Progress | None = None,
 ) -> Verdict:
     """One pass over the log; memory holds one chunk, one int per stream and one hash per
     block of the tree (replay/witness.py), whose roots are checked against `saved`."""
@@ -358,7 +359,11 @@ def verify(
     for rows in read_chunks(store, chunk):
         scan.feed(rows)
         tree.feed(rows)
+        if progress is not None:
+            progress(rows[-1][0])
     v = scan.finish()
+    if progress is not None:
+        progress.phase("tree and checkpoints")
     unlike = tree.unlike_stored(store)
     if unlike is not None:
         v.flag("tree", unlike[0] + 1, unlike[1])
