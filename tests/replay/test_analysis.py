@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -135,3 +136,25 @@ def test_the_handle_never_writes(container, history, tmp_path):
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     assert hashlib.sha256(views.read_bytes()).hexdigest() == views_before
     assert not list(tmp_path.glob("ledger-replay-*"))
+
+
+def test_the_notebook_example_runs_against_a_small_ledger(container, history):
+    root = Path(__file__).resolve().parents[2]
+    db = db_path(container)
+    size = container.store.head_digest()[0]
+    container.close()
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "analysis.py"), str(db), "2023-11-15"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert f"log head: {size} events, root " in out
+    assert "events by type:" in out and "'Started': 6" in out
+    assert "first event: 1 Started s1" in out
+    assert "2023-11-14 passed 1 sessions" in out  # stats as of the second day's start
+    assert "s2" in out and "s3" not in out  # the sessions as of then, in a DataFrame
