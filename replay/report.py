@@ -52,7 +52,7 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 td,th{padding:3px 10px;border-bottom:1px solid #e4e7eb;text-align:right}
 th:first-child,td:first-child{text-align:left}.legend span{margin-right:12px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
-.made{margin-top:6px;font-size:12px}.made code{word-break:break-all}
+.made{margin-top:6px;font-size:12px}.made code{overflow-wrap:anywhere}
 """
 # About how wide a character of the charts' 11-12 px labels is, to space them (digits and
 # most letters of the system sans-serif fonts are narrower).
