@@ -314,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         add_replay_parser(sub)
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed, for `replay report`
     from sqlalchemy.exc import OperationalError
 
     from persistence.settings import SettingsError

@@ -27,7 +27,7 @@ from projections.runner import ProjectionRunner
 from projections.tables import ViewTables
 from projections.view_count import CountView
 from projections.view_stats import StatsView
-from replay.progress import Progress
+from replay.progress import progress_bar
 from replay.source import Point, ReplayError, tracked_position
 
 STATS_DIMS = queries.GROUP_FIELDS
@@ -62,11 +62,11 @@ def replayed_views(
             # A scratch copy read once: lean tables, one bulk load in position order.
             runner = ProjectionRunner(store, engine, ViewTables(bulk=True), views)
             runner.create_schema()
-            if until > 0:
-                bar = Progress(0, until, "replay") if progress is None else None
-                runner.load(until=until, progress=progress or bar)
-                if bar is not None:
-                    bar.close()
+            if until > 0 and progress is not None:
+                runner.load(until=until, progress=progress)
+            elif until > 0:
+                with progress_bar(until, "replay") as bar:
+                    runner.load(until=until, progress=bar)
             yield engine, runner.tables
         finally:
             engine.dispose()

@@ -72,7 +72,7 @@ DESCRIPTIONS = {
     "rebuild": (
         "Rebuild views from zero into fresh tables beside the live ones, then swap them "
         "in atomically (a running server keeps serving the old views until the swap). A "
-        "progress bar shows on a terminal."
+        "progress bar with the ETA shows on a terminal (not with --quiet)."
     ),
     "run": (
         "Fold the log through FILE.py, which defines initial(), apply(state, event) and "
@@ -93,6 +93,12 @@ DESCRIPTIONS = {
         "(`ledger log-key show`), obtained by another channel than the bundle."
     ),
 }
+
+
+def _quiet(p: Any) -> None:
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bar (shown only on a terminal)"
+    )
 
 
 def _add(sub: Any, name: str, handler: c.Handler, help_: str) -> Any:
@@ -148,6 +154,7 @@ def _auditors_tools(sub: Any) -> None:
         "retired keys); default: the keys in LEDGER_LOG_KEY's file",
     )
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    _quiet(p)
 
     p = _add(sub, "checkpoint", c.tool(log_tools.cmd_checkpoint), "sign and print the newest tree")
     p.add_argument(
@@ -188,6 +195,7 @@ def _analysts_tools(sub: Any) -> None:
     )
     p.add_argument("--where", action="append", metavar="DIM=VALUE", help="filter (repeat)")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    _quiet(p)
 
     p = _add(sub, "session", c.cmd_session, "one session's state at a past point or version")
     p.add_argument("id", help="session id")
@@ -198,6 +206,7 @@ def _analysts_tools(sub: Any) -> None:
 
     p = _add(sub, "rebuild", c.cmd_rebuild, "rebuild the views from zero and swap them in")
     p.add_argument("--view", choices=VIEW_NAMES, help="swap in only this view's tables")
+    _quiet(p)
 
     p = _add(sub, "export", c.cmd_export, "events or the session list as NDJSON, CSV or Parquet")
     p.add_argument(
@@ -212,6 +221,7 @@ def _analysts_tools(sub: Any) -> None:
     )
     p.add_argument("--until", metavar="T", help="up to this point; " + AS_OF)
     p.add_argument("--out", metavar="FILE", help="write here (default: stdout)")
+    _quiet(p)
 
     p = _add(sub, "run", c.cmd_run, "fold the whole log through your own projection module")
     p.add_argument("file", help="a Python file defining initial() and apply(state, event)")
@@ -239,3 +249,4 @@ def _evidence_tools(sub: Any) -> None:
     p.add_argument("--out", default="report.html", metavar="FILE")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
     p.add_argument("--title", default="Session Ledger report")
+    _quiet(p)

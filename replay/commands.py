@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import csv
 import functools
+import shlex
 import sys
 import time
 from collections.abc import Callable
@@ -17,10 +18,20 @@ import orjson
 from persistence import verify_runs
 from persistence.schema import make_engine
 from persistence.settings import Settings
+from persistence.store import EventStore
 from projections.failures import describe
 from projections.present import iso
 from replay import asof, audit, custom, export, log_tools, rebuild, report, verify, witness
-from replay.source import Point, ReplayError, live_views, open_blobs, resolve_point, store_open
+from replay.progress import progress_bar, set_quiet
+from replay.source import (
+    Point,
+    ReplayError,
+    live_views,
+    log_head,
+    open_blobs,
+    resolve_point,
+    store_open,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -34,6 +45,7 @@ def tool(fn: Callable[[argparse.Namespace, Settings], int]) -> Handler:
 
     @functools.wraps(fn)
     def run(args: argparse.Namespace) -> int:
+        set_quiet(bool(getattr(args, "quiet", False)))
         try:
             return fn(args, Settings.from_env())
         except ReplayError as exc:
@@ -41,6 +53,18 @@ def tool(fn: Callable[[argparse.Namespace, Settings], int]) -> Handler:
             return 2
 
     return run
+
+
+def _point(store: EventStore, args: argparse.Namespace, flag: str) -> Point:
+    """`--as-of`/`--until` resolved; one warning line on stderr when it lies before the first
+    event (the command still runs and exits as it would)."""
+    value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+    point = resolve_point(store, value)
+    if point.warning is not None:
+        print(
+            f"ledger replay {args.replay_command}: warning: {flag} {point.warning}", file=sys.stderr
+        )
+    return point
 
 
 def _as_of(point: Point) -> dict[str, Any]:
@@ -58,7 +82,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
         saved = witness.load_saved(Path(args.checkpoint), log_tools.verifier_keys(args, settings))
     with store_open(settings) as store:
         blobs = None if args.no_blobs else open_blobs(settings)
-        verdict = verify.verify(store, blobs, digest, saved=saved, jobs=args.jobs)
+        with progress_bar(store.head_digest()[0], "verify") as bar:
+            verdict = verify.verify(store, blobs, digest, saved=saved, jobs=args.jobs, progress=bar)
     print(_dumps(verdict.as_dict()) if args.json else verify.render(verdict))
     _remember(settings, verdict)
     return 0 if verdict.ok else 1
@@ -148,7 +173,7 @@ class _Lines:
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     query = asof.stats_query(args.by, args.from_day, args.to_day, args.where)
     with store_open(settings) as store:
-        point = resolve_point(store, args.as_of)
+        point = _point(store, args, "--as-of")
         doc = {"as_of": _as_of(point), **asof.stats_as_of(store, point, query, args.time)}
     print(_dumps(doc) if args.format == "json" else _stats_table(doc, args.format))
     return 0
@@ -157,7 +182,7 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 @tool
 def cmd_session(args: argparse.Namespace, settings: Settings) -> int:
     with store_open(settings) as store:
-        point = None if args.version is not None else resolve_point(store, args.as_of)
+        point = None if args.version is not None else _point(store, args, "--as-of")
         state = asof.session_state(store, args.id, point, args.version, args.time)
     if state is None:
         at = f" at {point.describe()}" if point is not None else ""
@@ -187,7 +212,7 @@ def cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 @tool
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     with store_open(settings) as store:
-        until = resolve_point(store, args.until)
+        until = _point(store, args, "--until")
         views = live_views(settings)
         n = export.export(store, views, args.what, args.format, until, args.from_position, args.out)
     if args.out:
@@ -199,7 +224,7 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     module = custom.load_projection(args.file)
     with store_open(settings) as store:
-        result = custom.run_projection(store, module, resolve_point(store, args.until))
+        result = custom.run_projection(store, module, _point(store, args, "--until"))
     text = _dumps(result)
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
@@ -212,10 +237,21 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 @tool
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     with store_open(settings) as store:
-        point = resolve_point(store, args.as_of)
+        point = _point(store, args, "--as-of")
+        made = report.Provenance(
+            _command_line(args), log_head(store), store.tree.root(point.position)
+        )
         with asof.views_at(store, live_views(settings), point) as (conn, tables):
-            page = report.render_report(conn, tables, point, args.title)
+            page = report.render_report(conn, tables, point, args.title, made)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(page)
     print(f"wrote {args.out} (as of log position {point.position})")
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command as typed (api/cli.py keeps the arguments it parsed), shell-quoted."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        argv = sys.argv[1:]
+    return shlex.join(["ledger", *argv])

@@ -18,6 +18,7 @@ from projections.present import iso
 from projections.tables import ViewTables
 from projections.view_list import summary
 from replay.asof import views_at
+from replay.progress import Progress, progress_bar
 from replay.source import Point, ReplayError
 
 FORMATS = ("ndjson", "csv", "parquet")
@@ -61,6 +62,14 @@ BATCH = 5000
 def event_rows(store: EventStore, from_position: int, until: Point) -> Iterator[dict[str, Any]]:
     for e in store.iter_all(after=max(0, from_position - 1), until=until.position):
         yield e.as_dict()
+
+
+def _shown(rows: Iterable[dict[str, Any]], bar: Progress) -> Iterator[dict[str, Any]]:
+    """The rows, moving the bar every thousand of them."""
+    for n, r in enumerate(rows, 1):
+        if n % 1000 == 0:
+            bar(r["position"])
+        yield r
 
 
 def session_rows(
@@ -181,7 +190,9 @@ def export(
         raise ReplayError("--from-position applies to events; sessions take --until")
     with ExitStack() as stack:
         if what == "events":
-            rows: Iterable[dict[str, Any]] = event_rows(store, from_position, until)
+            start = min(max(0, from_position - 1), until.position)
+            bar = stack.enter_context(progress_bar(until.position, "export", start))
+            rows: Iterable[dict[str, Any]] = _shown(event_rows(store, from_position, until), bar)
             columns: tuple[str, ...] = EVENT_COLUMNS
         elif what == "sessions":
             rows = session_rows(store, live, until, stack)

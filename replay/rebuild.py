@@ -84,6 +84,30 @@ def _runner(store: EventStore, conn: Connection, tables: ViewTables) -> Projecti
     return runner
 
 
+def _swap(
+    store: EventStore, engine: Engine, live: ViewTables, fresh: ViewTables, view: str | None
+) -> tuple[list[str], list[tuple[Any, Any]], int]:
+    """Catch the fresh tables up to the head under the views write lock and swap them in;
+    returns the views, the (live, fresh) table pairs swapped and the position they stand at."""
+    names = list(VIEW_NAMES) if view is None else [view]
+    pairs = [
+        (lt, ft)
+        for name in names
+        for lt, ft in zip(live.for_view(name), fresh.for_view(name), strict=True)
+    ]
+    if view is None:
+        pairs.append((live.tracking, fresh.tracking))
+    with engine.begin() as conn:
+        # Read the head under the views write lock: the live worker cannot move meanwhile.
+        target = store.head_digest()[0]
+        _runner(store, conn, fresh).catch_up(until=target)
+        if view is not None:
+            _runner(store, conn, live).catch_up(until=target)
+        for lt, ft in pairs:
+            _swap_table(conn, lt, ft)
+    return names, pairs, target
+
+
 def rebuild(
     store: EventStore,
     engine: Engine,
@@ -102,26 +126,14 @@ def rebuild(
     runner.create_schema()
     head = store.head_digest()[0]
     bar = Progress(0, head, "rebuild", enabled=progress)
-    runner.load(until=head, progress=bar)
-    bar.close()
-    if before_swap is not None:
-        before_swap()
-    names = list(VIEW_NAMES) if view is None else [view]
-    pairs = [
-        (lt, ft)
-        for name in names
-        for lt, ft in zip(live.for_view(name), fresh.for_view(name), strict=True)
-    ]
-    if view is None:
-        pairs.append((live.tracking, fresh.tracking))
-    with engine.begin() as conn:
-        # Read the head under the views write lock: the live worker cannot move meanwhile.
-        target = store.head_digest()[0]
-        _runner(store, conn, fresh).catch_up(until=target)
-        if view is not None:
-            _runner(store, conn, live).catch_up(until=target)
-        for lt, ft in pairs:
-            _swap_table(conn, lt, ft)
+    try:
+        runner.load(until=head, progress=bar)
+        if before_swap is not None:
+            before_swap()
+        bar.phase("catch up and swap")
+        names, pairs, target = _swap(store, engine, live, fresh, view)
+    finally:
+        bar.close()
     if view is not None:
         with engine.begin() as conn:
             fresh.metadata.drop_all(conn)

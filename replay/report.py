@@ -1,9 +1,15 @@
 """`ledger replay report`: one self-contained HTML page (inline CSS and SVG, no external
-assets) with the main stats and charts, read from the views as of a point of the log."""
+assets, no script) with the main stats and charts, read from the views as of a point of the
+log, saying when, from which log head and by which command it was made. Every string from
+the log or the command line is escaped: none becomes markup."""
 
 from __future__ import annotations
 
+import base64
+import math
+import time
 from collections import defaultdict
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
@@ -14,7 +20,7 @@ from projections import queries
 from projections.cells import ALL_DAYS, ALL_STATUSES, bucket_value
 from projections.present import iso
 from projections.tables import ViewTables
-from replay.source import Point
+from replay.source import LogHead, Point
 
 COLORS = {
     "queued": "#9aa5b1",
@@ -46,7 +52,23 @@ h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 8px}
 td,th{padding:3px 10px;border-bottom:1px solid #e4e7eb;text-align:right}
 th:first-child,td:first-child{text-align:left}.legend span{margin-right:12px}
 .sw{display:inline-block;width:10px;height:10px;margin-right:4px;border-radius:2px}
+.made{margin-top:6px;font-size:12px}.made code{overflow-wrap:anywhere}
 """
+# About how wide a character of the charts' 11-12 px labels is, to space them (digits and
+# most letters of the system sans-serif fonts are narrower).
+CHAR_PX = 7.0
+LABEL_GAP_PX = 10.0
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """What made a report: the command line, the log head when it ran, and the root of the
+    tree of the events the report covers (the first `point.position` leaves)."""
+
+    command: str
+    head: LogHead
+    covered_root: bytes
+    generated_at: float | None = None  # default: now
 
 
 def _fmt_seconds(s: float | None) -> str:
@@ -57,6 +79,17 @@ def _fmt_seconds(s: float | None) -> str:
     if s < 3600:
         return f"{s / 60:.1f}m"
     return f"{s / 3600:.1f}h"
+
+
+def _count(v: float) -> str:
+    return f"{v:,.0f}" if v >= 1000 else f"{v:g}"
+
+
+def label_every(n_labels: int, slot_px: float, longest: int) -> int:
+    """Label every k-th of `n_labels` slots `slot_px` wide, k the smallest that keeps labels
+    of `longest` characters from touching."""
+    need = longest * CHAR_PX + LABEL_GAP_PX
+    return max(1, math.ceil(need / max(slot_px, 1e-9)))
 
 
 def _ticks(top: float) -> list[float]:
@@ -71,17 +104,20 @@ def day_status_chart(rows: dict[str, dict[str, int]]) -> str:
     days = sorted(rows)
     if not days:
         return '<p class="muted">No sessions.</p>'
-    w, h, left, bottom = 1000, 260, 40, 40
     top = max(sum(v.values()) for v in rows.values()) or 1
+    ticks = _ticks(top)
+    w, h, bottom = 1000, 260, 40
+    left = 12 + CHAR_PX * max(len(_count(t)) for t in ticks)
     bw = (w - left - 10) / len(days)
     parts = [f'<svg viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img">']
-    for t in _ticks(top):
+    for t in ticks:
         y = h - bottom - (h - bottom - 10) * t / top
         parts.append(f'<line x1="{left}" x2="{w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e4e7eb"/>')
         parts.append(
-            f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="11" text-anchor="end">{t:g}</text>'
+            f'<text class="y-tick" x="{left - 4}" y="{y + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{_count(t)}</text>'
         )
-    every = max(1, len(days) // 12)
+    every = label_every(len(days), bw, max(len(d or "unstarted") for d in days))
     for i, day in enumerate(days):
         x, y0 = left + i * bw, float(h - bottom)
         width = max(min(bw - 2, 60.0), 1.0)
@@ -97,8 +133,8 @@ def day_status_chart(rows: dict[str, dict[str, int]]) -> str:
                 )
         if i % every == 0:
             parts.append(
-                f'<text x="{x + bw / 2:.1f}" y="{h - bottom + 16}" font-size="11" '
-                f'text-anchor="middle">{escape(day or "unstarted")}</text>'
+                f'<text class="x-tick" x="{x + bw / 2:.1f}" y="{h - bottom + 16}" '
+                f'font-size="11" text-anchor="middle">{escape(day or "unstarted")}</text>'
             )
     parts.append("</svg>")
     legend = "".join(
@@ -119,8 +155,8 @@ def bar_chart(items: list[tuple[str, float]], label: Any = str, color: str = "#3
         y = 5 + i * row
         bw = (w - left - 120) * v / top
         parts.append(
-            f'<text x="{left - 8}" y="{y + 16}" font-size="12" text-anchor="end">'
-            f"{escape(name[:32] or '(no path)')}</text>"
+            f'<text class="y-tick" x="{left - 8}" y="{y + 16}" font-size="12" '
+            f'text-anchor="end">{escape(_fit(name, left - 12) or "(no path)")}</text>'
         )
         if v > 0:
             parts.append(
@@ -132,6 +168,30 @@ def bar_chart(items: list[tuple[str, float]], label: Any = str, color: str = "#3
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _fit(name: str, px: float) -> str:
+    """`name` cut to what fits in `px` (with an ellipsis), so it cannot run past the edge."""
+    most = int(px // CHAR_PX)
+    return name if len(name) <= most else name[: most - 1] + "\u2026"
+
+
+def provenance_html(point: Point, made: Provenance) -> str:
+    """When, from which log head and by which command the report was made (all escaped)."""
+    at = iso(time.time() if made.generated_at is None else made.generated_at)
+    head = made.head
+    covers = (
+        "the whole log"
+        if point.position == head.size
+        else f"the first {point.position:,} events (tree size {point.position:,}, root "
+        f"{escape(base64.b64encode(made.covered_root).decode())})"
+    )
+    return (
+        f'<div class="made muted">Generated {escape(str(at))} by <code>{escape(made.command)}'
+        f"</code>.<br>Log head: tree size {head.size:,}, root "
+        f"<code>{escape(head.root_base64)}</code> (hex <code>{escape(head.root_hex)}</code>), "
+        f"as <code>ledger replay checkpoint</code> signs it. This report covers {covers}.</div>"
+    )
 
 
 def duration_bins(conn: Connection, t: ViewTables) -> list[tuple[str, float]]:
@@ -154,7 +214,9 @@ def duration_bins(conn: Connection, t: ViewTables) -> list[tuple[str, float]]:
     return list(counts.items())
 
 
-def render_report(conn: Connection, t: ViewTables, point: Point, title: str) -> str:
+def render_report(
+    conn: Connection, t: ViewTables, point: Point, title: str, made: Provenance
+) -> str:
     overall = queries.stats(conn, t, queries.StatsQuery())
     total = overall["groups"][0] if overall["groups"] else None
     by_status = queries.stats(conn, t, queries.StatsQuery(group_by=("status",)))["groups"]
@@ -186,6 +248,7 @@ def render_report(conn: Connection, t: ViewTables, point: Point, title: str) -> 
 <style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
 <div class="muted">As of log position {point.position}{escape(when)}.</div>
+{provenance_html(point, made)}
 <div class="cards">{
         "".join(f"<div class='card'><b>{v}</b>{escape(k)}</div>" for k, v in cards)
     }</div>

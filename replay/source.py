@@ -3,6 +3,7 @@ turning `--as-of` / `--until` arguments into log positions."""
 
 from __future__ import annotations
 
+import base64
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -86,6 +87,9 @@ class Point:
 
     position: int
     time: float | None  # the time asked for, when it was a time
+    # Why the point holds nothing of a log that is not empty (it lies before the first
+    # event), for the caller to warn with; None otherwise.
+    warning: str | None = None
 
     def describe(self) -> str:
         when = f" (time {iso(self.time)})" if self.time is not None else ""
@@ -105,14 +109,44 @@ def resolve_point(store: EventStore, value: str | None) -> Point:
         pos = int(value)
         if pos > head:
             raise ReplayError(f"position {pos} is past the log head ({head})")
-        return Point(pos, None)
+        return Point(pos, None, _before_first(store, value) if pos == 0 < head else None)
     try:
         t = parse_time(value)
     except ValueError:
         t = None
     if t is None:
         raise ReplayError(f"not a position or time: {value!r}")
-    return Point(store.position_at(t), t)
+    pos = store.position_at(t)
+    return Point(pos, t, _before_first(store, value) if pos == 0 < head else None)
+
+
+def _before_first(store: EventStore, value: str) -> str:
+    first = store.read(0, 1)
+    when = f", recorded {iso(first[0].recorded_at)}" if first else ""
+    return f"{value} lies before the first event (position 1{when}): nothing had happened yet"
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The head of the log's Merkle tree, as `ledger replay checkpoint` signs it: the tree
+    size (the number of events, the last one at position `size`) and the root hash."""
+
+    size: int
+    root: bytes
+
+    @property
+    def root_hex(self) -> str:
+        return self.root.hex()
+
+    @property
+    def root_base64(self) -> str:
+        """As a checkpoint's third line writes it."""
+        return base64.b64encode(self.root).decode()
+
+
+def log_head(store: EventStore) -> LogHead:
+    size, root = store.tree.latest()
+    return LogHead(size, root)
 
 
 def live_views(settings: Settings) -> tuple[Engine, ViewTables] | None:

@@ -29,6 +29,7 @@ from persistence.sealing import is_sealed
 from persistence.store import GENESIS_HASH, EventStore
 from replay import tree_jobs, witness
 from replay.log_rows import CHUNK, Row, read_chunks
+from replay.progress import Progress
 
 # Events that name blobs: the uploads, and an erasure (the blobs it destroyed).
 BLOB_EVENTS = frozenset({"LogUploaded", "ArtifactAttached", "Erased"})
@@ -322,6 +323,7 @@ def verify(
     chunk: int = CHUNK,
     saved: Sequence[witness.Saved] = (),
     jobs: int | None = None,
+    progress: Progress | None = None,
 ) -> Verdict:
     """One pass over the log; memory holds one chunk, one int per stream and one hash per
     block of the tree (replay/witness.py), whose roots are checked against `saved`. The tree
@@ -335,6 +337,10 @@ def verify(
         try:
             for rows in read_chunks(store, chunk, until=parts.plan.last_position):
                 scan.feed(rows)
+                if progress is not None:
+                    progress(rows[-1][0])
+            if progress is not None:
+                progress.phase("tree and checkpoints")
             tree = parts.result()
         finally:
             parts.close()
@@ -343,6 +349,10 @@ def verify(
         for rows in read_chunks(store, chunk):
             scan.feed(rows)
             tree.feed(rows)
+            if progress is not None:
+                progress(rows[-1][0])
+        if progress is not None:
+            progress.phase("tree and checkpoints")
     return _judged(scan.finish(), tree, store, saved)
 
 

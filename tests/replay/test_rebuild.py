@@ -3,7 +3,6 @@ view, with events appended during the rebuild applied exactly once."""
 
 from __future__ import annotations
 
-import io
 import sqlite3
 from typing import Any
 
@@ -13,7 +12,6 @@ from api.cli import main
 from domain import commands as c
 from persistence.schema import make_engine, sqlite_path
 from projections import queries
-from replay.progress import Progress
 from replay.rebuild import rebuild
 from replay.source import open_store
 from tests.replay import make_history, point_cli_at
@@ -121,17 +119,3 @@ def test_rebuilding_one_view_repairs_it_and_keeps_the_others(container, marks):
     with sqlite3.connect(db) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert not any(n.endswith("_next") for n in names)
-
-
-def test_progress_bar_shows_rate_and_eta_on_a_terminal():
-    out = io.StringIO()
-    bar = Progress(0, 1000, "rebuild", out=out, enabled=True)
-    bar(500)
-    bar(1000)
-    bar.close()
-    text = out.getvalue()
-    assert "rebuild [" in text and "1,000/1,000" in text
-    assert "events/s" in text and "ETA 0:00:00" in text
-    quiet = io.StringIO()
-    Progress(0, 10, out=quiet)(5)  # StringIO is not a terminal
-    assert quiet.getvalue() == ""

@@ -3,19 +3,23 @@ database without blocking its writes."""
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import sqlite3
 import struct
 import subprocess
 import time
 import zlib
+from html import unescape as html_unescape
 from pathlib import Path
 
 import httpx
 import pytest
 
 from api.cli import main
+from domain import commands as c
 from tests.replay import make_history, point_cli_at
 
 CHROMIUM = shutil.which("chromium") or (
@@ -122,3 +126,89 @@ def test_replay_reads_a_running_server_without_blocking_it(live_server, monkeypa
             "running": 2,
         }
         assert http.post("/v1/sessions", json={"id": "after", "project": "web"}).status_code == 201
+
+
+def test_report_says_when_from_which_log_head_and_by_which_command(
+    container, clock, monkeypatch, tmp_path
+):
+    make_history(container, clock)
+    point_cli_at(container, monkeypatch)
+    page = tmp_path / "report.html"
+    assert main(["replay", "report", "--quiet", "--out", str(page), "--as-of", "9"]) == 0
+    html = page.read_text()
+    size, root = container.store.tree.latest()
+    assert f"tree size {size:,}, root <code>{base64.b64encode(root).decode()}</code>" in html
+    assert f"(hex <code>{root.hex()}</code>)" in html
+    covered = base64.b64encode(container.store.tree.root(9)).decode()
+    assert f"the first 9 events (tree size 9, root {covered})" in html
+    assert f"<code>ledger replay report --quiet --out {page} --as-of 9</code>" in html
+    assert re.search(r"Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z by", html)
+
+
+def test_report_turns_no_hostile_string_into_markup(container, clock, monkeypatch, tmp_path):
+    evil = "<script>alert(1)</script>"
+    run = container.ledger.execute
+    run(c.StartSession(session_id="x1", name=evil, project=evil, build=evil))
+    run(c.KeepAlive(session_id="x1", visible=True, path="/" + evil))
+    clock.advance(5)
+    run(c.StopSession(session_id="x1"))
+    point_cli_at(container, monkeypatch)
+    page = tmp_path / "report.html"
+    assert main(["replay", "report", "-q", "--out", str(page), "--title", evil]) == 0
+    html = page.read_text()
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the title, the command, the path
+
+
+# Collects every chart label's box as the browser lays it out and names any two labels of
+# one axis that overlap, or a label cut off by its chart's edge.
+OVERLAP_PROBE = """<pre id="probe"></pre><script>
+const bad = [];
+for (const svg of document.querySelectorAll("svg")) {
+  const edge = svg.getBoundingClientRect();
+  for (const cls of ["x-tick", "y-tick"]) {
+    const boxes = [...svg.querySelectorAll("text." + cls)].map(
+      (t) => [t.textContent, t.getBoundingClientRect()]);
+    for (const [name, b] of boxes) {
+      if (b.left < edge.left - 0.5 || b.right > edge.right + 0.5) bad.push("cut: " + name);
+    }
+    for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+      const [p, a] = boxes[i], [q, b] = boxes[j];
+      if (a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom)
+        bad.push(p + " overlaps " + q);
+    }
+  }
+}
+document.getElementById("probe").textContent = "labels:" + JSON.stringify(bad);
+</script>"""
+
+
+def test_chart_axis_labels_do_not_overlap_in_chromium(tmp_path):
+    from replay.report import bar_chart, day_status_chart
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium): render check skipped")
+    days = [f"2026-{m:02d}-{d:02d}" for m in (10, 11, 12) for d in range(1, 29)]
+    rows = {day: {"passed": 1_000_000 + 5_000 * i, "failed": 20_000} for i, day in enumerate(days)}
+    paths = [("/a/very/long/path/" + "segment/" * 8 + str(i), 100.0 * i) for i in range(1, 9)]
+    page = tmp_path / "charts.html"
+    page.write_text(
+        "<!doctype html><html><body style='margin:24px;font:14px system-ui,sans-serif'>"
+        + day_status_chart(rows)
+        + bar_chart(paths)
+        + OVERLAP_PROBE
+        + "</body></html>"
+    )
+    dom = subprocess.run(
+        [
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900", "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout  # fmt: skip
+    found = re.search(r"labels:(\[.*?\])</pre>", dom)
+    assert found, "the probe did not run"
+    assert json.loads(html_unescape(found.group(1))) == []
+    assert dom.count('class="x-tick"') >= 6  # thinned, not dropped
