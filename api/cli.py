@@ -129,13 +129,15 @@ def _print_keys(rows: list[Any]) -> None:
 
 
 def project(args: argparse.Namespace) -> int:
-    """Run the projection worker in the foreground until stopped (or the parent exits)."""
+    """Run the projection worker in the foreground until stopped (or the parent exits): it
+    applies events while it leads the workers on its views database, else it follows."""
     import os
     import signal
 
     from api.bootstrap import bootstrap
     from persistence.runtime import settle_gc
     from persistence.settings import Settings
+    from projections import leadership
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     container = bootstrap(Settings.from_env())
@@ -147,11 +149,14 @@ def project(args: argparse.Namespace) -> int:
     def should_stop() -> bool:
         return bool(stopping) or (parent > 0 and os.getppid() != parent)
 
+    lead = leadership.Leadership(container.runner.engine)
+    leadership.create_schema(container.runner.engine)
     try:
-        container.runner.run_forever(args.poll_interval, should_stop)
+        container.runner.run_forever(args.poll_interval, should_stop, lead)
     except KeyboardInterrupt:
         pass
     finally:
+        lead.step_down()
         container.store.dispose()
     return 0
 

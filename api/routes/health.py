@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from api.deps import ContainerDep
+from projections import leadership
 from projections.failures import describe
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,17 @@ def write_probe(engine: Engine) -> str | None:
         log.warning("readiness: %s is not writable: %s", engine.url, describe(exc))
         return f"{type(exc).__name__} (see the server's log)"
     return None
+
+
+def _leader(container: Any, views: dict[str, Any]) -> dict[str, Any] | None:
+    """The leading `ledger project` worker and the views' lag (projections/leadership.py);
+    None when none ever led (a worker thread applies alone)."""
+    lag = max((v["lag"] for v in views.values()), default=None)
+    try:
+        return leadership.shown(container.runner.engine, lag)
+    except Exception as exc:
+        log.warning("readiness: the projection lease cannot be read: %s", describe(exc))
+        return None
 
 
 @router.get("/healthz")
@@ -103,6 +115,7 @@ def readyz(container: ContainerDep, request: Request) -> Response:
             name: {"writable": why is None, "error": why} for name, why in database.items()
         },
         "views": views,
+        "leader": _leader(container, views),
     }
     if not reasons:
         return Response(orjson.dumps({"status": "ready", **body}), media_type="application/json")
