@@ -80,6 +80,8 @@ def current(engine: Engine) -> Lease | None:
     """The lease as stored (None when no worker ever led on this database)."""
     t = leader_table
     with engine.connect() as conn:
+        if not conn.dialect.has_table(conn, leader_table.name):
+            return None  # no `ledger project` ever ran here
         row = conn.execute(
             select(t.c.holder, t.c.since, t.c.beat, t.c.renewed_at).where(t.c.name == VIEWS)
         ).first()

@@ -44,7 +44,7 @@ from domain.session import upcast
 from domain.state import EVOLVERS, State, evolve, new_state
 from persistence.schema import make_engine
 from persistence.store import EventStore, StoredEvent
-from projections import bulk, failures, leadership
+from projections import bulk, failures
 from projections.failures import ApplyFailed, Overtaken, ViewHealth, describe
 from projections.leadership import Leadership
 from projections.poison import isolate
@@ -95,10 +95,8 @@ class ProjectionRunner:
 
     def create_schema(self) -> None:
         """Create the views' tables (`projections/tables.py` `create_schema`: views an older
-        schema wrote are refilled from the log), the workers' lease, and read the tracking
-        position."""
+        schema wrote are refilled from the log) and read the tracking position."""
         create_schema(self.engine, self.tables)
-        leadership.create_schema(self.engine)
         self._position = self.read_position()
 
     def read_position(self) -> int:
