@@ -16,6 +16,12 @@ def serve(args: argparse.Namespace) -> int:
     from persistence.runtime import settle_gc
     from persistence.settings import Settings
 
+    if args.workers < 1:
+        print("ledger serve: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.worker == "thread":
+        print("ledger serve: --workers runs the projection worker as a process", file=sys.stderr)
+        return 2
     settings = Settings.from_env(projection_worker=args.worker)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     print(
@@ -24,18 +30,41 @@ def serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     _first_admin_key(settings.database_url)
-    app = create_app(settings)
-    settle_gc()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        access_log=args.access_log,
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "access_log": args.access_log,
         # The ledger never reads the client's address or scheme, so by default it skips
         # uvicorn's X-Forwarded-* rewriting (a middleware layer on every request).
-        proxy_headers=args.proxy_headers,
-    )
+        "proxy_headers": args.proxy_headers,
+    }
+    if args.workers > 1:
+        return _serve_processes(args.workers, settings, options)
+    app = create_app(settings)
+    settle_gc()
+    uvicorn.run(app, **options)
+    return 0
+
+
+def _serve_processes(n: int, settings: Any, options: dict[str, Any]) -> int:
+    """`--workers N`: uvicorn's N API processes, each building the app from the environment
+    (`api.app:create_app`) with no projection worker of its own, and the one projection
+    worker process this parent starts (unless it runs elsewhere: `--worker external`)."""
+    import os
+
+    import uvicorn
+
+    from api.app import start_worker_process
+
+    worker = start_worker_process(settings) if settings.projection_worker == "process" else None
+    os.environ["LEDGER_PROJECTION_WORKER"] = "external"  # read by each API process
+    try:
+        uvicorn.run("api.app:create_app", factory=True, workers=n, **options)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
     return 0
 
 
@@ -248,9 +277,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--worker",
-        choices=("process", "thread"),
+        choices=("process", "thread", "external"),
         default="process",
-        help="run the projection worker as a child process (default) or a thread",
+        help="run the projection worker as a child process (default) or a thread, or not at "
+        "all (external: `ledger project` runs elsewhere)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N API processes on this port (one projection worker process beside them)",
     )
     p.set_defaults(func=serve)
     _add_keys_parser(sub)

@@ -43,7 +43,8 @@ class Settings:
     cache_size: int = 20000
     # "thread": the projection worker runs inside the API process (tests, tools);
     # "process": `ledger serve` starts `ledger project` beside it, so applying events to
-    # the views never competes with request handling for the GIL.
+    # the views never competes with request handling for the GIL; "external": this process
+    # applies nothing, `ledger project` workers elsewhere do (`ledger serve --workers N`).
     projection_worker: str = "thread"
     # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
     server_timing: bool = False
@@ -78,8 +79,8 @@ class Settings:
             object.__setattr__(self, "log_key", self.blob_dir.parent / "log.key")
         if self.log_origin and not valid_key_name(self.log_origin):
             raise ValueError("LEDGER_LOG_ORIGIN must be non-empty, without spaces or '+'")
-        if self.projection_worker not in ("thread", "process"):
-            raise ValueError("LEDGER_PROJECTION_WORKER must be thread or process")
+        if self.projection_worker not in ("thread", "process", "external"):
+            raise ValueError("LEDGER_PROJECTION_WORKER must be thread, process or external")
         if self.session_timeout <= 0:
             raise ValueError("LEDGER_SESSION_TIMEOUT must be positive")
         if self.allow_anonymous not in ("", "read"):
