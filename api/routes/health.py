@@ -6,7 +6,8 @@ watch the catch-up. Readiness answers 200 only when the event log and the views 
 take a write, no view is stopped and (under `ledger serve`) the projection worker process
 still runs; otherwise 503 `application/problem+json` with
 `Retry-After`. Both answer the same per-view detail (position, lag, state, last error;
-see ProjectionRunner.health). Probes carry no key (api/auth.py leaves both paths open), so
+see ProjectionRunner.health); /readyz also names the leading `ledger project` worker and
+the views' lag (projections/leadership.py). Probes carry no key (api/auth.py leaves both paths open), so
 they show no database error text: its class only, the rest goes to the server's log.
 """
 
