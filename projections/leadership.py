@@ -13,8 +13,9 @@ leader moves every HEARTBEAT_S, and the wall time of the last beat (shown, never
 A follower takes over when it has seen the same (holder, beat) for LEASE_S by its own
 monotonic clock, with a compare-and-swap on exactly that pair: no clock is compared across
 hosts, and of several followers exactly one wins. A killed leader (`kill -9`) stops beating,
-so another worker leads within LEASE_S plus a poll; a leader that finds the row taken from
-it (its renewal matches no row) steps down at once.
+so another worker leads within LEASE_S plus a poll (at once when the dead leader was on the
+follower's own host: a restarted `ledger serve` does not wait out its predecessor's lease);
+a leader that finds the row taken from it (its renewal matches no row) steps down at once.
 """
 
 from __future__ import annotations
@@ -62,6 +63,22 @@ leader_table = Table(
 def worker_id() -> str:
     """This process as a lease holder: `host:pid`."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def gone_from_this_host(holder: str) -> bool:
+    """Whether `holder` names a process of this host that no longer runs. Should another
+    host bear the same name, the worst is a lead taken from a live worker, which then
+    follows at its next beat: never an event applied twice (the runner's claim)."""
+    host, _, pid = holder.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it runs, as another user
+    return False
 
 
 @dataclass(frozen=True)
@@ -148,6 +165,8 @@ class Leadership:
         if lease.holder == self.holder:
             return self._renew()  # our own row (a restart reusing the pid is no harm)
         seen = (lease.holder, lease.beat)
+        if gone_from_this_host(lease.holder):
+            return self._swap(seen)  # a crashed worker here: no need to wait out its lease
         if seen != self._seen:
             self._seen, self._seen_at = seen, now
             return False

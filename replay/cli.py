@@ -20,8 +20,8 @@ DESCRIPTION = """Replay and audit tools. Analysts: stats and sessions as of any 
 exports, their own projections, an HTML report. Auditors: streams, the global log, the
 digest, full verification of the hash chain, and per-session evidence bundles.
 Configure with LEDGER_DATABASE_URL (and LEDGER_VIEWS_URL, LEDGER_BLOB_DIR). Every tool reads
-the log read-only and can run beside a live server; `rebuild` writes to the views, and
-`erase` appends its Erased event."""
+the log read-only and can run beside a live server; `rebuild` writes to the views,
+`erase` appends its Erased event, and `copy` writes to its target."""
 EXAMPLES = """examples:
   ledger replay verify                          # exit 0 and the head digest when intact
   ledger replay digest > digest.txt; ledger replay verify --from-digest "$(cat digest.txt)"

@@ -224,24 +224,33 @@ def copy_ledger(
     return Copied(start, reached, rows, copy_blobs(*blobs))
 
 
-def _target(url: str, source_url: str) -> EventStore:
-    try:
-        if make_url(url) == make_url(source_url):
-            raise ReplayError("--to names the source database itself")
-        return EventStore(url)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise ReplayError(f"--to is not a database URL this ledger can use: {exc}") from exc
+def _urls(args: argparse.Namespace, settings: Settings) -> tuple[str, str, str]:
+    """The source's, the target's and the target views' URLs, each checked to be one."""
+    urls = {
+        "--from": args.from_url or settings.database_url,
+        "--to": args.to,
+        "--to-views": args.to_views,
+    }
+    for option, url in urls.items():
+        try:
+            if url is not None:
+                make_url(url).get_dialect()
+        except (ArgumentError, NoSuchModuleError) as exc:
+            raise ReplayError(f"{option} is not a database URL this ledger can use") from exc
+    if make_url(args.to) == make_url(urls["--from"]):
+        raise ReplayError("--to names the source database itself")
+    views = args.to_views or Settings(database_url=args.to).views_url
+    return urls["--from"], args.to, views
 
 
 def cmd_copy(args: argparse.Namespace, settings: Settings) -> int:
     """`ledger replay copy --to URL [--from URL] [--to-blobs DIR] [--to-views URL]`."""
-    source_url = args.from_url or settings.database_url
-    views_url = args.to_views or Settings(database_url=args.to).views_url
+    source_url, target_url, views_url = _urls(args, settings)
     to_blobs = Path(args.to_blobs) if args.to_blobs else settings.blob_dir
-    target = _target(args.to, source_url)
     with store_open(Settings(database_url=source_url)) as source:
+        target = EventStore(target_url)
         try:
-            print(f"copying {masked(source_url)} to {masked(args.to)}", file=sys.stderr)
+            print(f"copying {masked(source_url)} to {masked(target_url)}", file=sys.stderr)
             done = copy_ledger(source, target, (settings.blob_dir, to_blobs))
             views = make_engine(views_url, immediate=True)
             try:

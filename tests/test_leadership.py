@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -119,3 +122,23 @@ def test_killing_the_leading_worker_hands_over_without_losing_or_repeating(
         r.engine.dispose()
     store.dispose()
     box.close()
+
+
+def test_a_dead_leader_on_this_host_is_replaced_without_waiting_out_its_lease(
+    tmp_path: Path,
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/views.db", immediate=True)
+    leadership.create_schema(engine)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}"
+    assert Leadership(engine, dead, heartbeat_s=0).poll() is True
+    # A lease of an hour: only the dead process's absence lets the next worker lead at once.
+    assert Leadership(engine, heartbeat_s=0, lease_s=3600).poll() is True
+    lease = leadership.current(engine)
+    assert lease is not None and lease.holder == leadership.worker_id()
+    # A live holder on this host (this very test process) keeps its lease.
+    assert Leadership(engine, "other:1", heartbeat_s=0, lease_s=3600).poll() is False
+    assert not leadership.gone_from_this_host(leadership.worker_id())
+    assert not leadership.gone_from_this_host(f"another-host:{gone.stdout.strip()}")
+    engine.dispose()

@@ -71,6 +71,7 @@ def start(url: str, key: str, i: int) -> int:
             f"{url}/v1/sessions",
             json={"id": f"w{i:03d}"},
             headers={"Authorization": f"Bearer {key}"},
+            timeout=60,  # two cores shared with the rest of a test run: slow is not wrong
         )
         if r.status_code != 409:
             break
@@ -89,7 +90,7 @@ def check_two_api_processes_and_one_worker(env: dict[str, str], log: Path) -> No
         assert len(projecting) == 1, [cmdline(p) for p in below]
         serving = [p for p in below if "spawn_main" in cmdline(p)]  # uvicorn's processes
         assert len(serving) == 2, [cmdline(p) for p in below]
-        leader = httpx.get(url + "/readyz").json()["leader"]
+        leader = httpx.get(url + "/readyz", timeout=60).json()["leader"]
         assert leader["worker"].endswith(f":{projecting[0]}")
         with ThreadPoolExecutor(16) as pool:
             codes = list(pool.map(lambda i: start(url, key[1], i), range(200)))
@@ -97,7 +98,7 @@ def check_two_api_processes_and_one_worker(env: dict[str, str], log: Path) -> No
         auth = {"Authorization": f"Bearer {key[1]}"}
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            listed = httpx.get(f"{url}/v1/sessions?limit=500", headers=auth).json()
+            listed = httpx.get(f"{url}/v1/sessions?limit=500", headers=auth, timeout=60).json()
             if len(listed["items"]) == 200:
                 break
             time.sleep(0.2)

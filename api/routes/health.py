@@ -7,8 +7,9 @@ take a write, no view is stopped and (under `ledger serve`) the projection worke
 still runs; otherwise 503 `application/problem+json` with
 `Retry-After`. Both answer the same per-view detail (position, lag, state, last error;
 see ProjectionRunner.health); /readyz also names the leading `ledger project` worker and
-the views' lag (projections/leadership.py). Probes carry no key (api/auth.py leaves both paths open), so
-they show no database error text: its class only, the rest goes to the server's log.
+the views' lag (projections/leadership.py). Probes carry no key (api/auth.py leaves both
+paths open), so they show no database error text: its class only, the rest goes to the
+server's log.
 """
 
 from __future__ import annotations

@@ -128,8 +128,17 @@ def test_copy_refuses_another_log_the_source_itself_and_a_bad_url(
         (source.settings.database_url, "the source database itself"),
         ("not a url; DROP TABLE events", "not a database URL"),
         ("nosuchdb+driver://x/y", "not a database URL"),
+        ("postgresql+psycopg://nobody@127.0.0.1:1/none", "a database cannot be used"),
     ]:
         assert main(["replay", "copy", "--to", to, "--no-views"]) == 2
+        assert says in capsys.readouterr().err
+    fresh = f"sqlite:///{tmp_path}/fresh.db"
+    for more, says in [
+        (["--from", "'; DROP TABLE events; --"], "--from is not a database URL"),
+        (["--from", f"sqlite:///{tmp_path}/absent.db"], "no ledger database"),
+        (["--to-views", "views?"], "--to-views is not a database URL"),
+    ]:
+        assert main(["replay", "copy", "--to", fresh, *more]) == 2
         assert says in capsys.readouterr().err
     assert source.store.head_digest()[0] > 20  # the source is untouched
     reread = EventStore(f"sqlite:///{tmp_path}/other.db")
