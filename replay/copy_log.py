@@ -30,6 +30,7 @@ from sqlalchemy import Engine, MetaData, Table, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
+from domain.errors import InvalidCommandError
 from persistence.blobs import BlobStore
 from persistence.schema import make_engine
 from persistence.settings import Settings
@@ -96,9 +97,13 @@ def _read_batch(source: EventStore, after: int, limit: int) -> tuple[list[Any], 
     return list(events), list(sealed)
 
 
+def _plain(value: Any) -> Any:
+    """A value for another driver: PostgreSQL reads BYTEA as memoryview."""
+    return bytes(value) if isinstance(value, memoryview) else value
+
+
 def _bytes(row: Any) -> tuple[Any, ...]:
-    """A row for another driver: PostgreSQL reads BYTEA as memoryview."""
-    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+    return tuple(_plain(v) for v in row)
 
 
 def copy_events(
@@ -115,7 +120,9 @@ def copy_events(
     end = source.head_digest()[0]
     mark = "?" if target.is_sqlite else "%s"
     insert_events = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({','.join([mark] * 8)})"
-    insert_sealed = f"INSERT INTO sealed_values (position, slot, salt, value) VALUES ({mark}, {mark}, {mark}, {mark})"  # noqa: E501
+    insert_sealed = (
+        f"INSERT INTO sealed_values (position, slot, salt, value) VALUES ({','.join([mark] * 4)})"
+    )
     while position < end:
         events, sealed = _read_batch(source, position, min(chunk, end - position))
         with target.write_transaction() as conn:
@@ -129,7 +136,7 @@ def copy_events(
         position = int(events[-1][0])
         if progress is not None:
             progress(position)
-    return start, source.head_digest() if position == end else target.head_digest()
+    return start, target.head_digest()
 
 
 def drop_erased(source: EventStore, target: EventStore, upto: int, chunk: int = 50_000) -> int:
@@ -158,28 +165,37 @@ def drop_erased(source: EventStore, target: EventStore, upto: int, chunk: int = 
     return gone
 
 
-def copy_side_table(name: str, source: Engine, target: Engine) -> int:
-    """Copy table `name` row for row (a target row with the same key is replaced; the
-    target's other rows stay); created on the target from the source's columns if absent."""
-    with source.connect() as conn:
-        if not conn.dialect.has_table(conn, name):
-            return 0
-        src = Table(name, MetaData(), autoload_with=conn)
-        rows = [dict(r._mapping) for r in conn.execute(select(src))]
+def _side_table(src: Table, target: Engine) -> Table:
+    """The target's table of `src`'s name, created from `src`'s columns if absent."""
     with target.begin() as conn:
-        if not conn.dialect.has_table(conn, name):
+        if not conn.dialect.has_table(conn, src.name):
             shape = src.to_metadata(MetaData())
             for col in shape.columns:
                 col.type = col.type.as_generic()  # SQLite's BLOB is PostgreSQL's BYTEA
             shape.create(conn)
-        dst = Table(name, MetaData(), autoload_with=conn)
-        key = list(dst.primary_key.columns)
-        for i in range(0, len(rows), 500):
-            part = rows[i : i + 500]
-            for col in key:
-                conn.execute(dst.delete().where(col.in_([r[col.name] for r in part])))
-            conn.execute(dst.insert(), [{k: _bytes([v])[0] for k, v in r.items()} for r in part])
-    return len(rows)
+        dst = Table(src.name, MetaData(), autoload_with=conn)
+    if len(dst.primary_key.columns) != 1:
+        raise ReplayError(f"the target's {src.name} table has no one-column key: refused")
+    return dst
+
+
+def copy_side_table(name: str, source: Engine, target: Engine) -> int:
+    """Copy table `name` row for row (a target row with the same key is replaced; the
+    target's other rows stay), streamed in parts; returns how many rows."""
+    copied = 0
+    with source.connect() as src_conn:
+        if not src_conn.dialect.has_table(src_conn, name):
+            return 0
+        src = Table(name, MetaData(), autoload_with=src_conn)
+        dst = _side_table(src, target)
+        (key,) = dst.primary_key.columns
+        rows = src_conn.execution_options(stream_results=True).execute(select(src))
+        with target.begin() as conn:
+            for part in rows.mappings().partitions(500):
+                conn.execute(dst.delete().where(key.in_([r[key.name] for r in part])))
+                conn.execute(dst.insert(), [{k: _plain(v) for k, v in r.items()} for r in part])
+                copied += len(part)
+    return copied
 
 
 def copy_blobs(source: Path, target: Path) -> int:
@@ -192,8 +208,8 @@ def copy_blobs(source: Path, target: Path) -> int:
     for path in sorted(source.glob("??/*")):
         try:
             there = dst.path(path.name)  # refuses any name that is not a sha256
-        except Exception:
-            continue
+        except InvalidCommandError:
+            continue  # not a blob: a stray file is not copied
         if there.exists() or not src.matches(path.name):
             continue
         there.parent.mkdir(parents=True, exist_ok=True)
