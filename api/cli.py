@@ -52,12 +52,17 @@ def _serve_processes(n: int, settings: Any, options: dict[str, Any]) -> int:
     (`api.app:create_app`) with no projection worker of its own, and the one projection
     worker process this parent starts (unless it runs elsewhere: `--worker external`)."""
     import os
+    import threading
 
     import uvicorn
 
     from api.app import start_worker_process
 
     worker = start_worker_process(settings) if settings.projection_worker == "process" else None
+    if worker is not None:
+        # Reaped as soon as it exits: a worker that died is then gone from the process table,
+        # which the API processes' /readyz reads (the lease names its pid).
+        threading.Thread(target=worker.wait, name="worker-reaper", daemon=True).start()
     os.environ["LEDGER_PROJECTION_WORKER"] = "external"  # read by each API process
     try:
         uvicorn.run("api.app:create_app", factory=True, workers=n, **options)

@@ -24,6 +24,7 @@ import os
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -78,7 +79,17 @@ def gone_from_this_host(holder: str) -> bool:
         return True
     except OSError:
         return False  # it runs, as another user
-    return False
+    return _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """A process that exited and that its parent has not reaped yet (Linux; elsewhere a
+    dead worker's lease is waited out)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -103,6 +104,12 @@ def check_two_api_processes_and_one_worker(env: dict[str, str], log: Path) -> No
                 break
             time.sleep(0.2)
         assert sorted(s["id"] for s in listed["items"]) == [f"w{i:03d}" for i in range(200)]
+        os.kill(projecting[0], signal.SIGKILL)  # no other worker runs: the API says so
+        deadline = time.monotonic() + 30
+        while (r := httpx.get(url + "/readyz", timeout=60)).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert r.status_code == 503 and f"{leader['worker']} is gone" in r.json()["detail"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
