@@ -18,6 +18,12 @@ def serve(args: argparse.Namespace) -> int:
     from persistence.runtime import settle_gc
     from persistence.settings import Settings
 
+    if args.workers < 1:
+        print("ledger serve: --workers must be 1 or more", file=sys.stderr)
+        return 2
+    if args.workers > 1 and args.worker == "thread":
+        print("ledger serve: --workers runs the projection worker as a process", file=sys.stderr)
+        return 2
     settings = Settings.from_env(projection_worker=args.worker)
     check_startup(settings)
     logs.configure(settings.log_format)
@@ -27,20 +33,48 @@ def serve(args: argparse.Namespace) -> int:
         f"{masked(settings.database_url)}, views: {masked(settings.views_url)}; OpenAPI at /docs)",
     )
     _first_admin_key(settings.database_url, settings.log_format)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "log_config": logs.uvicorn_config(settings.log_format),
+        "access_log": args.access_log,
+        # The ledger never reads the client's address or scheme, so by default it skips
+        # uvicorn's X-Forwarded-* rewriting (a middleware layer on every request).
+        "proxy_headers": args.proxy_headers,
+    }
+    if args.workers > 1:
+        return _serve_processes(args.workers, settings, options)
     app = create_app(settings)
     settle_gc()
     app.observer.access_log = args.access_log
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level=args.log_level,
-        log_config=logs.uvicorn_config(settings.log_format),
-        access_log=args.access_log,
-        # The ledger never reads the client's address or scheme, so by default it skips
-        # uvicorn's X-Forwarded-* rewriting (a middleware layer on every request).
-        proxy_headers=args.proxy_headers,
-    )
+    uvicorn.run(app, **options)
+    return 0
+
+
+def _serve_processes(n: int, settings: Any, options: dict[str, Any]) -> int:
+    """`--workers N`: uvicorn's N API processes, each building the app from the environment
+    (`api.app:create_app`) with no projection worker of its own, and the one projection
+    worker process this parent starts (unless it runs elsewhere: `--worker external`)."""
+    import os
+    import threading
+
+    import uvicorn
+
+    from api.app import start_worker_process
+
+    worker = start_worker_process(settings) if settings.projection_worker == "process" else None
+    if worker is not None:
+        # Reaped as soon as it exits: a worker that died is then gone from the process table,
+        # which the API processes' /readyz reads (the lease names its pid).
+        threading.Thread(target=worker.wait, name="worker-reaper", daemon=True).start()
+    os.environ["LEDGER_PROJECTION_WORKER"] = "external"  # read by each API process
+    try:
+        uvicorn.run("api.app:create_app", factory=True, workers=n, **options)
+    finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=10)
     return 0
 
 
@@ -171,12 +205,15 @@ def _print_keys(rows: list[Any]) -> None:
 
 
 def project(args: argparse.Namespace) -> int:
-    """Run the projection worker in the foreground until stopped (or the parent exits)."""
+    """Run the projection worker in the foreground until stopped (or the parent exits): it
+    applies events while it leads the workers on its views database, else it follows."""
+    import os
     import signal
 
     from api.bootstrap import bootstrap
     from persistence.runtime import settle_gc
     from persistence.settings import Settings
+    from projections import leadership
 
     settings = Settings.from_env()
     parent = _parent_pid()
@@ -190,11 +227,14 @@ def project(args: argparse.Namespace) -> int:
     def should_stop() -> bool:
         return bool(stopping) or (parent > 0 and os.getppid() != parent)
 
+    lead = leadership.Leadership(container.runner.engine)
+    leadership.create_schema(container.runner.engine)
     try:
-        container.runner.run_forever(args.poll_interval, should_stop)
+        container.runner.run_forever(args.poll_interval, should_stop, lead)
     except KeyboardInterrupt:
         pass
     finally:
+        lead.step_down()
         container.store.dispose()
     return 0
 
@@ -296,10 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--worker",
-        choices=("process", "thread", "none"),
+        choices=("process", "thread", "external"),
         default="process",
-        help="run the projection worker as a child process (default), a thread, or not at all "
-        "(none: `ledger project` runs elsewhere, e.g. its own container)",
+        help="run the projection worker as a child process (default) or a thread, or not at "
+        "all (external: `ledger project` runs elsewhere)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N API processes on this port (one projection worker process beside them)",
     )
     p.set_defaults(func=serve)
     _add_keys_parser(sub)

@@ -66,8 +66,8 @@ class Settings:
     cache_size: int = 20000
     # "thread": the projection worker runs inside the API process (tests, tools);
     # "process": `ledger serve` starts `ledger project` beside it, so applying events to
-    # the views never competes with request handling for the GIL; "none": neither (the
-    # worker runs elsewhere, e.g. its own container).
+    # the views never competes with request handling for the GIL; "external": this process
+    # applies nothing, `ledger project` workers elsewhere do (`ledger serve --workers N`).
     projection_worker: str = "thread"
     # Adds `Server-Timing: app;dur=<ms>` to every answer (the benchmark reads it).
     server_timing: bool = False
@@ -110,8 +110,8 @@ class Settings:
             object.__setattr__(self, "log_key", self.blob_dir.parent / "log.key")
         if self.log_origin and not valid_key_name(self.log_origin):
             raise SettingsError("LEDGER_LOG_ORIGIN", "must be non-empty, without spaces or '+'")
-        if self.projection_worker not in ("thread", "process", "none"):
-            raise SettingsError("LEDGER_PROJECTION_WORKER", "must be thread, process or none")
+        if self.projection_worker not in ("thread", "process", "external"):
+            raise SettingsError("LEDGER_PROJECTION_WORKER", "must be thread, process or external")
         if self.session_timeout <= 0:
             raise SettingsError("LEDGER_SESSION_TIMEOUT", "must be positive")
         if self.allow_anonymous not in ("", "read"):
@@ -134,7 +134,7 @@ class Settings:
             "expiry_interval": _seconds("LEDGER_EXPIRY_INTERVAL", 5, zero=False),
             "read_wait": _seconds("LEDGER_READ_WAIT", 2),
             "projection_worker": _choice(
-                "LEDGER_PROJECTION_WORKER", "thread", "thread", "process", "none"
+                "LEDGER_PROJECTION_WORKER", "thread", "thread", "process", "external"
             ),
             "server_timing": _flag("LEDGER_SERVER_TIMING"),
             "bench_noop": _flag("LEDGER_BENCH_NOOP"),

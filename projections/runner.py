@@ -14,7 +14,9 @@ its events after to the batch's last position, only if they still say that posit
 (`claim`). On PostgreSQL that UPDATE waits on the row lock of a worker applying the same
 events and then matches nothing; on SQLite the write lock is taken first. A worker whose
 claim matches nothing rolls back, drops its cached position and reads on from the one
-committed (`resync`): it never applies an event another worker applied.
+committed (`resync`): it never applies an event another worker applied. `ledger project`
+workers also elect one leader (`projections/leadership.py`): followers apply nothing until
+the leader's lease falls silent, which spares the database their lost claims.
 
 A poison event (one the fold, or a view, raises on) is skipped and recorded, and every view
 goes on (`projections/poison.py`). A failure that is the database's is never a skip: the
@@ -44,6 +46,7 @@ from persistence.schema import make_engine
 from persistence.store import EventStore, StoredEvent
 from projections import bulk, failures
 from projections.failures import ApplyFailed, Overtaken, ViewHealth, describe
+from projections.leadership import Leadership
 from projections.poison import isolate
 from projections.projection import Change, Projection, snapshot
 from projections.tables import ViewTables, create_schema
@@ -55,6 +58,8 @@ log = logging.getLogger(__name__)
 # and the worker then lets the next batch gather for this long.
 BUSY_BATCH = 64
 GATHER_S = 0.05
+# A follower's pause between looks at the lease (it touches the database once a heartbeat).
+FOLLOW_S = 0.2
 
 
 def _error_text(exc: BaseException) -> str:
@@ -289,11 +294,20 @@ class ProjectionRunner:
             return max(poll_interval, GATHER_S)
         return poll_interval
 
-    def run_forever(self, poll_interval: float, should_stop: Callable[[], bool]) -> None:
-        """The worker loop in the foreground (the `ledger project` process)."""
+    def run_forever(
+        self,
+        poll_interval: float,
+        should_stop: Callable[[], bool],
+        leadership: Leadership | None = None,
+    ) -> None:
+        """The worker loop in the foreground (the `ledger project` process). With a
+        `leadership`, it applies only while it leads (projections/leadership.py)."""
         self._position = self.read_position()
         while not should_stop():
             try:
+                if leadership is not None and not self._leads(leadership):
+                    time.sleep(FOLLOW_S)
+                    continue
                 applied = self.run_once()
             except Exception as exc:
                 log.exception("projection batch failed at position %s", self._position)
@@ -305,6 +319,18 @@ class ProjectionRunner:
             pause = self.pause_after(applied, poll_interval)
             if pause:
                 time.sleep(pause)
+
+    def _leads(self, leadership: Leadership) -> bool:
+        """Whether to apply now; on taking the lead, start from the committed position (the
+        previous leader's), on losing it, say so."""
+        was = leadership.leading
+        leads = leadership.poll()
+        if leads and not was:
+            self._position = self.read_position()
+            log.info("leading the projection workers from position %s", self._position)
+        elif was and not leads:
+            log.warning("another projection worker leads now: following")
+        return leads
 
     def _run(self, poll_interval: float) -> None:
         backoff = poll_interval

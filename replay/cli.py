@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.tables import VIEW_NAMES
 from replay import commands as c
-from replay import erase, log_tools, tree_jobs
+from replay import copy_log, erase, log_tools, tree_jobs
 from replay.asof import CLOCKS, STATS_DIMS
 from replay.export import FORMATS
 
@@ -25,8 +25,8 @@ DESCRIPTION = """Replay and audit tools. Analysts: stats and sessions as of any 
 exports, their own projections, an HTML report. Auditors: streams, the global log, the
 digest, full verification of the hash chain, and per-session evidence bundles.
 Configure with LEDGER_DATABASE_URL (and LEDGER_VIEWS_URL, LEDGER_BLOB_DIR). Every tool reads
-the log read-only and can run beside a live server; `rebuild` writes to the views, and
-`erase` appends its Erased event."""
+the log read-only and can run beside a live server; `rebuild` writes to the views,
+`erase` appends its Erased event, and `copy` writes to its target."""
 EXAMPLES = """examples:
   ledger replay verify                          # exit 0 and the head digest when intact
   ledger replay digest > digest.txt; ledger replay verify --from-digest "$(cat digest.txt)"
@@ -42,6 +42,7 @@ EXAMPLES = """examples:
   python3 examples/verify_bundle.py s.jsonl "$(ledger log-key show | head -1)"
   ledger replay rebuild; ledger replay report --out report.html
   ledger replay erase SESSION_ID --yes          # personal values gone, proofs still valid
+  ledger replay copy --to postgresql+psycopg://ledger@db/ledger   # move up; run again to resume
 """
 
 
@@ -86,6 +87,14 @@ DESCRIPTIONS = {
         "values, not the values (docs/log-format.md). Exit 0 when all was erased, 3 when "
         "something was left behind (listed), 2 on a bad argument."
     ),
+    "copy": (
+        "Copy the ledger (events with their positions, times and hashes, sealed values, API "
+        "key hashes, idempotency keys, blob files) to another database, e.g. from SQLite to "
+        "PostgreSQL, rebuild the Merkle tree there (its root must equal the source's) and "
+        "rebuild the target's views. Interrupted, it resumes after the target's last event "
+        "when run again; a target holding another log is refused. `ledger replay verify` on "
+        "both prints the same head digest."
+    ),
     "bundle": (
         "Write one session's events as leaves of the log with their inclusion proofs and "
         "the signed checkpoint (session-ledger-bundle/2, replay/bundle.py); check it with "
@@ -119,6 +128,7 @@ def add_replay_parser(subparsers: Any) -> argparse.ArgumentParser:
     _auditors_tools(sub)
     _analysts_tools(sub)
     _evidence_tools(sub)
+    _add_copy(sub)
     parser: argparse.ArgumentParser = replay
     return parser
 
@@ -178,6 +188,26 @@ def _auditors_tools(sub: Any) -> None:
     p.add_argument("--limit", type=int, metavar="K", help="at most K events (default: all)")
     p.add_argument("--type", action="append", metavar="T", help="only this event type (repeat)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+
+def _add_copy(sub: Any) -> None:
+    """copy: move the ledger to another database (replay/copy_log.py)."""
+    p = _add(sub, "copy", c.tool(copy_log.cmd_copy), "copy the ledger to another database")
+    p.add_argument("--to", required=True, metavar="URL", help="the target database's URL")
+    p.add_argument(
+        "--from", dest="from_url", metavar="URL", help="the source (default: LEDGER_DATABASE_URL)"
+    )
+    p.add_argument(
+        "--to-blobs",
+        metavar="DIR",
+        help="the target's blob folder, filled from LEDGER_BLOB_DIR (default: that folder)",
+    )
+    p.add_argument(
+        "--to-views",
+        metavar="URL",
+        help="the target's views database (default: as LEDGER_VIEWS_URL would default for it)",
+    )
+    p.add_argument("--no-views", action="store_true", help="do not rebuild the target's views")
 
 
 def _analysts_tools(sub: Any) -> None:

@@ -3,11 +3,14 @@
 Liveness answers 200 while the process serves, whatever the database or the views do (a
 restart would not mend them), with the log's head and the views' position for tools that
 watch the catch-up. Readiness answers 200 only when the event log and the views database
-take a write, no view is stopped and (under `ledger serve`) the projection worker process
-still runs; otherwise 503 `application/problem+json` with
-`Retry-After`. Both answer the same per-view detail (position, lag, state, last error;
-see ProjectionRunner.health). Probes carry no key (api/auth.py leaves both paths open), so
-they show no database error text: its class only, the rest goes to the server's log.
+take a write, no view is stopped, (under `ledger serve`) the projection worker process still
+runs, and the leading projection worker is not a process of this host that is gone (the one
+worker of `ledger serve --workers N`); otherwise 503 `application/problem+json` with
+`Retry-After`. Both answer the same per-view detail (position, lag, state, last error; see
+ProjectionRunner.health); /readyz also names the leading `ledger project` worker and the
+views' lag (projections/leadership.py). Probes carry no key (api/auth.py leaves both paths
+open), so they show no database error text: its class only, the rest goes to the server's
+log.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import Engine
 from starlette.responses import Response
 
 from api.deps import ContainerDep
+from projections import leadership
 from projections.failures import describe
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,17 @@ def write_probe(engine: Engine) -> str | None:
         log.warning("readiness: %s is not writable: %s", engine.url, describe(exc))
         return f"{type(exc).__name__} (see the server's log)"
     return None
+
+
+def _leader(container: Any, views: dict[str, Any]) -> dict[str, Any] | None:
+    """The leading `ledger project` worker and the views' lag (projections/leadership.py);
+    None when none ever led (a worker thread applies alone)."""
+    lag = max((v["lag"] for v in views.values()), default=None)
+    try:
+        return leadership.shown(container.runner.engine, lag)
+    except Exception as exc:
+        log.warning("readiness: the projection lease cannot be read: %s", describe(exc))
+        return None
 
 
 @router.get("/healthz")
@@ -98,11 +113,16 @@ def readyz(container: ContainerDep, request: Request) -> Response:
     worker = getattr(request.app.state, "worker", None)  # `ledger serve`'s worker process
     if worker is not None and worker.poll() is not None:
         reasons.append(f"the projection worker process exited (code {worker.returncode})")
+    leader = _leader(container, views)
+    if leader is not None and leadership.gone_from_this_host(leader["worker"]):
+        # `ledger serve --workers N`: the API processes' one projection worker is not theirs.
+        reasons.append(f"the leading projection worker {leader['worker']} is gone")
     body: dict[str, Any] = {
         "database": {
             name: {"writable": why is None, "error": why} for name, why in database.items()
         },
         "views": views,
+        "leader": leader,
     }
     if not reasons:
         return Response(orjson.dumps({"status": "ready", **body}), media_type="application/json")
