@@ -317,13 +317,7 @@ def _add_keys_parser(sub: Any) -> None:
     k.set_defaults(func=keys_command)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="ledger",
-        description="Session Ledger: an event-sourced ledger of sessions. "
-        "Configure with LEDGER_DATABASE_URL (default sqlite:///var/ledger.db).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _add_serve_parser(sub: Any) -> None:
     p = sub.add_parser("serve", help="run the HTTP API and the projection worker")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
@@ -349,6 +343,16 @@ def main(argv: list[str] | None = None) -> int:
         help="run N API processes on this port (one projection worker process beside them)",
     )
     p.set_defaults(func=serve)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ledger",
+        description="Session Ledger: an event-sourced ledger of sessions. "
+        "Configure with LEDGER_DATABASE_URL (default sqlite:///var/ledger.db).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_serve_parser(sub)
     _add_keys_parser(sub)
     _add_log_key_parser(sub)
     w = sub.add_parser("project", help="run the projection worker alone (scale-out)")
