@@ -36,6 +36,7 @@ FIGURES = {
     "log_consistency_client_p95",
     "log_consistency_vs_noop",
     "log_tree_verify",
+    "log_tree_verify_1proc",
 }
 
 
