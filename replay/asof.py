@@ -115,6 +115,20 @@ def views_at(
         yield conn, tables
 
 
+@contextmanager
+def views_as_of(
+    store: EventStore, live: tuple[Engine, ViewTables] | None, point: Point, clock: str
+) -> Iterator[tuple[Connection, ViewTables]]:
+    """A connection on views as of `point` by either clock (`recorded`: `views_at`)."""
+    if clock == "event":
+        cut = views_by_event_time(store, _event_cut(point))
+        with cut as (engine, tables), engine.connect() as conn:
+            yield conn, tables
+    else:
+        with views_at(store, live, point) as (conn, tables):
+            yield conn, tables
+
+
 def stats_query(
     by: list[str] | None,
     from_day: str | None = None,

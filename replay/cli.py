@@ -278,5 +278,6 @@ def _evidence_tools(sub: Any) -> None:
     p = _add(sub, "report", c.cmd_report, "a self-contained HTML report with charts")
     p.add_argument("--out", default="report.html", metavar="FILE")
     p.add_argument("--as-of", metavar="T", help=AS_OF)
+    p.add_argument("--time", choices=CLOCKS, default="recorded", help=TIME)
     p.add_argument("--title", default="Session Ledger report")
     _quiet(p)

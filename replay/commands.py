@@ -238,14 +238,16 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     with store_open(settings) as store:
         point = _point(store, args, "--as-of")
-        made = report.Provenance(
-            _command_line(args), log_head(store), store.tree.root(point.position)
-        )
-        with asof.views_at(store, live_views(settings), point) as (conn, tables):
-            page = report.render_report(conn, tables, point, args.title, made)
+        head = log_head(store)
+        # By event time the report reads the whole log as known now, cut at point.time.
+        covered = point if args.time == "recorded" else Point(head.size, point.time)
+        made = report.Provenance(_command_line(args), head, store.tree.root(covered.position))
+        views = asof.views_as_of(store, live_views(settings), point, args.time)
+        with views as (conn, tables):
+            page = report.render_report(conn, tables, covered, args.title, made, args.time)
     with open(args.out, "w", encoding="utf-8") as f:
         f.write(page)
-    print(f"wrote {args.out} (as of log position {point.position})")
+    print(f"wrote {args.out} (as of {covered.describe()}, {args.time} time)")
     return 0
 
 

@@ -215,7 +215,12 @@ def duration_bins(conn: Connection, t: ViewTables) -> list[tuple[str, float]]:
 
 
 def render_report(
-    conn: Connection, t: ViewTables, point: Point, title: str, made: Provenance
+    conn: Connection,
+    t: ViewTables,
+    point: Point,
+    title: str,
+    made: Provenance,
+    clock: str = "recorded",
 ) -> str:
     overall = queries.stats(conn, t, queries.StatsQuery())
     total = overall["groups"][0] if overall["groups"] else None
@@ -243,11 +248,15 @@ def render_report(
     )
     results = (total or {}).get("results", {})
     when = f" at {iso(point.time)}" if point.time is not None else ""
+    as_of = f"As of log position {point.position}{when}."
+    if clock == "event":
+        as_of = f"As of event time {iso(point.time)}: every event that happened by then, as "
+        as_of += f"known at log position {point.position}."
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>
 <style>{CSS}</style></head><body>
 <h1>{escape(title)}</h1>
-<div class="muted">As of log position {point.position}{escape(when)}.</div>
+<div class="muted">{escape(as_of)}</div>
 {provenance_html(point, made)}
 <div class="cards">{
         "".join(f"<div class='card'><b>{v}</b>{escape(k)}</div>" for k, v in cards)

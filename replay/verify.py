@@ -332,27 +332,26 @@ def verify(
     scan = Scan(Verdict(missing_guards=missing_guards(store)), blobs, digest)
     sizes = [s.checkpoint.size for s in saved]
     jobs = tree_jobs.default_jobs() if jobs is None else max(1, jobs)
-    if jobs > 1 and tree_jobs.worth_it(store):
-        parts = tree_jobs.TreeJobs(store, sizes, jobs)
-        try:
-            for rows in read_chunks(store, chunk, until=parts.plan.last_position):
-                scan.feed(rows)
-                if progress is not None:
-                    progress(rows[-1][0])
-            if progress is not None:
-                progress.phase("tree and checkpoints")
-            tree = parts.result()
-        finally:
-            parts.close()
-    else:
-        tree = witness.TreeScan(sizes)
-        for rows in read_chunks(store, chunk):
+    parts = (
+        tree_jobs.TreeJobs(store, sizes, jobs) if jobs > 1 and tree_jobs.worth_it(store) else None
+    )
+    tree = witness.TreeScan(sizes) if parts is None else None
+    try:
+        until = None if parts is None else parts.plan.last_position
+        for rows in read_chunks(store, chunk, until=until):
             scan.feed(rows)
-            tree.feed(rows)
+            if tree is not None:
+                tree.feed(rows)
             if progress is not None:
                 progress(rows[-1][0])
         if progress is not None:
             progress.phase("tree and checkpoints")
+        if parts is not None:
+            tree = parts.result()
+    finally:
+        if parts is not None:
+            parts.close()
+    assert tree is not None
     return _judged(scan.finish(), tree, store, saved)
 
 

@@ -113,22 +113,23 @@ def ledger_env(tmp_path: Path) -> dict[str, str]:
     )
 
 
-def start_server(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """`ledger serve` in its own process on a free loopback port, once it answers."""
+def start_server(
+    env: dict[str, str], log_path: Path, *options: str, probe: str = "/healthz", wait: float = 30
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`ledger serve [options]` in its own process on a free loopback port, once `probe`
+    answers 200."""
     port = free_port()
     log = log_path.open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--log-level", "warning",
+         *options],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + wait
     while True:
         try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(url + probe, timeout=2).status_code == 200:
                 return proc, url
         except httpx.HTTPError:
             pass

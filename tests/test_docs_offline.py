@@ -4,17 +4,15 @@ the ledger itself, and a real browser that can reach nothing but loopback render
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.browser import chromium, need_chromium
 from tests.conftest import LiveServer
 
-CHROMIUM = shutil.which("chromium")
 NO_KEY = {"Authorization": ""}
 
 
@@ -45,38 +43,19 @@ def test_only_the_bundled_assets_are_served(client: TestClient) -> None:
 
 
 def _rendered(live: LiveServer, page: str, tmp_path: Path) -> str:
-    assert CHROMIUM is not None
-    out = subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            # No internet: every host name but loopback fails to resolve.
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-            live.url + page,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return out.stdout
+    # No internet: every host name but loopback fails to resolve.
+    no_internet = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+    return chromium(
+        tmp_path / "profile", no_internet, "--virtual-time-budget=15000", "--dump-dom",
+        live.url + page, timeout=120,
+    )  # fmt: skip
 
 
 @pytest.mark.integration
 def test_a_browser_without_internet_renders_both_documents(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): render check skipped")
+    need_chromium()
     assert httpx.get(live_server.url + "/openapi.json").status_code == 200
     swagger = _rendered(live_server, "/docs", tmp_path)
     # Swagger UI drew an operation block for the keepalive route from the ledger's document.

@@ -202,6 +202,29 @@ def test_replay_by_event_time_sees_imported_history_when_it_happened(
     capsys.readouterr()
 
 
+def test_the_report_cuts_by_either_clock(
+    imported: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    point_cli_at(imported["container"], monkeypatch)
+    mid_week = str(iso(WEEK_START + 3 * DAY))
+    pages = {}
+    for clock in ("recorded", "event"):
+        out = tmp_path / f"{clock}.html"
+        argv = ["replay", "report", "--as-of", mid_week, "--time", clock, "--out", str(out), "-q"]
+        assert main(argv) == 0
+        pages[clock] = out.read_text()
+    head = imported["container"].store.head_digest()[0]
+    assert "<b>0</b>sessions" in pages["recorded"]  # nothing was recorded by mid-week
+    assert "<b>6</b>sessions" in pages["event"]  # days 0, 1 and 2 had happened
+    assert f"as known at log position {head}" in pages["event"]
+    assert "This report covers the whole log" in pages["event"]
+    assert main(["replay", "report", "--time", "event", "--out", str(tmp_path / "x.html")]) == 2
+    capsys.readouterr()
+
+
 def test_out_of_window_and_out_of_order_are_refused_with_nothing_appended(
     container: Container, client: TestClient, admin_key: str, clock: Any
 ) -> None:
@@ -266,3 +289,40 @@ def test_a_command_without_at_keeps_the_fingerprint_it_had() -> None:
     old = hashlib.sha256(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)).hexdigest()
     assert cmd.fingerprint() == old
     assert c.KeepAlive(session_id="s", path="/a", at=1.0).fingerprint() != old
+
+
+def test_bodyless_commands_take_at_as_a_query_parameter(
+    container: Container, client: TestClient, admin_key: str, clock: Any
+) -> None:
+    """A raw log upload and a delete have no JSON body: `?at=` carries their event time, with
+    the same window and the same refusals as a body's `at`; a refused one stores nothing."""
+    h = bearer(admin_key)
+    started = {"id": "s", "at": clock.now - 600}
+    assert client.post("/v1/sessions", json=started, headers=h).status_code == 201
+    blobs = container.settings.blob_dir
+    before = sorted(p.name for p in blobs.rglob("*") if p.is_file())
+    head = container.store.head_digest()
+    refusals = [
+        ("yesterday", "invalid-command"),
+        (clock.now - 40 * DAY, "event-time-out-of-window"),
+    ]
+    for at, code in refusals:
+        up = client.post(
+            "/v1/sessions/s/logs/console", params={"at": at}, content=b"line one\n",
+            headers={**h, "Content-Type": "text/plain"},
+        )  # fmt: skip
+        gone = client.delete("/v1/sessions/s", params={"at": at}, headers=h)
+        for r in (up, gone):
+            assert (r.status_code, code_of(r), r.json()["field"]) == (422, code, "at")
+    assert container.store.head_digest() == head
+    assert sorted(p.name for p in blobs.rglob("*") if p.is_file()) == before
+    upload_at, delete_at = clock.now - 120, clock.now - 60
+    r = client.post(
+        "/v1/sessions/s/logs/console", params={"at": iso(upload_at)}, content=b"line one\n",
+        headers={**h, "Content-Type": "text/plain"},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    assert client.delete("/v1/sessions/s", params={"at": delete_at}, headers=h).status_code == 200
+    events = list(container.store.load_stream("s"))
+    got = [e.data().get("at") for e in events[-2:]]
+    assert got == pytest.approx([upload_at, delete_at], abs=1e-3)  # ISO-8601 keeps ms

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PG_BINDIR, ROOT, free_port, ledger_env
+from tests.conftest import PG_BINDIR, ROOT, ledger_env, start_server
 from tests.pg import PgCluster
 
 
@@ -46,24 +46,7 @@ def cmdline(pid: int) -> str:
 
 
 def serve_workers(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port), "--workers", "2",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(log.read_text())
-        time.sleep(0.2)
+    return start_server(env, log, "--workers", "2", probe="/readyz", wait=60)
 
 
 def start(url: str, key: str, i: int) -> int:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from api import schemas as s
@@ -21,6 +21,7 @@ from api.routes.lean import IdemKey, IfMatch, answer, command_route, meta
 from api.uploads import store_upload
 from domain import commands as c
 from domain.errors import InvalidCommandError
+from domain.eventtime import event_time
 
 router = APIRouter(prefix="/v1", tags=["sessions"])
 
@@ -31,6 +32,15 @@ DELETED = documented(CommandAnswer, *COMMAND, 412)
 UPLOADED = documented(CommandAnswer, *COMMAND, status=201)
 CREATED = documented(CommandAnswer, *COMMAND, 415, status=201)
 STARTED = documented(CommandAnswer, *(c for c in COMMAND if c != 404), 415, status=201)
+
+# Bodyless commands (delete, a raw log upload) take their event time as a query parameter.
+AtQuery = Annotated[
+    str | None,
+    Query(
+        description="When it happened (epoch seconds or ISO-8601), if not now: the event "
+        "time, within LEDGER_EVENT_TIME_PAST/FUTURE of the recording time"
+    ),
+]
 
 LOG_KINDS = ("command", "selenium", "network", "console", "har", "terminal", "exceptions", "text")
 
@@ -129,20 +139,33 @@ async def update(
 
 @router.delete("/sessions/{session_id}", responses=DELETED)
 async def delete(
-    session_id: str, container: ContainerDep, idem: IdemKey = None, if_match: IfMatch = None
+    session_id: str,
+    container: ContainerDep,
+    idem: IdemKey = None,
+    if_match: IfMatch = None,
+    at: AtQuery = None,
 ) -> Response:
     """Delete the session: views hide it, its stream stays for audit."""
-    cmd = c.DeleteSession(session_id=session_id, **meta(idem, if_match))
+    when = time_field(at, "at")
+    cmd = c.DeleteSession(session_id=session_id, at=when, **meta(idem, if_match))
     return answer(await execute(container, cmd))
 
 
 @router.post("/sessions/{session_id}/logs/{kind}", status_code=201, responses=UPLOADED)
 async def upload_log(
-    session_id: str, kind: str, request: Request, container: ContainerDep, idem: IdemKey = None
+    session_id: str,
+    kind: str,
+    request: Request,
+    container: ContainerDep,
+    idem: IdemKey = None,
+    at: AtQuery = None,
 ) -> Response:
     """Upload a log (raw body, streamed); stored by sha256, the event carries hash and size."""
     if kind not in LOG_KINDS:
         raise InvalidCommandError(f"log kind must be one of {', '.join(LOG_KINDS)}", field="kind")
+    when = time_field(at, "at")
+    if when is not None:  # refused before a byte is stored (the ledger checks again)
+        event_time(when, container.ledger.clock(), None, container.ledger.window)
     cap = container.settings.body_limits.max_upload_bytes
     sha, size, ctype = await store_upload(request, container.blobs, cap)
     cmd = c.UploadLog(
@@ -152,6 +175,7 @@ async def upload_log(
         size=size,
         sha256=sha,
         idempotency_key=idem,
+        at=when,
     )
     return answer(await execute(container, cmd), 201)
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import sqlite3
 import struct
-import subprocess
 import time
 import zlib
 from html import unescape as html_unescape
@@ -20,11 +18,8 @@ import pytest
 
 from api.cli import main
 from domain import commands as c
+from tests.browser import chromium, need_chromium
 from tests.replay import make_history, point_cli_at
-
-CHROMIUM = shutil.which("chromium") or (
-    "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
-)
 
 
 def png_facts(path: Path) -> tuple[int, int, int]:
@@ -54,28 +49,8 @@ def test_report_is_self_contained_and_renders_in_chromium(
     assert "http" not in html and "<script" not in html and "<link" not in html
     assert html.count("<svg") == 3
     assert "Sessions per day by status" in html and "/home" in html and "2023-11-15" in html
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): render check skipped")
     shot = tmp_path / "report.png"
-    subprocess.run(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={shot}",
-            "--window-size=1200,900",
-            page.as_uri(),
-        ],
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    chromium(tmp_path / "profile", f"--screenshot={shot}", "--window-size=1200,900", page.as_uri())
     assert shot.exists(), "chromium wrote no screenshot"
     width, height, distinct = png_facts(shot)
     assert (width, height) == (1200, 900)
@@ -186,8 +161,7 @@ document.getElementById("probe").textContent = "labels:" + JSON.stringify(bad);
 def test_chart_axis_labels_do_not_overlap_in_chromium(tmp_path):
     from replay.report import bar_chart, day_status_chart
 
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium): render check skipped")
+    need_chromium()
     days = [f"2026-{m:02d}-{d:02d}" for m in (10, 11, 12) for d in range(1, 29)]
     rows = {day: {"passed": 1_000_000 + 5_000 * i, "failed": 20_000} for i, day in enumerate(days)}
     paths = [("/a/very/long/path/" + "segment/" * 8 + str(i), 100.0 * i) for i in range(1, 9)]
@@ -199,15 +173,7 @@ def test_chart_axis_labels_do_not_overlap_in_chromium(tmp_path):
         + OVERLAP_PROBE
         + "</body></html>"
     )
-    dom = subprocess.run(
-        [
-            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900", "--dump-dom",
-            page.as_uri(),
-        ],
-        capture_output=True, text=True, timeout=60, check=False,
-    ).stdout  # fmt: skip
+    dom = chromium(tmp_path / "profile", "--window-size=1200,900", "--dump-dom", page.as_uri())
     found = re.search(r"labels:(\[.*?\])</pre>", dom)
     assert found, "the probe did not run"
     assert json.loads(html_unescape(found.group(1))) == []
