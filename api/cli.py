@@ -346,6 +346,8 @@ def _add_serve_parser(sub: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from api.cli_schema import add_migrate_parser
+
     parser = argparse.ArgumentParser(
         prog="ledger",
         description="Session Ledger: an event-sourced ledger of sessions. "
@@ -355,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_serve_parser(sub)
     _add_keys_parser(sub)
     _add_log_key_parser(sub)
+    add_migrate_parser(sub)
     w = sub.add_parser("project", help="run the projection worker alone (scale-out)")
     w.add_argument("--poll-interval", type=float, default=0.005, help="seconds between polls")
     w.set_defaults(func=project)

@@ -21,38 +21,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    Column,
-    Engine,
-    Float,
-    MetaData,
-    RowMapping,
-    String,
-    Table,
-    inspect,
-    select,
-    update,
-)
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy import Engine, RowMapping, select, update
+
+from persistence.migrations import migrate
+from persistence.schema import api_keys_table
 
 SCOPES = ("ingest", "read", "audit", "metrics", "admin")
 KEY_PREFIX = "sl_"
 ADMIN_NAME = "admin"
 
-metadata = MetaData()
-api_keys = Table(
-    "api_keys",
-    metadata,
-    Column("name", String(200), primary_key=True),
-    Column("key_hash", String(64), nullable=False, unique=True),
-    Column("scopes", String, nullable=False),  # comma-separated
-    Column("projects", String, nullable=True),  # comma-separated; NULL: every project
-    Column("created_at", Float, nullable=False),
-    Column("revoked_at", Float, nullable=True),
-    # "opentera-device:<id>" or "opentera-participant:<id>"; NULL: bound to no one. Added
-    # after the first keys were made: `create_schema` adds it to an older table.
-    Column("binding", String, nullable=True),
-)
+api_keys = api_keys_table  # persistence/schema.py: the table; this module: what it means
 BINDING_KINDS = ("opentera-device", "opentera-participant")
 
 
@@ -95,23 +73,8 @@ def new_secret() -> str:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create the table, or add the columns a table made by an older version lacks."""
-    with engine.begin() as conn:
-        metadata.create_all(conn)
-    with engine.connect() as conn:
-        have = {col["name"] for col in inspect(conn).get_columns("api_keys")}
-    if "binding" in have:
-        return
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN binding VARCHAR")
-    except (OperationalError, ProgrammingError):
-        # Another process starting at the same moment added it first (SQLite has no
-        # ADD COLUMN IF NOT EXISTS); anything else still shows: the column must be there.
-        with engine.connect() as conn:
-            have = {col["name"] for col in inspect(conn).get_columns("api_keys")}
-        if "binding" not in have:
-            raise
+    """The event database's schema, keys table included (persistence/migrations.py)."""
+    migrate(engine)
 
 
 def binding_of(kind: str, ident: str) -> str:

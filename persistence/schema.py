@@ -1,5 +1,6 @@
 """The event database's schema and engines: the `events`, `log_nodes` (the Merkle tree's
-stored nodes, persistence/tree.py) and `idempotency_keys` tables, the triggers that make the
+stored nodes, persistence/tree.py), `idempotency_keys`, `api_keys` and `schema_migrations`
+tables (their history: persistence/migrations.py), the triggers that make the
 database itself refuse UPDATE and DELETE on events and tree nodes, and `make_engine` (SQLite
 pragmas and `BEGIN IMMEDIATE` for writers; PostgreSQL as configured)."""
 
@@ -59,6 +60,28 @@ idempotency_table = Table(
     Column("fingerprint", String, nullable=False),
     Column("result", LargeBinary, nullable=False),
     Column("position", Position, nullable=False),
+)
+# API keys (api/keys.py): only a hash of each key is stored.
+api_keys_table = Table(
+    "api_keys",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("scopes", String, nullable=False),  # comma-separated
+    Column("projects", String, nullable=True),  # comma-separated; NULL: every project
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    # "opentera-device:<id>" or "opentera-participant:<id>"; NULL: bound to no one. Added
+    # after the first keys were made (persistence/migrations.py, step 6).
+    Column("binding", String, nullable=True),
+)
+# The migration steps applied to this database (persistence/migrations.py).
+schema_migrations_table = Table(
+    "schema_migrations",
+    metadata,
+    Column("step", Integer, primary_key=True, autoincrement=False),
+    Column("name", String, nullable=False),
+    Column("applied_at", Float, nullable=False),
 )
 
 SQLITE_GUARDS = (

@@ -32,14 +32,8 @@ from persistence.chain import chain_hash as chain_hash
 from persistence.chain import chain_rows
 from persistence.chain import encode_payload as encode_payload
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
-from persistence.schema import (
-    POSTGRES_GUARDS,
-    SQLITE_GUARDS,
-    idempotency_table,
-    make_engine,
-    metadata,
-    sqlite_path,
-)
+from persistence.migrations import migrate
+from persistence.schema import idempotency_table, make_engine, sqlite_path
 from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
 
@@ -87,12 +81,8 @@ class EventStore:
         self.tree = LogTree(self.read_engine, self._mark)
 
     def create_schema(self) -> None:
-        with self.write_engine.begin() as conn:
-            metadata.create_all(conn)
-            # Logs made before position_at became a binary search carry an index on the time.
-            conn.exec_driver_sql("DROP INDEX IF EXISTS events_recorded_at")
-            for ddl in SQLITE_GUARDS if self.is_sqlite else POSTGRES_GUARDS:
-                conn.exec_driver_sql(ddl)
+        """Bring the schema up to this code's (persistence/migrations.py), then the tree."""
+        migrate(self.write_engine)
         self.catch_up_tree()
 
     def catch_up_tree(self) -> None:

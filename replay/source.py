@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 
 from persistence.blobs import BlobStore
+from persistence.migrations import pending
 from persistence.schema import make_engine, sqlite_path
 from persistence.settings import Settings
 from persistence.store import EventStore
@@ -64,6 +65,11 @@ def open_store(settings: Settings) -> EventStore:
         store.read_engine.dispose()
         store.read_engine = readonly_engine(settings.database_url)
         store.tree = LogTree(store.read_engine, "?")  # the tree's reads too (qmark: SQLite)
+    try:
+        pending(store.read_engine)  # a schema newer than this code's is not read (SettingsError)
+    except BaseException:
+        store.dispose()
+        raise
     return store
 
 
