@@ -14,9 +14,8 @@ events it appended), so the log must hold exactly those events for it, at those 
 
 from __future__ import annotations
 
-import itertools
 import os
-import random
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from persistence.store import EventStore
 from projections.runner import ProjectionRunner
 from tests.conftest import PG_BINDIR, ROOT, ledger_env, make_key, start_server
 from tests.pg import PgCluster
+from tests.scale_clients import CLIENTS, Client, Tally, plan
 from tests.test_projection_exactly_once import assert_views_match_rebuild, rebuilt_from_zero
 from tests.workers import (
     cmdline,
@@ -51,181 +51,7 @@ pytestmark = [
     pytest.mark.skipif(PG_BINDIR is None, reason="no PostgreSQL server binaries"),
 ]
 
-CLIENTS = 32
-GROUPS = 8  # clients c, c + 8, c + 16 and c + 24 share the sessions of group c % 8
-SESSIONS_PER_GROUP = 12
-REQUESTS = 56  # per client; a batch request carries 3 to 8 commands
-DROP_SHARE = 0.08  # requests first sent with a read timeout too short for their answer
-RESEND_SHARE = 0.05  # acknowledged commands sent once more, to another process
-ATTEMPTS = 40
-PAUSE = 0.3  # s before some resends of a dropped try
-TINY = httpx.Timeout(30.0, read=0.001)
-PATIENT = httpx.Timeout(60.0)  # two cores shared with the rest of a run: slow is not wrong
-SINGLE = ("keepalive", "hide", "status")
-SINGLE_WEIGHTS = (6, 2, 2)
-NDJSON = "application/x-ndjson"
-CONFLICT = "concurrency-conflict"
-MARKED = ("Started", "KeptAlive", "Hidden", "StatusChanged", "Stopped")
-
-Line = dict[str, Any]  # one command, as a line of a batch
-
-
-@dataclass
-class Tally:
-    """What the clients saw, shared between their threads."""
-
-    final: dict[str, tuple[int, Any]] = field(default_factory=dict)  # key: status, answer
-    server_errors: list[str] = field(default_factory=list)
-    unequal_resends: list[str] = field(default_factory=list)
-    retried_at: dict[str, float] = field(default_factory=dict)  # a dropped try's key: when resent
-    seen: Counter[str] = field(default_factory=Counter)  # drops, retries, resends
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def note(self, what: str) -> None:
-        with self.lock:
-            self.seen[what] += 1
-
-
-def command(kind: str, sid: str, key: str, rng: random.Random) -> Line:
-    """A command whose event will carry its own key (`path`, `reason` or `build`)."""
-    line: Line = {"command": kind, "session_id": sid, "idempotency_key": key}
-    if kind == "start":
-        line.update(build=key, project=f"p{rng.randrange(3)}")
-    elif kind in ("keepalive", "hide"):
-        line.update(path=f"/{key}")
-        if kind == "keepalive":
-            line.update(visible=rng.random() < 0.8)
-    else:  # status, stop: a reason, which the log keeps sealed (personal)
-        line.update(reason=key)
-        if kind == "status":
-            line.update(status=rng.choice(("passed", "failed")))
-    return line
-
-
-def plan(client: int) -> list[list[Line]]:
-    """A client's requests, each a list of commands (one: its own route; more: a batch).
-    It starts its share of its group's sessions and one more of them (whose second start is
-    refused), then works on all of the group's sessions, and stops two of them last."""
-    rng = random.Random(client)
-    sessions = [f"g{client % GROUPS}-s{i:02d}" for i in range(SESSIONS_PER_GROUP)]
-    numbers = itertools.count()
-
-    def make(kind: str, sid: str) -> Line:
-        return command(kind, sid, f"c{client:02d}-{next(numbers):04d}", rng)
-
-    out = [[make("start", s)] for s in sessions[client // GROUPS :: CLIENTS // GROUPS]]
-    out.append([make("start", rng.choice(sessions))])
-    while len(out) < REQUESTS - 2:
-        if rng.random() < 0.12:
-            out.append(
-                [make(rng.choice(SINGLE), rng.choice(sessions)) for _ in range(rng.randint(3, 8))]
-            )
-        else:
-            out.append([make(rng.choices(SINGLE, SINGLE_WEIGHTS)[0], rng.choice(sessions))])
-    out += [[make("stop", rng.choice(sessions))] for _ in range(2)]
-    return out
-
-
-def request_of(lines: list[Line]) -> tuple[str, dict[str, Any]]:
-    """The route and body of a request: one command on its own route, more as a batch."""
-    if len(lines) > 1:
-        body = b"\n".join(orjson.dumps(line) for line in lines)
-        return "events:batch", {"content": body, "headers": {"Content-Type": NDJSON}}
-    line = dict(lines[0])
-    kind, sid, key = line.pop("command"), line.pop("session_id"), line.pop("idempotency_key")
-    headers = {"Idempotency-Key": key}
-    if kind == "start":
-        return "sessions", {"json": {"id": sid, **line}, "headers": headers}
-    return f"sessions/{sid}/{kind}", {"json": line, "headers": headers}
-
-
-def retryable(r: httpx.Response) -> bool:
-    """A refusal that asks for the same request again: 503, or a 409 that is a write conflict
-    (a 409 the session's rules gave, such as a stopped session, is the final answer)."""
-    if r.status_code not in (200, 409, 503):
-        return False
-    body = r.json()
-    refusals = body.get("rejected", []) if r.status_code == 200 else [body]
-    return r.status_code == 503 or any(
-        x.get("status") == 503 or str(x.get("type", x.get("code"))).endswith(CONFLICT)
-        for x in refusals
-    )
-
-
-class Client:
-    """One client thread: sends its plan to the API processes in turn, every command with
-    its own key, and keeps every final answer in the tally."""
-
-    def __init__(self, number: int, urls: list[str], key: str, tally: Tally) -> None:
-        self.number, self.urls, self.tally = number, urls, tally
-        self.rng = random.Random(1000 + number)
-        self.http = httpx.Client(headers={"Authorization": f"Bearer {key}"})
-
-    def run(self) -> None:
-        try:
-            for i, lines in enumerate(plan(self.number)):
-                r = self.exchange(lines, self.number + i, tiny=self.rng.random() < DROP_SHARE)
-                if r is not None:
-                    self.keep(lines, r)
-                again = self.rng.random() < RESEND_SHARE
-                if r is not None and len(lines) == 1 and r.is_success and again:
-                    self.resend(lines, self.number + i + 1, r)
-        finally:
-            self.http.close()
-
-    def exchange(self, lines: list[Line], first: int, tiny: bool) -> httpx.Response | None:
-        """Send one request until it has a final answer: after a dropped connection, a write
-        conflict or a 503, again with the same keys to the next process."""
-        for attempt in range(ATTEMPTS):
-            url = self.urls[(first + attempt) % len(self.urls)]
-            drop = tiny and attempt == 0
-            if tiny and attempt == 1:
-                # Half the drops are resent at once (the two tries race on two processes), half
-                # after a pause (the dropped try is applied first, the resend gets its answer).
-                time.sleep(self.rng.choice((0.0, PAUSE)))
-                with self.tally.lock:
-                    self.tally.retried_at.update((x["idempotency_key"], time.time()) for x in lines)
-            route, request = request_of(lines)
-            try:
-                r = self.http.post(
-                    f"{url}/v1/{route}", **request, timeout=TINY if drop else PATIENT
-                )
-            except httpx.TransportError as err:  # a timeout included: the connection is closed
-                self.tally.note("dropped on purpose" if drop else f"failed: {type(err).__name__}")
-                continue
-            if r.status_code >= 500 and r.status_code != 503:
-                with self.tally.lock:
-                    self.tally.server_errors.append(f"{r.status_code} from {url}: {r.text}")
-                return None
-            if not retryable(r):
-                return r
-            self.tally.note(f"retried after {r.status_code}")
-            time.sleep(0.01 * attempt)
-        with self.tally.lock:
-            self.tally.server_errors.append(f"no final answer after {ATTEMPTS} tries: {lines}")
-        return None
-
-    def resend(self, lines: list[Line], first: int, answered: httpx.Response) -> None:
-        """An acknowledged command again, with its key: the same answer, nothing appended."""
-        again = self.exchange(lines, first, tiny=False)
-        self.tally.note("resent after its answer")
-        said = (answered.status_code, answered.json())
-        if again is None or (again.status_code, again.json()) != said:
-            seen = "nothing" if again is None else f"{again.status_code} {again.text}"
-            with self.tally.lock:
-                self.tally.unequal_resends.append(f"{lines[0]}: {said}, then {seen}")
-
-    def keep(self, lines: list[Line], r: httpx.Response) -> None:
-        answer = r.json()
-        with self.tally.lock:
-            if len(lines) == 1 or r.status_code != 200:
-                for line in lines:
-                    self.tally.final[line["idempotency_key"]] = (r.status_code, answer)
-                return
-            refused = {x["line"]: x for x in answer["rejected"]}
-            for n, line in enumerate(lines, 1):
-                x = refused.get(n)
-                self.tally.final[line["idempotency_key"]] = (x["status"], x) if x else (200, None)
+MARKED = ("Started", "KeptAlive", "Hidden", "StatusChanged", "Stopped")  # events that carry a key
 
 
 @dataclass
@@ -245,14 +71,8 @@ class Cluster:
             self.env, logs / "serve-2.log", "--workers", "2", probe="/readyz", wait=60
         )
         self.servers.append(proc)
-        deadline = time.monotonic() + 20  # /readyz may answer before the second one is up
-        while (
-            below := [cmdline(p) for p in descendants(proc.pid)]
-        ) and time.monotonic() < deadline:
-            if sum("spawn_main" in c for c in below) == 2:  # uvicorn's API processes
-                break
-            time.sleep(0.1)
-        assert sum("spawn_main" in c for c in below) == 2, below
+        below = processes_below(proc.pid)
+        assert sum("spawn_main" in c for c in below) == 2, below  # uvicorn's API processes
         assert sum("api.cli project" in c for c in below) == 1, below
         for n in range(2):
             proc, url = start_server(self.env, logs / f"serve-{n}.log", "--worker", "external")
@@ -267,6 +87,17 @@ class Cluster:
             if p.poll() is None:
                 p.terminate()
                 p.wait(timeout=30)
+
+
+def processes_below(pid: int) -> list[str]:
+    """The command lines below `ledger serve --workers 2` once both API processes are up
+    (its /readyz may answer before the second one is)."""
+    deadline = time.monotonic() + 20
+    while True:
+        below = [cmdline(p) for p in descendants(pid)]
+        if sum("spawn_main" in c for c in below) == 2 or time.monotonic() > deadline:
+            return below
+        time.sleep(0.1)
 
 
 def kill_the_leader_midway(
@@ -309,6 +140,26 @@ def run_clients(cluster: Cluster, key: str, tally: Tally, logs: Path) -> dict[st
     assert "error" not in kill and "hand-over s" in kill, kill
     assert kill["answered at the kill"] < total, "the kill came after the last command"
     return kill
+
+
+def answers_by_process(urls: list[str], key: str) -> dict[str, Counter[str]]:
+    """The POST answers of each API process by status, from its own `/metrics` (which count
+    the answers to dropped tries too). A new connection to the port of `--workers 2` reaches
+    either of its processes: it is asked until both have answered."""
+    out: dict[str, Counter[str]] = {}
+    for url in [*dict.fromkeys(urls)] + [urls[0]] * 60:
+        if len(out) == 4:
+            break
+        page = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {key}"}).text
+        started = re.search(r"^process_start_time_seconds (\S+)$", page, re.M)
+        assert started is not None, page
+        posts = re.findall(
+            r'^ledger_http_requests_total{.*method="POST",status="(\d+)"} (\d+)$', page, re.M
+        )
+        by_status = out[f"{url} {started[1]}"] = Counter()
+        for status, n in posts:  # summed over the routes
+            by_status[status] += int(n)
+    return out
 
 
 def effects(store: EventStore) -> tuple[dict[int, tuple[str, float]], list[str]]:
@@ -356,10 +207,8 @@ def check_exactly_once(
     assert set(rows) <= set(tally.final), sorted(set(rows) - set(tally.final))[:5]
     for key, result in rows.items():
         last, n = result["position"], result["appended"]
-        assert [at.get(p, ("",))[0] for p in range(last - n + 1, last + 1)] == [key] * n, (
-            key,
-            result,
-        )
+        carriers = [at.get(p, ("",))[0] for p in range(last - n + 1, last + 1)]
+        assert carriers == [key] * n, (key, result)
     # With the ranges above (each event carries one key), every event is one record's.
     assert sum(r["appended"] for r in rows.values()) == len(at)
     figures: Counter[str] = Counter()
@@ -411,9 +260,13 @@ def test_four_api_processes_and_a_killed_leader_keep_every_command_exactly_once(
         kill = run_clients(cluster, key, tally, tmp_path)
         load = time.monotonic() - load
         views = wait_for_views(store, url)
+        answers = answers_by_process(cluster.api_urls, key)
     finally:
         cluster.stop()
     assert not tally.server_errors, tally.server_errors[:5]
+    assert len(answers) == 4 and all(sum(a.values()) > 100 for a in answers.values()), answers
+    failed = {p: a for p, a in answers.items() if any(s[0] == "5" and s != "503" for s in a)}
+    assert not failed, failed
     at, orphans = effects(store)
     figures = check_exactly_once(at, orphans, remembered_keys(url), tally)
     resent = tally.unequal_resends
@@ -433,4 +286,5 @@ def test_four_api_processes_and_a_killed_leader_keep_every_command_exactly_once(
     store.dispose()
     whole = time.monotonic() - began
     print(f"\nscale-out proof: {len(at)} events, {dict(figures)}, {dict(tally.seen)}, kill: {kill}")
+    print(f"POST answers by process: {answers}")
     print(f"load {load:.1f} s, whole test {whole:.1f} s")
