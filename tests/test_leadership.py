@@ -32,8 +32,8 @@ from tests.test_projection_exactly_once import (
     append_while_running,
     assert_views_match_rebuild,
     rebuilt_from_zero,
-    start_project_process,
 )
+from tests.workers import start_project_process, wait_for_leader
 
 
 def test_one_worker_leads_and_a_follower_takes_over_a_silent_lease(tmp_path: Path) -> None:
@@ -63,25 +63,6 @@ def test_one_worker_leads_and_a_follower_takes_over_a_silent_lease(tmp_path: Pat
     engine.dispose()
 
 
-def _leader_pid(url: str) -> int | None:
-    engine = make_engine(url)
-    try:
-        lease = leadership.current(engine)
-    finally:
-        engine.dispose()
-    return None if lease is None else int(lease.holder.rsplit(":", 1)[1])
-
-
-def _wait_for_leader(url: str, other_than: int | None, within: float) -> int:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        pid = _leader_pid(url)
-        if pid is not None and pid != other_than:
-            return pid
-        time.sleep(0.1)
-    raise AssertionError(f"no worker other than {other_than} leads after {within} s")
-
-
 @pytest.mark.skipif(PG_BINDIR is None, reason="no PostgreSQL server binaries")
 def test_killing_the_leading_worker_hands_over_without_losing_or_repeating(
     pg: PgCluster, tmp_path: Path
@@ -90,7 +71,7 @@ def test_killing_the_leading_worker_hands_over_without_losing_or_repeating(
     box = bootstrap(Settings(database_url=url), clock=FakeClock())
     procs = [start_project_process(url, tmp_path / f"worker{i}.log") for i in range(3)]
     try:
-        first = _wait_for_leader(url, None, within=30)
+        first = wait_for_leader(url, None, within=30)
         assert first in {p.pid for p in procs}
         with TestClient(create_app(container=box)) as probes:
             assert probes.get("/readyz").json()["leader"]["worker"].endswith(f":{first}")
@@ -101,7 +82,7 @@ def test_killing_the_leading_worker_hands_over_without_losing_or_repeating(
         time.sleep(0.3)  # mid-ingest
         os.kill(first, signal.SIGKILL)
         # The lease is four seconds, looked at every second: well inside ten.
-        second = _wait_for_leader(url, first, within=10)
+        second = wait_for_leader(url, first, within=10)
         assert second in {p.pid for p in procs}
         ingest.join(timeout=120)
         head = heads[0]

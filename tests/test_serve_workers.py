@@ -18,31 +18,7 @@ import pytest
 
 from tests.conftest import PG_BINDIR, ROOT, ledger_env, start_server
 from tests.pg import PgCluster
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below `pid` (from /proc: children's parent ids)."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        found += kids
-        todo += kids
-    return found
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+from tests.workers import cmdline, descendants
 
 
 def serve_workers(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -170,7 +170,9 @@ def oracle(states: list[dict[str, Any]]) -> dict[str, Any]:
                 "duration": {
                     "count": len(durations),
                     "sum": round(sum(durations), 6),
-                    "mean": round(sum(durations) / len(durations), 6) if durations else None,
+                    "mean": round(round(sum(durations), 6) / len(durations), 6)
+                    if durations
+                    else None,
                     "max": durations[-1] if durations else None,
                     "p50": qs.percentile(
                         hist, len(durations), 0.5, durations[-1] if durations else None
@@ -358,7 +360,9 @@ def oracle_stats(
                 "duration": {
                     "count": len(durations),
                     "sum": round(sum(durations), 6),
-                    "mean": round(sum(durations) / len(durations), 6) if durations else None,
+                    "mean": round(round(sum(durations), 6) / len(durations), 6)
+                    if durations
+                    else None,
                     "max": top,
                     "p50": qs.percentile(hist, len(durations), 0.5, top),
                     "p95": qs.percentile(hist, len(durations), 0.95, top),
