@@ -1,4 +1,6 @@
-"""A throwaway PostgreSQL cluster on loopback for tests: initdb, start, fresh databases, stop.
+"""A throwaway PostgreSQL cluster on loopback for the tests and the benchmark: initdb, start,
+fresh databases, stop. Here, not in tests/, because the benchmark runs one too (tests/pg.py
+re-exports it for the tests).
 
 Uses the server binaries of the machine (Debian puts them in /usr/lib/postgresql/<v>/bin).
 PostgreSQL refuses to run as root, so as root every server command runs as the `postgres`
@@ -35,11 +37,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class PgCluster:
-    """One server process; `create_database()` hands out fresh, empty databases."""
+# The tests' server: durability off keeps startup and every commit fast.
+TEST_OPTIONS = (
+    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+)
 
-    def __init__(self, bindir: Path) -> None:
+
+class PgCluster:
+    """One server process; `create_database()` hands out fresh, empty databases. `durable`
+    starts it with PostgreSQL's own defaults (fsync and synchronous commit on, as an
+    operator would run it: the benchmark), else with TEST_OPTIONS."""
+
+    def __init__(self, bindir: Path, durable: bool = False) -> None:
         self.bindir = bindir
+        self.durable = durable
         self.as_root = os.geteuid() == 0
         self.tmp = Path(tempfile.mkdtemp(prefix="ledger-pg-"))
         self.data = self.tmp / "data"
@@ -60,11 +71,9 @@ class PgCluster:
         initdb = ["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust"]
         # C locale: always available, and text sorts like SQLite's binary collation.
         self._run(*initdb, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
-        # A test server: durability off keeps startup and every commit fast.
-        opts = (
-            f"-p {self.port} -h 127.0.0.1 -k {self.tmp} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        opts = f"-p {self.port} -h 127.0.0.1 -k {self.tmp}"
+        if not self.durable:
+            opts += " " + TEST_OPTIONS
         log = self.tmp / "server.log"
         ctl = ["pg_ctl", "start", "-w", "-t", "30", "-D", str(self.data)]
         try:
@@ -77,15 +86,29 @@ class PgCluster:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
+    def dsn(self, database: str = "postgres") -> str:
+        """The libpq connection string of `database` (psycopg, without SQLAlchemy)."""
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={database}"
+
     def create_database(self, prefix: str = "t") -> str:
         """A new empty database; returns its SQLAlchemy URL."""
         import psycopg
 
         name = f"{prefix}{next(self._names)}"
-        dsn = f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres"
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def show(self, *names: str) -> dict[str, str]:
+        """The running server's values of the settings `names` (SHOW), to report them."""
+        import psycopg
+
+        out: dict[str, str] = {}
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            for n in names:  # names of the caller's code, never a user's
+                row = conn.execute(f"SHOW {n}").fetchone()
+                out[n] = "" if row is None else str(row[0])
+        return out
 
     def stop(self) -> None:
         try:
