@@ -7,8 +7,9 @@ cluster of its own on loopback (bench.pgcluster) with PostgreSQL's default setti
 2. bulk ingest through POST /v1/events:batch against raw psycopg COPY of as many rows into a
    table shaped like `events` (before and after);
 3. the projection catch-up of a `ledger project` started on a backlog (the activity log,
-   copied in by `ledger replay copy --no-views`) with empty views, against raw SELECT +
-   orjson of the same table (before and after).
+   copied in by `ledger replay copy --no-views`) with empty views, then a `ledger replay
+   rebuild` of the same views, each against raw SELECT + orjson of the same table (before
+   and after).
 
 Without PostgreSQL server binaries the part says so and adds no figure."""
 
@@ -158,36 +159,54 @@ def _bulk(cluster: PgCluster, cfg: dict[str, Any], figs: Figures, work: Path) ->
 
 
 def _catch_up(cluster: PgCluster, cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]:
+    """`ledger project` on the backlog with empty views, then `ledger replay rebuild` of the
+    same views, each between two raw scans (three in all, the middle one shared)."""
     n = cfg["log_events"]
     say(f"  catch-up: `ledger project` on a backlog of {n:,} events, views empty")
     url, dsn = _database(cluster, "backlog")
     head = _copy_backlog(seed.activity_log(n, log=say), url, dsn, work)
 
-    def raw() -> dict[str, Any]:
+    def raw() -> float:
         r = measure_raw_select_pg(dsn, "orjson", duration_s=cfg["select_s"])
         say(f"  raw SELECT + orjson (psycopg, server-side cursor): {r['rate']:,.0f} rows/s")
-        return r
+        return float(r["rate"])
 
-    before = raw()
+    scans = [raw()]
     run = _project_until(url, dsn, head, work)
     eps = head / run["wall_s"]
     say(
         f"  ledger project: {head:,} events in {run['wall_s']:.1f}s = {eps:,.0f} events/s"
         f" (first batch committed {run['first_s']:.1f}s after the start)"
     )
-    after = raw()
-    base = (before["rate"] + after["rate"]) / 2
-    figs.add(
-        "pg_catch_up_vs_select",
-        eps,
-        "ev/s",
-        base,
-        "SELECT+orjson rows/s, mean of before and after",
-        0.3,
-        detail=f"{head:,} events, from the process's start; SELECT+orjson before "
-        f"{before['rate']:,.0f}, after {after['rate']:,.0f} rows/s",
-    )
-    return {"events": head, "eps": eps, **run, "select": {"before": before, "after": after}}
+    scans.append(raw())
+    rebuild_s = _rebuild(url, work)
+    say(f"  ledger replay rebuild: {rebuild_s:.1f}s = {head / rebuild_s:,.0f} events/s")
+    scans.append(raw())
+    for name, rate, pair, what in (
+        ("pg_catch_up_vs_select", eps, scans[:2], "ledger project from its start"),
+        ("pg_rebuild_vs_select", head / rebuild_s, scans[1:], "whole ledger replay rebuild run"),
+    ):
+        figs.add(
+            name,
+            rate,
+            "ev/s",
+            sum(pair) / 2,
+            "SELECT+orjson rows/s, mean of before and after",
+            0.3,
+            detail=f"{head:,} events, {what}; SELECT+orjson before {pair[0]:,.0f}, after "
+            f"{pair[1]:,.0f} rows/s",
+        )
+    return {"events": head, "eps": eps, **run, "rebuild_s": rebuild_s, "select": scans}
+
+
+def _rebuild(url: str, work: Path) -> float:
+    """The seconds of a whole `ledger replay rebuild` run on `url` (views swapped in)."""
+    t0 = time.perf_counter()
+    cmd = ledger_cli("replay", "rebuild", "--quiet")
+    out = subprocess.run(cmd, cwd=ROOT, env=_env(url, work), capture_output=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"ledger replay rebuild failed:\n{out.stderr[-3000:]!r}")
+    return time.perf_counter() - t0
 
 
 def _env(url: str, work: Path, **more: str) -> dict[str, str]:
