@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bench.figures import say
 from bench.procs import ROOT, free_port, http_probe, stop
 
 
@@ -142,7 +143,12 @@ def ledger_server(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(log_path.read_text()[-3000:])
             time.sleep(0.1)
+        _settle(server, deadline)
         yield server
+    except BaseException:
+        log.flush()
+        say(f"  the server's log ends:\n{log_path.read_text()[-3000:]}")
+        raise
     finally:
         below = server.descendants() if proc.poll() is None else []
         stop(proc, 30)
@@ -150,6 +156,21 @@ def ledger_server(
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def _settle(server: Server, deadline: float) -> None:
+    """Until a keyed read has answered three times running, each on a new connection: with
+    `--workers N` the probe may have reached one API process while another still starts."""
+    answered = 0
+    while answered < 3:
+        try:
+            server.position()
+            answered += 1
+        except (OSError, http.client.HTTPException):
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            answered = 0
+            time.sleep(0.2)
 
 
 def _new_key(env: dict[str, str]) -> str:
