@@ -1,5 +1,6 @@
-"""The eventsourcing-library baseline: events/s of `eventsourcing`'s Application on SQLite
-with one `save` per event, the "just use the library" alternative the ledger must beat."""
+"""The eventsourcing-library baseline: events/s of `eventsourcing`'s Application with one
+`save` per event, on SQLite or on the library's PostgreSQL recorder: the "just use the
+library" alternative the ledger must beat."""
 
 from __future__ import annotations
 
@@ -27,13 +28,32 @@ class BenchSession(Aggregate):
         self.keepalives += 1
 
 
+def postgres_env(host: str, port: int, dbname: str, user: str) -> dict[str, str]:
+    """The library's settings for its PostgreSQL recorder (`eventsourcing.postgres`)."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_HOST": host,
+        "POSTGRES_PORT": str(port),
+        "POSTGRES_DBNAME": dbname,
+        "POSTGRES_USER": user,
+        "POSTGRES_PASSWORD": "",  # the bench's cluster trusts loopback
+    }
+
+
 def measure_eventsourcing_lib(
-    n_events: int = 20_000, *, max_duration_s: float = 20.0, db_dir: str | None = None
+    n_events: int = 20_000,
+    *,
+    max_duration_s: float = 20.0,
+    db_dir: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """One `keep_alive` + `app.save(agg)` per event, up to `n_events` or `max_duration_s`."""
+    """One `keep_alive` + `app.save(agg)` per event, up to `n_events` or `max_duration_s`,
+    on the library's persistence `env` (`postgres_env`), by default SQLite in a temporary
+    directory."""
     with tempfile.TemporaryDirectory(dir=db_dir, prefix="bench-es-") as d:
         app = Application(
-            env={
+            env=env
+            or {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": str(Path(d) / "es.db"),
             }

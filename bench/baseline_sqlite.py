@@ -121,17 +121,17 @@ def _recompute_chain(fetch: Fetch, chunk: int, deadline: float) -> tuple[int, in
     return rows, mismatches
 
 
-_SCANS = {"fetch": _fetch_only, "orjson": _decode_payloads, "sha256": _recompute_chain}
+SCANS = {"fetch": _fetch_only, "orjson": _decode_payloads, "sha256": _recompute_chain}
 
 
 def _scan_once(db_path: str | Path, mode: str, chunk: int, deadline: float) -> dict[str, Any]:
-    if mode not in _SCANS:
+    if mode not in SCANS:
         raise ValueError(f"unknown scan mode {mode!r}")
     conn: sqlite3.Connection = connect_ro(db_path)
     try:
         t0 = time.perf_counter()
         cur = conn.execute(SELECT_SQL)
-        rows, mismatches = _SCANS[mode](cur.fetchmany, chunk, deadline)
+        rows, mismatches = SCANS[mode](cur.fetchmany, chunk, deadline)
         secs = time.perf_counter() - t0
     finally:
         conn.close()
@@ -154,6 +154,12 @@ def measure_raw_select(
         passes.append(_scan_once(db_path, mode, chunk, t_end))
         if time.perf_counter() >= t_end:
             break
+    return summarize_passes(passes, mode)
+
+
+def summarize_passes(passes: list[dict[str, Any]], mode: str) -> dict[str, Any]:
+    """A timed scan's passes (rows, seconds, mismatches each) as `measure_raw_select`
+    returns them."""
     rates = [p["rows"] / p["seconds"] for p in passes if p["seconds"] > 0]
     return {
         "rate": statistics.median(rates) if rates else 0.0,

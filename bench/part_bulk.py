@@ -58,7 +58,7 @@ def bench_bulk(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]
     db = work / "bulk.db"
     with ledger_server(work, db) as srv:
         p0 = srv.position()
-        wall = _post_all(srv, bodies)
+        wall = post_all(srv, bodies)
         rise = srv.position() - p0
     payload_avg = float(scalar(db, "SELECT avg(length(payload)) FROM events") or 0)
     eps = rise / wall
@@ -83,7 +83,7 @@ def bench_bulk(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]
     return res
 
 
-def _post_all(srv: Server, bodies: list[bytes]) -> float:
+def post_all(srv: Server, bodies: list[bytes]) -> float:
     """Post every body, the first alone and the rest from two threads; the wall time."""
     todo = list(reversed(bodies))
     lock = threading.Lock()

@@ -24,17 +24,16 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
     res: dict[str, Any] = {}
     # The library's rate brackets the HTTP runs (before and after, mean used), as the no-op
     # brackets the keepalive run: this machine's speed drifts within a minute.
-    es_before = _library(cfg)
+    es_before = measure_library(cfg)
     with ledger_server(work, work / "keepalive.db") as srv:
-        _start_sessions(srv, n)
-        runs = _noop_keepalive_noop(srv, cfg, n, secs)
+        start_sessions(srv, n)
+        runs = noop_keepalive_noop(srv, cfg, n, secs)
         say(
             "  the views had caught up "
             f"{runs['keepalive']['views_behind_s']:.1f} s after the keepalive load stopped"
         )
         ka = runs["keepalive"]
-        acked = ka["requests"] - int(ka.get("error_detail", {}).get("status", 0))
-        durable = min(ka["rise"], acked) / ka["wall_s"]
+        acked, durable = durable_rate(ka)
         noop = (runs["noop1"]["rps"] + runs["noop2"]["rps"]) / 2
         res.update(runs=runs, durable_eps=durable, noop_rps=noop, acked=acked)
     # The ceiling of any endpoint on this machine: the same uvicorn serving a bare ASGI
@@ -42,7 +41,7 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
     raw = measure_noop_http(secs, CONNECTIONS, warmup_s=cfg["warmup_s"], app="bench.noop_app:raw")
     say(f"  raw ASGI no-op (uvicorn, no framework, separate process) {raw['rps']:,.0f} req/s")
     res["raw_asgi_rps"] = raw["rps"]
-    es_after = _library(cfg)
+    es_after = measure_library(cfg)
     es = {
         "rate": (es_before["rate"] + es_after["rate"]) / 2,
         "before": es_before,
@@ -53,14 +52,23 @@ def bench_keepalive(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str,
     return res
 
 
-def _library(cfg: dict[str, Any]) -> dict[str, Any]:
-    say("  eventsourcing library, one save per event ...")
-    r = measure_eventsourcing_lib(cfg["es_events"], max_duration_s=cfg["es_s"])
+def measure_library(cfg: dict[str, Any], env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The eventsourcing library's rate, on SQLite or on the persistence `env` it is given."""
+    where = (env or {}).get("PERSISTENCE_MODULE", "eventsourcing.sqlite")
+    say(f"  eventsourcing library ({where}), one save per event ...")
+    r = measure_eventsourcing_lib(cfg["es_events"], max_duration_s=cfg["es_s"], env=env)
     say(f"  eventsourcing lib {r['rate']:,.0f} events/s ({r['events']} events)")
     return r
 
 
-def _start_sessions(srv: Server, n: int) -> None:
+def durable_rate(ka: dict[str, Any]) -> tuple[int, float]:
+    """A keepalive run's acknowledged requests, and its events/s that were both acknowledged
+    and in the log (the log's rise over the run, capped at the acknowledged)."""
+    acked = ka["requests"] - int(ka.get("error_detail", {}).get("status", 0))
+    return acked, min(ka["rise"], acked) / ka["wall_s"]
+
+
+def start_sessions(srv: Server, n: int) -> None:
     """Sessions s-0 .. s-(n-1), started in batches of 5000, for the keepalives to land on."""
     c = srv.conn()
     for i in range(0, n, 5000):
@@ -72,7 +80,7 @@ def _start_sessions(srv: Server, n: int) -> None:
     c.close()
 
 
-def _noop_keepalive_noop(
+def noop_keepalive_noop(
     srv: Server, cfg: dict[str, Any], n: int, secs: float
 ) -> dict[str, dict[str, Any]]:
     """Warm-ups, then the no-op, the keepalives and the no-op again, each on caught-up views;

@@ -13,7 +13,11 @@ its baseline measured in the same run (bench.baselines), with the ratio and the 
    (bench.part_queries);
 6. the transparency log over the activity log of 3 and 4: inclusion and consistency proof
    latency over HTTP beside the same server's no-op, and the tree part of a verify pass vs
-   raw sha256 of the same leaf bytes (bench.part_log).
+   raw sha256 of the same leaf bytes (bench.part_log);
+7. the PostgreSQL scale-out, `ledger serve --workers 2` on a throwaway loopback cluster:
+   keepalive ingest vs the eventsourcing library's PostgreSQL recorder, bulk ingest vs raw
+   psycopg COPY, and `ledger project`'s catch-up of a backlog vs raw SELECT + orjson
+   (bench.part_pg; skipped without PostgreSQL server binaries).
 
 Latency and RSS figures have absolute limits: their "baseline" column is the limit and the
 ratio is value / limit. Seeds are cached in bench/out/ (bench.seed). This module owns the
@@ -36,6 +40,7 @@ from bench.load import default_tool
 from bench.part_bulk import bench_bulk
 from bench.part_keepalive import bench_keepalive
 from bench.part_log import bench_log
+from bench.part_pg import bench_pg
 from bench.part_queries import bench_queries
 from bench.part_replay import bench_replay, child_rebuild
 
@@ -79,6 +84,7 @@ PARTS = {
     "replay": bench_replay,
     "queries": bench_queries,
     "log": bench_log,
+    "pg": bench_pg,
 }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from bench.figures import say
 from bench.procs import ROOT, free_port, http_probe, stop
 
 
@@ -71,6 +72,16 @@ class Server:
         kids = _children(self.proc.pid)
         return kids[0] if kids else None
 
+    def descendants(self) -> list[int]:
+        """Every process below the server's (`--workers N`: the API processes and the
+        projection worker)."""
+        found, todo = [], [self.proc.pid]
+        while todo:
+            kids = _children(todo.pop())
+            found += kids
+            todo += kids
+        return found
+
 
 def get_ok(c: http.client.HTTPConnection, path: str) -> tuple[http.client.HTTPResponse, bytes]:
     """GET `path` on `c`: the response and its body, or RuntimeError unless it is a 200."""
@@ -105,21 +116,25 @@ def proc_mem_mb(pid: int) -> dict[str, float]:
 
 @contextlib.contextmanager
 def ledger_server(
-    workdir: Path, db: Path, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    db: Path | str,
+    extra_env: dict[str, str] | None = None,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    env = dict(
-        os.environ,
-        LEDGER_DATABASE_URL=f"sqlite:///{db}",
-        LEDGER_BLOB_DIR=str(workdir / "blobs"),
-        PYTHONPATH=str(ROOT),
-        LEDGER_BENCH_NOOP="1",  # the framework baseline route, served only when asked
+    """`ledger serve SERVE_ARGS` on `db`: an SQLite file, or a database URL (PostgreSQL)."""
+    env = {
+        **os.environ,
+        "LEDGER_DATABASE_URL": db if isinstance(db, str) else f"sqlite:///{db}",
+        "LEDGER_BLOB_DIR": str(workdir / "blobs"),
+        "PYTHONPATH": str(ROOT),
+        "LEDGER_BENCH_NOOP": "1",  # the framework baseline route, served only when asked
         **(extra_env or {}),
-    )
+    }
     key = _new_key(env)
     port = free_port()
     log_path = workdir / f"server-{port}.log"
     log = log_path.open("wb")
-    cmd = ledger_cli("serve", "--port", str(port), "--log-level", "warning")
+    cmd = ledger_cli("serve", "--port", str(port), "--log-level", "warning", *serve_args)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(proc, f"http://127.0.0.1:{port}", port, key)
     try:
@@ -128,14 +143,34 @@ def ledger_server(
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(log_path.read_text()[-3000:])
             time.sleep(0.1)
+        _settle(server, deadline)
         yield server
+    except BaseException:
+        log.flush()
+        say(f"  the server's log ends:\n{log_path.read_text()[-3000:]}")
+        raise
     finally:
-        worker = server.worker_pid() if proc.poll() is None else None
+        below = server.descendants() if proc.poll() is None else []
         stop(proc, 30)
-        if worker is not None:
+        for pid in below:  # any the server left behind (it stops them itself)
             with contextlib.suppress(ProcessLookupError):
-                os.kill(worker, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
         log.close()
+
+
+def _settle(server: Server, deadline: float) -> None:
+    """Until a keyed read has answered three times running, each on a new connection: with
+    `--workers N` the probe may have reached one API process while another still starts."""
+    answered = 0
+    while answered < 3:
+        try:
+            server.position()
+            answered += 1
+        except (OSError, http.client.HTTPException):
+            if server.proc.poll() is not None or time.monotonic() > deadline:
+                raise
+            answered = 0
+            time.sleep(0.2)
 
 
 def _new_key(env: dict[str, str]) -> str:

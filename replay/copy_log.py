@@ -229,6 +229,7 @@ def copy_ledger(
 ) -> Copied:
     """Everything but the views (`copy_events`, then the rest); checks the trees' roots."""
     head = source.head_digest()[0]
+    target.create_schema()  # an empty target has no events table to read a head from
     bar = Progress(target.head_digest()[0], head, "copy", enabled=progress)
     start, reached = copy_events(source, target, bar, chunk)
     bar.close()

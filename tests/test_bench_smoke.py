@@ -1,6 +1,7 @@
 """The benchmark's smoke run (CI): every figure is produced, positive, and set against a
-baseline measured in the same run. Speed itself is measured by `python -m bench.run`, not
-asserted here."""
+baseline measured in the same run (the PostgreSQL part's too where PostgreSQL's server
+binaries are installed; without them the part says it was skipped). Speed itself is measured
+by `python -m bench.run`, not asserted here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,14 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from bench import part_pg
+from bench.figures import Figures
+from bench.pgcluster import find_bindir
+from bench.run import SMOKE
 
 ROOT = Path(__file__).resolve().parent.parent
 FIGURES = {
@@ -38,6 +45,14 @@ FIGURES = {
     "log_tree_verify",
     "log_tree_verify_1proc",
 }
+PG_FIGURES = {
+    "pg_keepalive_vs_eventsourcing",
+    "pg_keepalive_vs_noop",
+    "pg_bulk_vs_copy",
+    "pg_catch_up_vs_select",
+    "pg_rebuild_vs_select",
+}
+HAVE_PG = find_bindir() is not None
 
 
 @pytest.mark.integration
@@ -55,7 +70,7 @@ def test_smoke_run_reports_every_figure_against_a_baseline(tmp_path: Path) -> No
     doc = json.loads(out.read_text())
     assert doc["smoke"] is True
     rows = {r["name"]: r for r in doc["figures"]}
-    assert set(rows) == FIGURES
+    assert set(rows) == FIGURES | (PG_FIGURES if HAVE_PG else set())
     for name, r in rows.items():
         assert r["value"] > 0, name
         assert r["baseline"] > 0, name
@@ -65,7 +80,7 @@ def test_smoke_run_reports_every_figure_against_a_baseline(tmp_path: Path) -> No
             op_met = r["ratio"] >= r["target"] if r["op"] == ">=" else r["ratio"] <= r["target"]
             assert r["met"] == op_met, name
     # The final table is printed, one line per figure.
-    for name in FIGURES:
+    for name in rows:
         assert any(line.startswith(name + " ") for line in proc.stdout.splitlines()), name
     # Ingest figures count only acknowledged appends: the load saw no errors.
     ka = doc["raw"]["keepalive"]["runs"]["keepalive"]
@@ -74,3 +89,29 @@ def test_smoke_run_reports_every_figure_against_a_baseline(tmp_path: Path) -> No
     # The log part timed proofs of the whole tree and scanned every leaf of it.
     log = doc["raw"]["log"]
     assert log["tree_size"] == log["verify"]["leaves"] == doc["raw"]["replay"]["log_events"]
+    if HAVE_PG:
+        check_pg_part(doc["raw"]["pg"])
+
+
+def check_pg_part(pg: dict[str, Any]) -> None:
+    """The PostgreSQL part ran as an operator would: durable defaults, two API processes'
+    keepalives all acknowledged and in the log, every bulk event in it, and the catch-up
+    timed to the backlog's head."""
+    assert pg["settings"]["fsync"] == "on" and pg["settings"]["synchronous_commit"] == "on"
+    ka = pg["keepalive"]["runs"]["keepalive"]
+    assert ka["errors"] == 0 and ka["rise"] >= pg["keepalive"]["acked"] > 0
+    assert pg["bulk"]["events"] == SMOKE["bulk_events"]
+    assert pg["catch_up"]["events"] == SMOKE["log_events"]
+    assert 0 < pg["catch_up"]["first_s"] <= pg["catch_up"]["wall_s"]
+    assert pg["catch_up"]["rebuild_s"] > 0
+
+
+def test_the_postgres_part_without_server_binaries_is_skipped_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(part_pg, "find_bindir", lambda: None)
+    figs = Figures()
+    out = part_pg.bench_pg(SMOKE, figs, tmp_path)
+    assert out == {"skipped": "no PostgreSQL server binaries"}
+    assert figs.rows == []
+    assert "part skipped" in capsys.readouterr().out

@@ -116,6 +116,19 @@ def test_a_sqlite_ledger_copied_to_postgres_resumes_and_verifies_to_the_same_hea
     target.dispose()
 
 
+@pytest.mark.skipif(PG_BINDIR is None, reason="no PostgreSQL server binaries")
+def test_a_copy_into_an_empty_postgres_database_creates_the_tables_it_needs(
+    source: Any, pg: PgCluster, capsys: Any
+) -> None:
+    url = pg.create_database("empty")  # no table at all: nothing was ever copied here
+    assert main(["replay", "copy", "--to", url, "--no-views"]) == 0
+    head = source.store.head_digest()
+    assert f"up to {head[0]}:" in capsys.readouterr().out
+    target = EventStore(url)
+    assert target.head_digest() == head
+    target.dispose()
+
+
 def test_copy_refuses_another_log_the_source_itself_and_a_bad_url(
     source: Any, tmp_path: Path, capsys: Any
 ) -> None:
