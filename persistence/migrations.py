@@ -71,6 +71,7 @@ STEPS = (
     Step(6, "a key's OpenTera binding (api_keys.binding)", _key_binding),
 )
 LATEST = STEPS[-1].number
+_TABLES = (events_table, idempotency_table, api_keys_table, log_nodes_table, sealed_values_table)
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,8 @@ def migrate(engine: Engine, clock: Callable[[], float] = time.time) -> list[Step
         for step in todo:
             step.apply(conn)
             conn.execute(t.insert().values(step=step.number, name=step.name, applied_at=clock()))
+        for table in _TABLES:  # a table dropped by hand comes back (empty), as the triggers do
+            table.create(conn, checkfirst=True)
         for ddl in SQLITE_GUARDS if sqlite else POSTGRES_GUARDS:
             conn.exec_driver_sql(ddl)
     return todo
