@@ -214,7 +214,6 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         own = container is None
         c = container or bootstrap(settings)
         c.start()
-        keys.create_schema(c.store.write_engine)
         gate = cast(LedgerAPI, app).gate
         gate.attach(keys.KeyRing(c.store.read_engine, settings.key_refresh), c)
         redact.install()
