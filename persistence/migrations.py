@@ -28,12 +28,10 @@ from persistence.schema import (
     idempotency_table,
     log_nodes_table,
     schema_migrations_table,
+    serialise_ddl,
 )
 from persistence.sealing import sealed_values_table
 from persistence.settings import SettingsError
-
-# pg_advisory_xact_lock's key for migrations: any constant no other lock of ours uses.
-_PG_LOCK = 0x5E55_1ED6
 
 
 @dataclass(frozen=True)
@@ -102,8 +100,7 @@ def migrate(engine: Engine, clock: Callable[[], float] = time.time) -> list[Step
     """Apply the missing steps and assert the triggers; the steps it applied."""
     sqlite = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
-        if not sqlite:
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
+        serialise_ddl(conn)
         schema_migrations_table.create(conn, checkfirst=True)
         t = schema_migrations_table
         done = {int(n) for n in conn.execute(select(t.c.step)).scalars()}

@@ -179,6 +179,18 @@ def make_engine(
 READ_ONLY = "ledger_read_only"
 
 
+# pg_advisory_xact_lock's key for schema changes: any constant no other lock of ours uses.
+DDL_LOCK = 0x5E55_1ED6
+
+
+def serialise_ddl(conn: Connection) -> None:
+    """Hold the schema lock until `conn`'s transaction ends. PostgreSQL's `CREATE TABLE`
+    is not safe against itself: two processes creating one table both pass the check and one
+    fails on the catalogue's unique index. SQLite writers already hold `BEGIN IMMEDIATE`."""
+    if conn.dialect.name != "sqlite":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DDL_LOCK})")
+
+
 def reading(engine: Engine) -> Connection:
     """A connection of `engine` for reads only (see READ_ONLY)."""
     return engine.connect().execution_options(**{READ_ONLY: True})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Boolean, Column, Engine, Float, Integer, MetaData, Table, delete, select
 
-from persistence.schema import Position
+from persistence.schema import Position, serialise_ddl
 
 metadata = MetaData()
 verify_runs = Table(
@@ -43,8 +43,9 @@ class VerifyRun:
 
 def record(engine: Engine, run: VerifyRun) -> None:
     """Append `run` (creating the table on first use) and forget runs older than `KEEP`."""
-    metadata.create_all(engine)
     with engine.begin() as conn:
+        serialise_ddl(conn)
+        metadata.create_all(conn)
         conn.execute(
             verify_runs.insert().values(
                 finished_at=run.finished_at,

@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from persistence.schema import serialise_ddl
 from projections.present import iso
 
 # The leader beats this often; a follower that saw no beat for LEASE_S takes over.
@@ -101,7 +102,9 @@ class Lease:
 
 
 def create_schema(engine: Engine) -> None:
-    metadata.create_all(engine, checkfirst=True)
+    with engine.begin() as conn:
+        serialise_ddl(conn)
+        metadata.create_all(conn, checkfirst=True)
 
 
 def current(engine: Engine) -> Lease | None:

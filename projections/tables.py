@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeEngine
 
+from persistence.schema import serialise_ddl
 from projections import failures
 
 # The runner's logger, as before these moved out of projections/runner.py.
@@ -248,6 +249,7 @@ def create_schema(engine: Engine, tables: ViewTables) -> None:
     from position 0, since views are only ever derived from the log. An index of another
     shape than this schema's is built again from its table."""
     with engine.begin() as conn:
+        serialise_ddl(conn)
         insp = inspect(conn)
         have = set(insp.get_table_names())
         sorted_tables = tables.metadata.sorted_tables
