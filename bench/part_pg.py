@@ -40,6 +40,7 @@ from bench.procs import ROOT, stop
 from bench.server import ledger_cli, ledger_server
 
 SERVE = ("--workers", "2")
+PG_STEPS = ("keepalive", "bulk", "catch_up")
 # Reported with the figures: what the cluster ran with (all PostgreSQL's defaults).
 SETTINGS = (
     "server_version",
@@ -64,9 +65,9 @@ def bench_pg(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]:
         settings = cluster.show(*SETTINGS)
         say("  cluster settings (defaults): " + ", ".join(f"{k}={v}" for k, v in settings.items()))
         res: dict[str, Any] = {"settings": settings}
-        res["keepalive"] = _keepalive(cluster, cfg, figs, work)
-        res["bulk"] = _bulk(cluster, cfg, figs, work)
-        res["catch_up"] = _catch_up(cluster, cfg, figs, work)
+        steps = {"keepalive": _keepalive, "bulk": _bulk, "catch_up": _catch_up}
+        for name in cfg.get("pg_steps", PG_STEPS):
+            res[name] = steps[name](cluster, cfg, figs, work)
         return res
     finally:
         cluster.stop()

@@ -40,7 +40,7 @@ from bench.load import default_tool
 from bench.part_bulk import bench_bulk
 from bench.part_keepalive import bench_keepalive
 from bench.part_log import bench_log
-from bench.part_pg import bench_pg
+from bench.part_pg import PG_STEPS, bench_pg
 from bench.part_queries import bench_queries
 from bench.part_replay import bench_replay, child_rebuild
 
@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
     ap.add_argument("--only", nargs="+", choices=tuple(PARTS))
     ap.add_argument(
+        "--pg-steps",
+        nargs="+",
+        choices=PG_STEPS,
+        default=list(PG_STEPS),
+        help="which of part pg's figures to take (default: all)",
+    )
+    ap.add_argument(
         "--child-rebuild", nargs=3, metavar=("DB", "VIEWS", "UNTIL"), help=argparse.SUPPRESS
     )
     a = ap.parse_args(argv)
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         db, views, until = a.child_rebuild
         child_rebuild(db, views, int(until) or None)
         return 0
-    cfg = SMOKE if a.smoke else FULL
+    cfg = {**(SMOKE if a.smoke else FULL), "pg_steps": a.pg_steps}
     figs = Figures()
     raw: dict[str, Any] = {}
     t0 = time.perf_counter()
