@@ -110,6 +110,23 @@ class PgCluster:
                 out[n] = "" if row is None else str(row[0])
         return out
 
+    def pids(self) -> list[int]:
+        """The postmaster's process id and its children's (the backends, checkpointer...)."""
+        pid_file = self.data / "postmaster.pid"
+        if not pid_file.exists():
+            return []
+        top = int(pid_file.read_text().split()[0])
+        kids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == top:
+                    kids.append(int(entry.name))
+        return [top, *kids]
+
     def stop(self) -> None:
         try:
             if self.data.exists():
