@@ -6,6 +6,8 @@ pragmas and `BEGIN IMMEDIATE` for writers; PostgreSQL as configured)."""
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +129,18 @@ def sqlite_path(url: str) -> Path | None:
     return Path(u.database)
 
 
+def process_name() -> str:
+    """This process among all that use the database: `host:pid`."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def application_name(process: str) -> str:
+    """What PostgreSQL's `pg_stat_activity` shows for `process`'s connections: the process id
+    first, since PostgreSQL keeps 63 bytes of it and a long host name is cut at the end."""
+    host, _, pid = process.rpartition(":")
+    return f"ledger {pid} {host}".encode()[:63].decode(errors="ignore")
+
+
 def make_engine(
     url: str,
     *,
@@ -142,7 +156,14 @@ def make_engine(
     checkpoints."""
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        pg = create_engine(url, pool_pre_ping=True)
+
+        @event.listens_for(pg, "do_connect")
+        def _name(_dialect: Any, _rec: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+            # Looked up at each connect: a forked API process names its own connections.
+            cparams.setdefault("application_name", application_name(process_name()))
+
+        return pg
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)

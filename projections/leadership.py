@@ -16,10 +16,14 @@ hosts, and of several followers exactly one wins. A killed leader (`kill -9`) st
 so another worker leads within LEASE_S plus a poll (at once when the dead leader was on the
 follower's own host: a restarted `ledger serve` does not wait out its predecessor's lease);
 a leader that finds the row taken from it (its renewal matches no row) steps down at once.
+On PostgreSQL the new leader also ends the old one's database sessions (`fence`, found by
+the `application_name` every ledger connection carries): a leader frozen inside a batch
+would otherwise hold its row locks, and stall the views, until it woke.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -37,12 +41,15 @@ from sqlalchemy import (
     Table,
     insert,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from persistence.schema import serialise_ddl
+from persistence.schema import application_name, process_name, serialise_ddl
 from projections.present import iso
+
+log = logging.getLogger(__name__)
 
 # The leader beats this often; a follower that saw no beat for LEASE_S takes over.
 HEARTBEAT_S = 1.0
@@ -64,7 +71,7 @@ leader_table = Table(
 
 def worker_id() -> str:
     """This process as a lease holder: `host:pid`."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    return process_name()
 
 
 def gone_from_this_host(holder: str) -> bool:
@@ -131,6 +138,30 @@ def shown(engine: Engine, lag: int | None) -> dict[str, Any] | None:
         "renewed_at": iso(lease.renewed_at),
         "lag": lag,
     }
+
+
+def fence(engine: Engine, holder: str) -> int:
+    """End the database sessions of the worker the lease was taken from (PostgreSQL): a
+    leader that froze inside a batch (a hung host, a long pause) holds its transaction's row
+    locks, which would stall its successor until it wakes. Its work rolls back; waking, it
+    finds its lease gone and follows. The number of sessions ended."""
+    if engine.dialect.name == "sqlite":
+        return 0  # one host: a frozen writer's lock is waited out (busy_timeout)
+    try:
+        with engine.begin() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": application_name(holder)},
+            ).scalar()
+    except DBAPIError as exc:  # another role's sessions, without pg_signal_backend
+        log.warning("could not end the sessions of %s: %s", holder, exc.orig)
+        return 0
+    if ended:
+        log.warning("took the lease from %s; ended its %d database sessions", holder, ended)
+    return int(ended or 0)
 
 
 class Leadership:
@@ -210,6 +241,8 @@ class Leadership:
                 .values(**self._values())
             ).rowcount
         self._seen = None
+        if moved == 1:
+            fence(self.engine, seen[0])
         return moved == 1
 
     def step_down(self) -> None:

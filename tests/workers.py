@@ -14,16 +14,35 @@ from projections import leadership
 from tests.conftest import ROOT
 
 
-def start_project_process(url: str, log: Path) -> subprocess.Popen[bytes]:
-    """`ledger project` on the same database (what each `ledger serve` starts)."""
+def start_project_process(
+    url: str, log: Path, host: str | None = None
+) -> subprocess.Popen[bytes]:
+    """`ledger project` on the same database (what each `ledger serve` starts); with `host`,
+    in a UTS namespace of its own under that host name (another machine, as far as the lease
+    can tell: see `can_rename_host`). The worker keeps the process id `Popen` reports."""
     env = dict(os.environ, LEDGER_DATABASE_URL=url, LEDGER_VIEWS_URL=url)
+    cmd = [sys.executable, "-m", "api.cli", "project", "--poll-interval", "0.001"]
+    if host is not None:
+        cmd = ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host, *cmd]
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "project", "--poll-interval", "0.001"],
+        cmd,
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
+
+
+def can_rename_host() -> bool:
+    """Whether this machine lets a process take a host name of its own (`unshare --uts`
+    needs CAP_SYS_ADMIN: root here and in CI, not in every container)."""
+    try:
+        done = subprocess.run(
+            ["unshare", "--uts", "hostname", "probe-host"], capture_output=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
 
 
 def descendants(pid: int) -> list[int]:
