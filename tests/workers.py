@@ -14,9 +14,7 @@ from projections import leadership
 from tests.conftest import ROOT
 
 
-def start_project_process(
-    url: str, log: Path, host: str | None = None
-) -> subprocess.Popen[bytes]:
+def start_project_process(url: str, log: Path, host: str | None = None) -> subprocess.Popen[bytes]:
     """`ledger project` on the same database (what each `ledger serve` starts); with `host`,
     in a UTS namespace of its own under that host name (another machine, as far as the lease
     can tell: see `can_rename_host`). The worker keeps the process id `Popen` reports."""
