@@ -23,6 +23,9 @@ class Container:
     runner: ProjectionRunner
     blobs: BlobStore
     log_keys: LogKeyFile
+    # The views the queries read: `runner`'s, or a read replica's (LEDGER_VIEWS_READ_URL),
+    # which nothing here writes: no schema is made there and no worker runs on it.
+    reader: ProjectionRunner
 
     def start(self) -> None:
         self.log_keys.keys()  # the log's signing key exists from the first start on
@@ -35,6 +38,7 @@ class Container:
         self.runner.close()
         self.store.dispose()
         self.runner.engine.dispose()
+        self.reader.engine.dispose()
 
 
 def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Container:
@@ -52,4 +56,8 @@ def bootstrap(settings: Settings, clock: Callable[[], float] = time.time) -> Con
     runner.create_schema()
     ledger.listeners.append(runner.wake)
     log_keys = LogKeyFile(settings.log_key, settings.log_origin or None)
-    return Container(settings, store, ledger, runner, BlobStore(settings.blob_dir), log_keys)
+    reader = runner
+    if settings.views_read_url != settings.views_url:
+        reader = ProjectionRunner.for_url(store, settings.views_read_url)
+    blobs = BlobStore(settings.blob_dir)
+    return Container(settings, store, ledger, runner, blobs, log_keys, reader)

@@ -27,10 +27,13 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(projection_worker=args.worker)
     check_startup(settings)
     logs.configure(settings.log_format)
+    views = masked(settings.views_url)
+    if settings.views_read_url != settings.views_url:
+        views += f", read from {masked(settings.views_read_url)}"
     logs.emit(
         settings.log_format,
         f"Session Ledger on http://{args.host}:{args.port}  (events: "
-        f"{masked(settings.database_url)}, views: {masked(settings.views_url)}; OpenAPI at /docs)",
+        f"{masked(settings.database_url)}, views: {views}; OpenAPI at /docs)",
     )
     _first_admin_key(settings.database_url, settings.log_format)
     options: dict[str, Any] = {
@@ -87,6 +90,8 @@ def check_startup(settings: Any, log_key: bool = True) -> None:
 
     _check_database("LEDGER_DATABASE_URL", settings.database_url)
     _check_database("LEDGER_VIEWS_URL", settings.views_url)
+    if settings.views_read_url != settings.views_url:
+        _check_database("LEDGER_VIEWS_READ_URL", settings.views_read_url)
     if not log_key:
         return  # the worker never signs: it must not make a key of its own
     try:

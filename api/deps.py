@@ -48,10 +48,10 @@ async def fresh_views(
         raise InvalidCommandError(
             f"X-Min-Position {target} is beyond the log's head", field="X-Min-Position"
         )
-    runner = container.runner
-    if runner.position < target:
-        runner.wake()
-        await asyncio.to_thread(runner.wait_for, target, container.settings.read_wait)
+    reader = container.reader
+    if reader.position < target:
+        container.runner.wake()
+        await asyncio.to_thread(reader.wait_for, target, container.settings.read_wait)
     return container
 
 
@@ -60,7 +60,7 @@ FreshDep = Annotated[Container, Depends(fresh_views)]
 
 def connect(container: Container) -> Connection:
     """A connection that reads the views (a snapshot; it never waits for their writer)."""
-    return reading(container.runner.engine)
+    return reading(container.reader.engine)
 
 
 def time_field(value: float | str | None, field: str) -> float | None:

@@ -118,7 +118,7 @@ def _project_of(container: Container, ids: dict[str, str | None]) -> Any:
     (the route then answers its own 404)."""
     sid = ids.get("id")
     if sid is None:
-        with reading(container.runner.engine) as conn:
+        with reading(container.reader.engine) as conn:
             sid = qs.id_for_number(conn, container.runner.tables, int(ids["number"] or 0))
         if sid is None:
             return _MISSING

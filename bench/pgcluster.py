@@ -71,6 +71,19 @@ class PgCluster:
         initdb = ["initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust"]
         # C locale: always available, and text sorts like SQLite's binary collation.
         self._run(*initdb, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+        return self._serve()
+
+    def standby(self) -> PgCluster:
+        """A hot standby of this server, streaming from it (`pg_basebackup -R`), started on
+        a port of its own: a read replica, as an operator would add one."""
+        replica = PgCluster(self.bindir, self.durable)
+        replica._run(
+            "pg_basebackup", "-D", str(replica.data), "-h", "127.0.0.1", "-p", str(self.port),
+            "-U", "postgres", "-X", "stream", "-R", "--no-sync", "--checkpoint=fast",
+        )  # fmt: skip
+        return replica._serve()
+
+    def _serve(self) -> PgCluster:
         opts = f"-p {self.port} -h 127.0.0.1 -k {self.tmp}"
         if not self.durable:
             opts += " " + TEST_OPTIONS

@@ -59,6 +59,9 @@ class BodyLimits:
 class Settings:
     database_url: str = "sqlite:///var/ledger.db"
     views_url: str = ""
+    # Where the API reads the views (a PostgreSQL streaming replica of the views database);
+    # "": `views_url`. Workers always write through `views_url`.
+    views_read_url: str = ""
     blob_dir: Path = Path("var/blobs")
     session_timeout: float = 900.0
     expiry_interval: float = 5.0
@@ -106,6 +109,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.views_url:
             object.__setattr__(self, "views_url", _default_views_url(self.database_url))
+        if not self.views_read_url:
+            object.__setattr__(self, "views_read_url", self.views_url)
         if self.log_key == Path():
             object.__setattr__(self, "log_key", self.blob_dir.parent / "log.key")
         if self.log_origin and not valid_key_name(self.log_origin):
@@ -129,6 +134,7 @@ class Settings:
         kw: dict[str, object] = {
             "database_url": db,
             "views_url": _database_url("LEDGER_VIEWS_URL", ""),
+            "views_read_url": _database_url("LEDGER_VIEWS_READ_URL", ""),
             "blob_dir": Path(_text("LEDGER_BLOB_DIR", "var/blobs")),
             "session_timeout": _seconds("LEDGER_SESSION_TIMEOUT", 900, zero=False),
             "expiry_interval": _seconds("LEDGER_EXPIRY_INTERVAL", 5, zero=False),

@@ -74,6 +74,7 @@ BAD = [
     ("LEDGER_LOG_ORIGIN", "has space"),
     ("LEDGER_DATABASE_URL", "not a url"),
     ("LEDGER_VIEWS_URL", "oracle://u:pw@h/db"),
+    ("LEDGER_VIEWS_READ_URL", "oracle://u:pw@h/db"),
 ]
 COMMANDS = (["serve", "--port", "1"], ["project"], ["keys", "list"], ["replay", "digest"])
 
@@ -103,6 +104,14 @@ def test_an_unreachable_database_names_it_with_the_password_masked(tmp_path: Pat
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.count("\n") == 1, done.stderr
         assert "hunter2" not in done.stderr and "LEDGER_DATABASE_URL" in done.stderr
+
+
+def test_an_unreachable_read_replica_names_it_before_serving(tmp_path: Path) -> None:
+    url = f"postgresql+psycopg://bob:hunter2@127.0.0.1:{free_port()}/views"
+    done = run(tmp_path, ["serve", "--port", str(free_port())], LEDGER_VIEWS_READ_URL=url)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "hunter2" not in done.stderr and "LEDGER_VIEWS_READ_URL" in done.stderr
 
 
 def test_the_startup_line_masks_the_password(tmp_path: Path) -> None:

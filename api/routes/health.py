@@ -69,6 +69,18 @@ def _leader(container: Any, views: dict[str, Any]) -> dict[str, Any] | None:
         return None
 
 
+def _replica(container: Any) -> dict[str, Any]:
+    """The read replica's views (LEDGER_VIEWS_READ_URL): their position and how many events
+    of the log they lack (replication delay and the workers' lag together)."""
+    try:
+        position = container.reader.read_position()
+    except Exception as exc:
+        log.warning("readiness: the read replica cannot be read: %s", describe(exc))
+        return {"position": None, "lag": None, "error": f"{type(exc).__name__} (see the log)"}
+    lag = max(0, container.ledger.last_position - position)
+    return {"position": position, "lag": lag, "error": None}
+
+
 @router.get("/healthz")
 def healthz(container: ContainerDep) -> dict[str, Any]:
     """Liveness: 200 while the process serves, with the log's head and how far the views
@@ -124,6 +136,10 @@ def readyz(container: ContainerDep, request: Request) -> Response:
         "views": views,
         "leader": leader,
     }
+    if container.reader is not container.runner:
+        body["replica"] = _replica(container)
+        if body["replica"]["error"]:
+            reasons.append(f"the views' read replica cannot be read: {body['replica']['error']}")
     if not reasons:
         return Response(orjson.dumps({"status": "ready", **body}), media_type="application/json")
     problem = {
