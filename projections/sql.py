@@ -1,8 +1,12 @@
-"""Portable bulk upsert for SQLite and PostgreSQL.
+"""Portable bulk upsert and update for SQLite and PostgreSQL.
 
 `INSERT ... ON CONFLICT (...) DO UPDATE SET col = excluded.col` is the same SQL on both;
-only the driver's parameter mark differs. It runs as one driver-level executemany, because
-SQLAlchemy's per-row parameter processing cost more than the writes on the projection path.
+only the driver's parameter mark differs. On SQLite it runs as one driver-level executemany
+(SQLAlchemy's per-row parameter processing cost more than the writes). On PostgreSQL an
+executemany is still one statement per row, each a round of the server's executor: there a
+batch is one multi-row `VALUES` statement per chunk of rows instead, its rows sharing a key
+merged first (`merged`) exactly as applying them one after another would leave the row,
+since one statement may not update a row twice.
 """
 
 from __future__ import annotations
@@ -13,6 +17,36 @@ from typing import Any
 
 from sqlalchemy import Connection, Table
 
+# Rows per multi-row statement on PostgreSQL: the list's 19 columns make 19,000 parameters,
+# well under the protocol's 65,535, and a statement's text stays small enough to parse fast.
+PG_CHUNK = 1000
+
+
+def merged(
+    rows: Sequence[tuple[Any, ...]],
+    key_at: tuple[int, ...],
+    add_at: tuple[int, ...],
+    keep_at: tuple[int, ...],
+) -> Sequence[tuple[Any, ...]]:
+    """`rows` with those sharing a key (the columns at `key_at`) folded into one, as an
+    upsert of each in turn leaves the row: the columns at `add_at` summed (NULL if any is
+    NULL, as SQL's `+`), those at `keep_at` the first row's (an upsert leaves them as they
+    are), every other column the last row's. Rows stay in the order of their key's first."""
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    for r in rows:
+        k = tuple(r[i] for i in key_at)
+        have = out.get(k)
+        if have is None:
+            out[k] = r
+            continue
+        m = list(r)
+        for i in keep_at:
+            m[i] = have[i]
+        for i in add_at:
+            m[i] = None if have[i] is None or r[i] is None else have[i] + r[i]
+        out[k] = tuple(m)
+    return rows if len(out) == len(rows) else list(out.values())
+
 
 @lru_cache(maxsize=256)
 def _upsert_sql(
@@ -22,6 +56,7 @@ def _upsert_sql(
     keys: tuple[str, ...],
     add: frozenset[str],
     keep: frozenset[str],
+    n_rows: int = 1,
 ) -> str:
     mark = "?" if dialect == "sqlite" else "%s"
     quoted = ", ".join(f'"{c}"' for c in cols)
@@ -32,8 +67,9 @@ def _upsert_sql(
     ]
     conflict = ", ".join(f'"{k}"' for k in keys)
     action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
+    row = f"({', '.join([mark] * len(cols))})"
     return (
-        f"INSERT INTO {table} ({quoted}) VALUES ({', '.join([mark] * len(cols))}) "
+        f"INSERT INTO {table} ({quoted}) VALUES {', '.join([row] * n_rows)} "
         f"ON CONFLICT ({conflict}) {action}"
     )
 
@@ -50,9 +86,23 @@ def upsert_rows(
     """`upsert` for rows already built as tuples in the order of `cols`: the projections'
     hot tables (every session of a rebuild passes through them) build them so, without a
     dict per row to convert back."""
-    if rows:
-        sql = _upsert_sql(conn.dialect.name, table.name, cols, keys, add, keep)
-        conn.exec_driver_sql(sql, rows)
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(_upsert_sql(dialect, table.name, cols, keys, add, keep), rows)
+        return
+    at = cols.index
+    rows = merged(
+        rows,
+        tuple(at(k) for k in keys),
+        tuple(at(c) for c in cols if c in add and c not in keys and c not in keep),
+        tuple(at(c) for c in cols if c in keep and c not in keys),
+    )
+    for i in range(0, len(rows), PG_CHUNK):
+        chunk = rows[i : i + PG_CHUNK]
+        sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, len(chunk))
+        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
 
 
 @lru_cache(maxsize=64)
@@ -63,6 +113,20 @@ def _update_sql(dialect: str, table: str, cols: tuple[str, ...], keys: tuple[str
     return f"UPDATE {table} SET {sets} WHERE {where}"
 
 
+@lru_cache(maxsize=64)
+def _pg_update_sql(table: str, typed: tuple[tuple[str, str], ...], n_set: int, n_rows: int) -> str:
+    """`UPDATE ... FROM (VALUES ...)`: each mark cast to its column's type, since a VALUES
+    list outside an INSERT takes its types from its values (a column of NULLs is text)."""
+    row = "(" + ", ".join(f"CAST(%s AS {ty})" for _, ty in typed) + ")"
+    names = ", ".join(f'"{c}"' for c, _ in typed)
+    sets = ", ".join(f'"{c}" = v."{c}"' for c, _ in typed[:n_set])
+    where = " AND ".join(f'{table}."{c}" = v."{c}"' for c, _ in typed[n_set:])
+    return (
+        f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * n_rows)}) "
+        f"AS v ({names}) WHERE {where}"
+    )
+
+
 def update_rows(
     conn: Connection,
     table: Table,
@@ -71,9 +135,22 @@ def update_rows(
     keys: tuple[str, ...],
 ) -> None:
     """Set only `cols` on existing rows; each row is the new values of `cols`, then its key.
-    (An index none of whose columns is set is left alone, where an upsert rewrites all.)"""
-    if rows:
-        conn.exec_driver_sql(_update_sql(conn.dialect.name, table.name, cols, keys), rows)
+    (An index none of whose columns is set is left alone, where an upsert rewrites all.)
+    Of rows sharing a key, the last one's values are set, as in order."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(_update_sql(dialect, table.name, cols, keys), rows)
+        return
+    n = len(cols)
+    # Every column "set" and none kept: the last row of a key wins.
+    rows = merged(rows, tuple(range(n, n + len(keys))), (), ())
+    typed = tuple((c, table.c[c].type.compile(dialect=conn.dialect)) for c in (*cols, *keys))
+    for i in range(0, len(rows), PG_CHUNK):
+        chunk = rows[i : i + PG_CHUNK]
+        sql = _pg_update_sql(table.name, typed, n, len(chunk))
+        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
 
 
 def upsert(
