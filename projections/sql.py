@@ -153,6 +153,34 @@ def update_rows(
         conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
 
 
+def raise_rows(
+    conn: Connection, table: Table, col: str, rows: Sequence[tuple[Any, Any]], key: str
+) -> None:
+    """Raise `col` to each row's value (rows: value, key) where it is NULL or smaller: a
+    running maximum. Of rows sharing a key, the greatest value counts, as in order."""
+    if not rows:
+        return
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        conn.exec_driver_sql(
+            f'UPDATE {table.name} SET "{col}" = ? WHERE ("{col}" IS NULL OR "{col}" < ?) '
+            f'AND "{key}" = ?',
+            [(v, v, k) for v, k in rows],
+        )
+        return
+    top: dict[Any, Any] = {}
+    for v, k in rows:
+        if k not in top or v > top[k]:
+            top[k] = v
+    typed = tuple((c, table.c[c].type.compile(dialect=conn.dialect)) for c in (col, key))
+    pairs = list(top.items())
+    for i in range(0, len(pairs), PG_CHUNK):
+        chunk = pairs[i : i + PG_CHUNK]
+        sql = _pg_update_sql(table.name, typed, 1, len(chunk))
+        sql += f' AND ({table.name}."{col}" IS NULL OR {table.name}."{col}" < v."{col}")'
+        conn.exec_driver_sql(sql, tuple(x for k, v in chunk for x in (v, k)))
+
+
 def upsert(
     conn: Connection,
     table: Table,

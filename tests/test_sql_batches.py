@@ -25,7 +25,7 @@ from sqlalchemy import (
 
 from persistence.schema import make_engine
 from projections import sql
-from projections.sql import update_rows, upsert_rows
+from projections.sql import raise_rows, update_rows, upsert_rows
 from tests.conftest import PG_BINDIR
 from tests.pg import PgCluster
 
@@ -96,6 +96,11 @@ def _update(conn: Any, part: list[Any]) -> None:
     update_rows(conn, cells, ("seen", "label"), [(r[5], r[4], r[0], r[1]) for r in part], KEYS)
 
 
+def _raise(conn: Any, part: list[Any]) -> None:
+    # A running maximum by a key that several rows share.
+    raise_rows(conn, cells, "seen", [(r[5], r[0]) for r in part if r[5] is not None], "k")
+
+
 SETTINGS = settings(
     max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
@@ -118,6 +123,7 @@ def test_a_batched_update_on_postgresql_equals_one_row_at_a_time(
     pg_engine: Engine, before: list[Any], batch: list[Any]
 ) -> None:
     _both_ways(pg_engine, _dedup(before), batch, _update)
+    _both_ways(pg_engine, _dedup(before), batch, _raise)
 
 
 @SETTINGS
@@ -128,6 +134,7 @@ def test_batched_writes_on_sqlite_equal_one_row_at_a_time(
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('b')}/t.db")
     _both_ways(engine, _dedup(before), batch, _upsert)
     _both_ways(engine, _dedup(before), batch, _update)
+    _both_ways(engine, _dedup(before), batch, _raise)
     engine.dispose()
 
 
