@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from api import logs
@@ -227,10 +228,19 @@ def project(args: argparse.Namespace) -> int:
     def should_stop() -> bool:
         return bool(stopping) or (parent > 0 and os.getppid() != parent)
 
+    from replay import rebuild
+
     lead = leadership.Leadership(container.runner.engine)
     leadership.create_schema(container.runner.engine)
+
+    def fill(before_swap: Callable[[], None]) -> object:
+        # Empty views under a long backlog: built as `ledger replay rebuild` builds them.
+        return rebuild.rebuild(
+            container.store, container.runner.engine, progress=False, before_swap=before_swap
+        )
+
     try:
-        container.runner.run_forever(args.poll_interval, should_stop, lead)
+        container.runner.run_forever(args.poll_interval, should_stop, lead, fill)
     except KeyboardInterrupt:
         pass
     finally:

@@ -2,14 +2,19 @@
 log read stream by stream in ranges (`projections/loader.py`), shared with a second process
 on a large SQLite log (`projections/second_loader.py`), then the views' in-memory sums and
 the tracking positions written once. An event the load cannot apply sends it back to the
-batch-by-batch path, which skips it (`projections/poison.py`)."""
+batch-by-batch path, which skips it (`projections/poison.py`). A leading `ledger project`
+worker that finds its views empty under a long backlog has them built this way
+(`fill_if_empty`) rather than apply the backlog batch by batch."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from projections import failures
+from projections.leadership import Leadership
 from projections.loader import RANGE_EVENTS, Claims, load_part, stream_ranges
 from projections.poison import reload_skipping
 from projections.projection import bulk_share
@@ -19,6 +24,21 @@ from projections.views import STANDARD_VIEWS
 
 if TYPE_CHECKING:
     from projections.runner import ProjectionRunner
+
+log = logging.getLogger("projections.runner")
+
+# From this many events behind, a leader whose views are empty has them built in bulk
+# (`fill_if_empty`): below it the live batches catch up within seconds anyway.
+FILL_FROM = 50_000
+# Builds the views in bulk and swaps them in, as `ledger replay rebuild` does (the caller
+# passes it; the rebuild lives in replay/, above this package), calling its argument just
+# before the swap: that raises `LeadLost` if the lease went to another worker meanwhile.
+Fill = Callable[[Callable[[], None]], object]
+
+
+class LeadLost(Exception):
+    """The lease went to another worker while this one built the views in bulk."""
+
 
 # From this many events a load shares the streams with a second process: below it, starting
 # a second interpreter costs more than it saves.
@@ -87,3 +107,39 @@ def can_split(runner: ProjectionRunner) -> bool:
         and url.database not in (None, "", ":memory:")
         and all(type(v) in STANDARD_VIEWS for v in runner.views)
     )
+
+
+def fill_if_empty(runner: ProjectionRunner, lead: Leadership, fill: Fill) -> None:
+    """On taking the lead with empty views (position 0) and a backlog of FILL_FROM events or
+    more, build them with `fill` (fresh tables, loaded stream by stream, swapped in inside
+    one transaction that catches them up to the head it reads there), then go on live from
+    the position the swap committed. Exactly once as a rebuild beside a live worker is: a
+    worker that applied batches meanwhile finds the tracking rows moved and resyncs. A
+    thread keeps the lease beating through the load; if the lease is lost anyway, the fill
+    stops before its swap and this worker follows."""
+    if runner.position != 0 or runner.store.head_digest()[0] < FILL_FROM:
+        return
+    stop, lost = threading.Event(), threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(lead.heartbeat_s / 2):
+            if not lead.poll():
+                lost.set()
+                return
+
+    def still_leading() -> None:
+        if lost.is_set():
+            raise LeadLost
+
+    log.info("views empty and the log far ahead: building them in bulk, as a rebuild")
+    beating = threading.Thread(target=beat, name="lease-beat", daemon=True)
+    beating.start()
+    try:
+        fill(still_leading)
+    except LeadLost:
+        log.warning("lost the lead while building the views in bulk: following")
+    finally:
+        stop.set()
+        beating.join()
+    runner.moved_to(runner.read_position())
+    log.info("views built in bulk up to position %s: going on live", runner.position)
