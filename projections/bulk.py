@@ -19,7 +19,7 @@ from projections.loader import RANGE_EVENTS, Claims, load_part, stream_ranges
 from projections.poison import reload_skipping
 from projections.projection import bulk_share
 from projections.second_loader import load_parallel
-from projections.sql import upsert
+from projections.sql import FRESH, fresh, upsert
 from projections.views import STANDARD_VIEWS
 
 if TYPE_CHECKING:
@@ -61,9 +61,9 @@ def load(
     log in order would leave them; each batch commits on its own, so a live worker
     sharing the database waits for one batch at most.
 
-    From `parallel_from` events on (default PARALLEL_FROM), on a SQLite file with the
-    standard views, a second process loads ranges of streams beside this one (see
-    `load_parallel`); `range_events` sizes the ranges of streams the loaders take.
+    From `parallel_from` events on (default PARALLEL_FROM), on a SQLite file or on
+    PostgreSQL, with the standard views, a second process loads ranges of streams beside
+    this one (see `load_parallel`); `range_events` sizes the ranges of streams the loaders take.
     Returns the position the tables now stand at."""
     if runner.position != 0:
         raise RuntimeError("load fills empty views; use catch_up to continue")
@@ -82,8 +82,10 @@ def load(
             raise
         return reload_skipping(runner, target, exc)
     with engine.begin() as conn:
+        fresh(conn)  # the sums' tables are still empty
         for share in shares:
             share.finish(conn)
+        conn.execution_options(**{FRESH: False})  # a tracking row may exist (at 0)
         upsert(
             conn,
             t.tracking,
@@ -95,18 +97,16 @@ def load(
 
 
 def can_split(runner: ProjectionRunner) -> bool:
-    """A second loader needs a SQLite file it can open too (PostgreSQL, the in-memory
-    test databases and a caller's own transaction are loaded by one process) and views
-    it can build itself (the standard ones: it is handed their classes)."""
+    """A second loader needs a database it can open too, a SQLite file or PostgreSQL (the
+    in-memory test databases and a caller's own transaction are loaded by one process),
+    and views it can build itself (the standard ones: it is handed their classes)."""
     dialect = getattr(runner.engine, "dialect", None)
     url = getattr(runner.engine, "url", None)
-    return (
-        dialect is not None
-        and dialect.name == "sqlite"
-        and url is not None
-        and url.database not in (None, "", ":memory:")
-        and all(type(v) in STANDARD_VIEWS for v in runner.views)
-    )
+    if dialect is None or url is None:
+        return False
+    if dialect.name == "sqlite" and url.database in (None, "", ":memory:"):
+        return False
+    return all(type(v) in STANDARD_VIEWS for v in runner.views)
 
 
 def fill_if_empty(runner: ProjectionRunner, lead: Leadership, fill: Fill) -> None:

@@ -6,7 +6,8 @@ only the driver's parameter mark differs. On SQLite it runs as one driver-level 
 executemany is still one statement per row, each a round of the server's executor: there a
 batch is one multi-row `VALUES` statement per chunk of rows instead, its rows sharing a key
 merged first (`merged`) exactly as applying them one after another would leave the row,
-since one statement may not update a row twice.
+since one statement may not update a row twice. Into fresh tables (a bulk load's, not yet
+swapped in: every row is new) PostgreSQL takes the rows by `COPY` instead (`fresh`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
+
+# The execution option a bulk load sets on its connection: its tables are fresh, so its
+# upserts meet no row and PostgreSQL may take them by COPY.
+FRESH = "ledger_fresh_tables"
 
 # Rows per multi-row statement on PostgreSQL: the list's 19 columns make 19,000 parameters,
 # well under the protocol's 65,535, and a statement's text stays small enough to parse fast.
@@ -99,10 +104,31 @@ def upsert_rows(
         tuple(at(c) for c in cols if c in add and c not in keys and c not in keep),
         tuple(at(c) for c in cols if c in keep and c not in keys),
     )
+    if conn.get_execution_options().get(FRESH):
+        _copy_rows(conn, table, cols, rows)
+        return
     for i in range(0, len(rows), PG_CHUNK):
         chunk = rows[i : i + PG_CHUNK]
         sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, len(chunk))
         conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+
+
+def fresh(conn: Connection) -> Connection:
+    """`conn` marked as writing into fresh tables only (a bulk load's): see FRESH."""
+    return conn.execution_options(**{FRESH: True})
+
+
+def _copy_rows(
+    conn: Connection, table: Table, cols: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> None:
+    """`rows` (keys already distinct) by COPY on the transaction's own connection: no row
+    of a fresh table is there to conflict with."""
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+        write = copy.write_row
+        for r in rows:
+            write(r)
 
 
 @lru_cache(maxsize=64)

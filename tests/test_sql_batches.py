@@ -52,7 +52,8 @@ rows = st.lists(
         keys,
         st.integers(-5, 5),
         st.one_of(st.none(), st.integers(-8, 8).map(lambda x: x / 4)),
-        st.one_of(st.none(), st.text(max_size=3)),
+        # PostgreSQL text holds no NUL character (the views never write one).
+        st.one_of(st.none(), st.text(st.characters(exclude_characters="\x00"), max_size=3)),
         st.one_of(st.none(), st.floats(-1e6, 1e6)),
     ).map(lambda r: (*r[0], *r[1:])),
     max_size=30,
