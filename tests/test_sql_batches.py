@@ -52,7 +52,7 @@ rows = st.lists(
         keys,
         st.integers(-5, 5),
         st.one_of(st.none(), st.integers(-8, 8).map(lambda x: x / 4)),
-        # PostgreSQL text holds no NUL character (the views never write one).
+        # PostgreSQL text cannot hold a NUL character.
         st.one_of(st.none(), st.text(st.characters(exclude_characters="\x00"), max_size=3)),
         st.one_of(st.none(), st.floats(-1e6, 1e6)),
     ).map(lambda r: (*r[0], *r[1:])),
