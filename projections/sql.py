@@ -97,6 +97,9 @@ def upsert_rows(
     if dialect == "sqlite":
         conn.exec_driver_sql(_upsert_sql(dialect, table.name, cols, keys, add, keep), rows)
         return
+    if conn.get_execution_options().get(FRESH):
+        _copy_rows(conn, table, cols, rows)
+        return
     at = cols.index
     rows = merged(
         rows,
@@ -104,9 +107,6 @@ def upsert_rows(
         tuple(at(c) for c in cols if c in add and c not in keys and c not in keep),
         tuple(at(c) for c in cols if c in keep and c not in keys),
     )
-    if conn.get_execution_options().get(FRESH):
-        _copy_rows(conn, table, cols, rows)
-        return
     for i in range(0, len(rows), PG_CHUNK):
         chunk = rows[i : i + PG_CHUNK]
         sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, len(chunk))
@@ -121,14 +121,24 @@ def fresh(conn: Connection) -> Connection:
 def _copy_rows(
     conn: Connection, table: Table, cols: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
 ) -> None:
-    """`rows` (keys already distinct) by COPY on the transaction's own connection: no row
-    of a fresh table is there to conflict with."""
+    """`rows` by a binary COPY on the transaction's own connection: no row of a fresh table
+    is there to conflict with, and a bulk load's rows have distinct keys by construction
+    (one per session; sums from a dict), so none needs merging (a repeat would fail the
+    load on its primary key, not pass unseen). Binary: a detail document goes as its bytes,
+    not escaped to text and back, and psycopg's C code packs the rows."""
     quoted = ", ".join(f'"{c}"' for c in cols)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN") as copy:
+    with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([_pg_type(table, c, conn) for c in cols])
         write = copy.write_row
         for r in rows:
             write(r)
+
+
+def _pg_type(table: Table, col: str, conn: Connection) -> str:
+    """A column's type as psycopg names it (SQLAlchemy's FLOAT is PostgreSQL's float8)."""
+    name = table.c[col].type.compile(dialect=conn.dialect).lower()
+    return "float8" if name == "float" else name
 
 
 @lru_cache(maxsize=64)
