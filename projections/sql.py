@@ -4,7 +4,9 @@
 only the driver's parameter mark differs. On SQLite it runs as one driver-level executemany
 (SQLAlchemy's per-row parameter processing cost more than the writes). On PostgreSQL an
 executemany is still one statement per row, each a round of the server's executor: there a
-batch is one multi-row `VALUES` statement per chunk of rows instead, its rows sharing a key
+batch is one statement, its rows sent as one array per column and spread back into rows by
+`unnest` (a statement of a few parameters, which psycopg parses once and caches, where a
+multi-row VALUES of thousands of marks was parsed again each time), its rows sharing a key
 merged first (`merged`) exactly as applying them one after another would leave the row,
 since one statement may not update a row twice. Into fresh tables (a bulk load's, not yet
 swapped in: every row is new) PostgreSQL takes the rows by `COPY` instead (`fresh`).
@@ -17,14 +19,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
+from sqlalchemy.dialects import postgresql
 
 # The execution option a bulk load sets on its connection: its tables are fresh, so its
 # upserts meet no row and PostgreSQL may take them by COPY.
 FRESH = "ledger_fresh_tables"
-
-# Rows per multi-row statement on PostgreSQL: the list's 19 columns make 19,000 parameters,
-# well under the protocol's 65,535, and a statement's text stays small enough to parse fast.
-PG_CHUNK = 1000
+_PG = postgresql.dialect()
 
 
 def merged(
@@ -61,8 +61,9 @@ def _upsert_sql(
     keys: tuple[str, ...],
     add: frozenset[str],
     keep: frozenset[str],
-    n_rows: int = 1,
+    source: str = "",
 ) -> str:
+    """The upsert of one row (SQLite's executemany), or of the rows `source` selects."""
     mark = "?" if dialect == "sqlite" else "%s"
     quoted = ", ".join(f'"{c}"' for c in cols)
     sets = [
@@ -72,11 +73,32 @@ def _upsert_sql(
     ]
     conflict = ", ".join(f'"{k}"' for k in keys)
     action = f"DO UPDATE SET {', '.join(sets)}" if sets else "DO NOTHING"
-    row = f"({', '.join([mark] * len(cols))})"
-    return (
-        f"INSERT INTO {table} ({quoted}) VALUES {', '.join([row] * n_rows)} "
-        f"ON CONFLICT ({conflict}) {action}"
-    )
+    rows = source or f"VALUES ({', '.join([mark] * len(cols))})"
+    return f"INSERT INTO {table} ({quoted}) {rows} ON CONFLICT ({conflict}) {action}"
+
+
+@lru_cache(maxsize=256)
+def _pg_types(table: Table, cols: tuple[str, ...]) -> tuple[str, ...]:
+    """The columns' PostgreSQL types (SQLAlchemy's FLOAT is PostgreSQL's float8)."""
+    names = (table.c[c].type.compile(dialect=_PG).lower() for c in cols)
+    return tuple("float8" if n == "float" else n for n in names)
+
+
+def _unnest(types: tuple[str, ...]) -> str:
+    """Rows from one array per column, each sent in binary (%b) and cast to its type."""
+    return "SELECT * FROM unnest(" + ", ".join(f"%b::{ty}[]" for ty in types) + ")"
+
+
+def _arrays(types: tuple[str, ...], rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
+    """`rows` as one list per column (psycopg sends a list as an array). A float column's
+    whole numbers (JSON gives ints) become floats: an array holds one type."""
+    out: list[list[Any]] = []
+    for ty, values in zip(types, zip(*rows, strict=True), strict=True):
+        if ty == "float8":
+            out.append([None if v is None else float(v) for v in values])
+        else:
+            out.append(list(values))
+    return out
 
 
 def upsert_rows(
@@ -107,10 +129,9 @@ def upsert_rows(
         tuple(at(c) for c in cols if c in add and c not in keys and c not in keep),
         tuple(at(c) for c in cols if c in keep and c not in keys),
     )
-    for i in range(0, len(rows), PG_CHUNK):
-        chunk = rows[i : i + PG_CHUNK]
-        sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, len(chunk))
-        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+    types = _pg_types(table, cols)
+    sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, _unnest(types))
+    conn.exec_driver_sql(sql, tuple(_arrays(types, rows)))
 
 
 def fresh(conn: Connection) -> Connection:
@@ -129,16 +150,10 @@ def _copy_rows(
     quoted = ", ".join(f'"{c}"' for c in cols)
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types([_pg_type(table, c, conn) for c in cols])
+        copy.set_types(list(_pg_types(table, cols)))
         write = copy.write_row
         for r in rows:
             write(r)
-
-
-def _pg_type(table: Table, col: str, conn: Connection) -> str:
-    """A column's type as psycopg names it (SQLAlchemy's FLOAT is PostgreSQL's float8)."""
-    name = table.c[col].type.compile(dialect=conn.dialect).lower()
-    return "float8" if name == "float" else name
 
 
 @lru_cache(maxsize=64)
@@ -150,17 +165,13 @@ def _update_sql(dialect: str, table: str, cols: tuple[str, ...], keys: tuple[str
 
 
 @lru_cache(maxsize=64)
-def _pg_update_sql(table: str, typed: tuple[tuple[str, str], ...], n_set: int, n_rows: int) -> str:
-    """`UPDATE ... FROM (VALUES ...)`: each mark cast to its column's type, since a VALUES
-    list outside an INSERT takes its types from its values (a column of NULLs is text)."""
-    row = "(" + ", ".join(f"CAST(%s AS {ty})" for _, ty in typed) + ")"
-    names = ", ".join(f'"{c}"' for c, _ in typed)
-    sets = ", ".join(f'"{c}" = v."{c}"' for c, _ in typed[:n_set])
-    where = " AND ".join(f'{table}."{c}" = v."{c}"' for c, _ in typed[n_set:])
-    return (
-        f"UPDATE {table} SET {sets} FROM (VALUES {', '.join([row] * n_rows)}) "
-        f"AS v ({names}) WHERE {where}"
-    )
+def _pg_update_sql(table: Table, cols: tuple[str, ...], n_set: int, only_if: str = "") -> str:
+    """`UPDATE ... FROM (unnest(...))`: the first `n_set` columns set by the others."""
+    names = ", ".join(f'"{c}"' for c in cols)
+    sets = ", ".join(f'"{c}" = v."{c}"' for c in cols[:n_set])
+    where = " AND ".join(f'{table.name}."{c}" = v."{c}"' for c in cols[n_set:])
+    source = _unnest(_pg_types(table, cols))
+    return f"UPDATE {table.name} SET {sets} FROM ({source}) AS v ({names}) WHERE {where}{only_if}"
 
 
 def update_rows(
@@ -182,11 +193,9 @@ def update_rows(
     n = len(cols)
     # Every column "set" and none kept: the last row of a key wins.
     rows = merged(rows, tuple(range(n, n + len(keys))), (), ())
-    typed = tuple((c, table.c[c].type.compile(dialect=conn.dialect)) for c in (*cols, *keys))
-    for i in range(0, len(rows), PG_CHUNK):
-        chunk = rows[i : i + PG_CHUNK]
-        sql = _pg_update_sql(table.name, typed, n, len(chunk))
-        conn.exec_driver_sql(sql, tuple(v for r in chunk for v in r))
+    every = (*cols, *keys)
+    arrays = _arrays(_pg_types(table, every), rows)
+    conn.exec_driver_sql(_pg_update_sql(table, every, n), tuple(arrays))
 
 
 def raise_rows(
@@ -208,13 +217,9 @@ def raise_rows(
     for v, k in rows:
         if k not in top or v > top[k]:
             top[k] = v
-    typed = tuple((c, table.c[c].type.compile(dialect=conn.dialect)) for c in (col, key))
-    pairs = list(top.items())
-    for i in range(0, len(pairs), PG_CHUNK):
-        chunk = pairs[i : i + PG_CHUNK]
-        sql = _pg_update_sql(table.name, typed, 1, len(chunk))
-        sql += f' AND ({table.name}."{col}" IS NULL OR {table.name}."{col}" < v."{col}")'
-        conn.exec_driver_sql(sql, tuple(x for k, v in chunk for x in (v, k)))
+    only_if = f' AND ({table.name}."{col}" IS NULL OR {table.name}."{col}" < v."{col}")'
+    arrays = _arrays(_pg_types(table, (col, key)), [(v, k) for k, v in top.items()])
+    conn.exec_driver_sql(_pg_update_sql(table, (col, key), 1, only_if), tuple(arrays))
 
 
 def upsert(

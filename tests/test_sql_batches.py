@@ -109,11 +109,10 @@ SETTINGS = settings(
 
 @pytest.mark.skipif(PG_BINDIR is None, reason="no PostgreSQL server binaries")
 @SETTINGS
-@given(before=rows, batch=rows, chunk=st.sampled_from([2, 5, 1000]))
+@given(before=rows, batch=rows)
 def test_a_batched_upsert_on_postgresql_equals_one_row_at_a_time(
-    pg_engine: Engine, before: list[Any], batch: list[Any], chunk: int, monkeypatch: Any
+    pg_engine: Engine, before: list[Any], batch: list[Any]
 ) -> None:
-    monkeypatch.setattr(sql, "PG_CHUNK", chunk)  # several statements per batch too
     _both_ways(pg_engine, _dedup(before), batch, _upsert)
 
 
