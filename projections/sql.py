@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql
 # The execution option a bulk load sets on its connection: its tables are fresh, so its
 # upserts meet no row and PostgreSQL may take them by COPY.
 FRESH = "ledger_fresh_tables"
-_PG = postgresql.dialect()
+_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def merged(
