@@ -1,10 +1,10 @@
 """The bulk load into empty tables (rebuilds and as-of replays, `ProjectionRunner.load`): the
 log read stream by stream in ranges (`projections/loader.py`), shared with a second process
-on a large SQLite log (`projections/second_loader.py`), then the views' in-memory sums and
-the tracking positions written once. An event the load cannot apply sends it back to the
-batch-by-batch path, which skips it (`projections/poison.py`). A leading `ledger project`
-worker that finds its views empty under a long backlog has them built this way
-(`fill_if_empty`) rather than apply the backlog batch by batch."""
+on a large log, SQLite file or PostgreSQL (`projections/second_loader.py`), then the views'
+in-memory sums and the tracking positions written once. An event the load cannot apply sends
+it back to the batch-by-batch path, which skips it (`projections/poison.py`). A leading
+`ledger project` worker that finds its views empty under a long backlog has them built this
+way (`fill_if_empty`) rather than apply the backlog batch by batch."""
 
 from __future__ import annotations
 
