@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from api import logs
@@ -232,13 +231,7 @@ def project(args: argparse.Namespace) -> int:
 
     lead = leadership.Leadership(container.runner.engine)
     leadership.create_schema(container.runner.engine)
-
-    def fill(before_swap: Callable[[], None]) -> object:
-        # Empty views under a long backlog: built as `ledger replay rebuild` builds them.
-        return rebuild.rebuild(
-            container.store, container.runner.engine, progress=False, before_swap=before_swap
-        )
-
+    fill = rebuild.for_worker(container.store, container.runner.engine)
     try:
         container.runner.run_forever(args.poll_interval, should_stop, lead, fill)
     except KeyboardInterrupt:

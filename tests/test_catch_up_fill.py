@@ -43,8 +43,10 @@ def _workers_on_a_backlog(
     stop = threading.Event()
 
     def run(w: ProjectionRunner, name: str) -> None:
+        build = rebuild.for_worker(store, w.engine)  # what `ledger project` passes
+
         def fill(before_swap: Callable[[], None]) -> object:
-            done = rebuild.rebuild(store, w.engine, progress=False, before_swap=before_swap)
+            done = build(before_swap)
             fills.append(done.position)
             return done
 
