@@ -232,10 +232,13 @@ def project(args: argparse.Namespace) -> int:
     def should_stop() -> bool:
         return bool(stopping) or (parent > 0 and os.getppid() != parent)
 
+    from replay import rebuild
+
     lead = leadership.Leadership(container.runner.engine)
     leadership.create_schema(container.runner.engine)
+    fill = rebuild.for_worker(container.store, container.runner.engine)
     try:
-        container.runner.run_forever(args.poll_interval, should_stop, lead)
+        container.runner.run_forever(args.poll_interval, should_stop, lead, fill)
     except KeyboardInterrupt:
         pass
     finally:

@@ -16,6 +16,7 @@ from domain.state import EVOLVERS, State, evolve, fold_kept_alive, new_state
 from persistence.runtime import paused_gc
 from persistence.store import EventStore
 from projections.projection import BulkShare, Change
+from projections.sql import fresh
 
 # About this many events per range of streams a loader claims: small enough that the two
 # loaders end within a fraction of a second of each other whichever runs slower (a shared
@@ -79,6 +80,7 @@ def load_part(
         done.clear()
         writes = [w for share in shares if (w := share.add(changes)) is not None]
         with engine.begin() as conn:
+            fresh(conn)  # the load's tables hold none of these sessions' rows yet
             for write in writes:
                 write(conn)
 

@@ -299,13 +299,16 @@ class ProjectionRunner:
         poll_interval: float,
         should_stop: Callable[[], bool],
         leadership: Leadership | None = None,
+        fill: bulk.Fill | None = None,
     ) -> None:
         """The worker loop in the foreground (the `ledger project` process). With a
-        `leadership`, it applies only while it leads (projections/leadership.py)."""
+        `leadership`, it applies only while it leads (projections/leadership.py); with a
+        `fill` too, a leader that finds the views empty under a long backlog has them built
+        in bulk first (`bulk.fill_if_empty`)."""
         self._position = self.read_position()
         while not should_stop():
             try:
-                if leadership is not None and not self._leads(leadership):
+                if leadership is not None and not self._leads(leadership, fill):
                     time.sleep(FOLLOW_S)
                     continue
                 applied = self.run_once()
@@ -320,7 +323,7 @@ class ProjectionRunner:
             if pause:
                 time.sleep(pause)
 
-    def _leads(self, leadership: Leadership) -> bool:
+    def _leads(self, leadership: Leadership, fill: bulk.Fill | None = None) -> bool:
         """Whether to apply now; on taking the lead, start from the committed position (the
         previous leader's), on losing it, say so."""
         was = leadership.leading
@@ -328,6 +331,9 @@ class ProjectionRunner:
         if leads and not was:
             self._position = self.read_position()
             log.info("leading the projection workers from position %s", self._position)
+            if fill is not None:
+                bulk.fill_if_empty(self, leadership, fill)
+                leads = leadership.leading
         elif was and not leads:
             log.warning("another projection worker leads now: following")
         return leads

@@ -39,10 +39,11 @@ def load_parallel(
 ) -> None:
     """Load the ranges of streams with a child process, each loader claiming the next
     free range as it goes (`Claims`) and writing its batches into our tables (SQLite
-    serialises the short transactions); the child's sums are added to our `shares`. Taking
-    ranges as they go, not halves fixed in advance, the two end together whichever is
-    slower (the child starts half a second late, and a shared machine's cores do not
-    keep one speed). They share no stream, so their rows never collide."""
+    serialises the short transactions; on PostgreSQL they run side by side); the child's
+    sums are added to our `shares`. Taking ranges as they go, not halves fixed in advance,
+    the two end together whichever is slower (the child starts half a second late, and a
+    shared machine's cores do not keep one speed). They share no stream, so their rows
+    never collide."""
     t = runner.tables
     views_url = runner.engine.url.render_as_string(hide_password=False)
     kinds = [type(v) for v in runner.views]

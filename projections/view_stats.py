@@ -26,7 +26,7 @@ from projections.cells import (
     with_derived_cells,
 )
 from projections.projection import BulkShare, Change, Summed
-from projections.sql import upsert, upsert_rows
+from projections.sql import raise_rows, upsert, upsert_rows
 from projections.tables import ViewTables
 
 
@@ -160,13 +160,5 @@ _CELL_KEEP = frozenset({"duration_max", "dim", "value", "day", "status"})
 
 def _raise_max(conn: Connection, t: ViewTables, cells: list[dict[str, Any]]) -> None:
     """duration_max = max(duration_max, this batch's longest) for cells that gained one."""
-    rows = [
-        (c["duration_max"],) * 2 + (c["cell_id"],) for c in cells if c["duration_max"] is not None
-    ]
-    if rows:
-        m = "?" if conn.dialect.name == "sqlite" else "%s"
-        conn.exec_driver_sql(
-            f"UPDATE {t.cells.name} SET duration_max = {m} "
-            f"WHERE (duration_max IS NULL OR duration_max < {m}) AND cell_id = {m}",
-            rows,
-        )
+    rows = [(c["duration_max"], c["cell_id"]) for c in cells if c["duration_max"] is not None]
+    raise_rows(conn, t.cells, "duration_max", rows, "cell_id")

@@ -138,3 +138,9 @@ def rebuild(
         with engine.begin() as conn:
             fresh.metadata.drop_all(conn)
     return Rebuilt(target, names, [lt.name for lt, _ in pairs])
+
+
+def for_worker(store: EventStore, engine: Engine) -> Callable[[Callable[[], None]], Rebuilt]:
+    """`ledger project`'s bulk build of empty views under a long backlog (projections/bulk.py
+    `fill_if_empty`): a quiet rebuild that checks it still leads just before its swap."""
+    return lambda before_swap: rebuild(store, engine, progress=False, before_swap=before_swap)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,10 +23,13 @@ from domain.state import evolve, fold_kept_alive, new_state
 from persistence.ledger import Ledger
 from persistence.store import EventStore
 from projections import queries as qs
+from projections.bulk import can_split
 from projections.loader import Claims, stream_ranges
 from projections.runner import ProjectionRunner
 from projections.view_count import CountView
 from projections.view_stats import StatsView
+from tests.conftest import PG_BINDIR
+from tests.pg import PgCluster
 from tests.test_views_property import StepClock, dump, history, run_history
 
 
@@ -124,6 +128,29 @@ def test_sessions_with_events_after_they_end_load_like_the_live_path(tmp_path: P
     only = [CountView(), StatsView()]
     got = loaded(store, tmp_path / "sums.db", views=only, sessions_per_batch=1)
     assert sums(got) == sums(live)
+    store.dispose()
+
+
+@pytest.mark.skipif(PG_BINDIR is None, reason="no PostgreSQL server binaries")
+def test_a_load_into_postgresql_lands_where_the_live_path_does(
+    pg: PgCluster, tmp_path: Path
+) -> None:
+    """On PostgreSQL the load writes its fresh tables by COPY, and a second loader shares
+    the ranges (its own connections, side by side): the same views as event by event."""
+    store = late_events_history(tmp_path)
+    live = ProjectionRunner.for_url(store, f"sqlite:///{tmp_path}/live.db", batch_size=4)
+    live.create_schema()
+    live.catch_up()
+    for kw in ({}, {"parallel_from": 0, "range_events": 4, "sessions_per_batch": 1}):
+        got = ProjectionRunner.for_url(store, pg.create_database("load"))
+        got.create_schema()
+        assert can_split(got)  # a second process can open the views database too
+        got.load(**kw)
+        assert got.read_position() == store.head_digest()[0]
+        assert dump(got) == dump(live), kw
+        assert docs(got) == docs(live), kw
+        assert sums(got) == sums(live), kw
+        got.engine.dispose()
     store.dispose()
 
 
