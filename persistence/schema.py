@@ -151,7 +151,8 @@ def make_engine(
 ) -> Engine:
     """An engine for `url`; `immediate=True` gives SQLite writers `BEGIN IMMEDIATE`.
     `durable=False` (views, which can always be rebuilt from the log) skips the per-commit
-    fsync: a crash can lose the last view batches, and their tracking position with them.
+    fsync (SQLite `synchronous=NORMAL`, PostgreSQL `synchronous_commit=off`): a crash can
+    lose the last view batches, and their tracking position with them.
     `autocheckpoint` (WAL pages) replaces SQLite's 1,000 where a `Checkpointer` does the
     checkpoints."""
     u = make_url(url)
@@ -162,6 +163,9 @@ def make_engine(
         def _name(_dialect: Any, _rec: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
             # Looked up at each connect: a forked API process names its own connections.
             cparams.setdefault("application_name", application_name(process_name()))
+            if not durable:  # as SQLite's NORMAL: a crash may lose the last commits, whole
+                extra = cparams.get("options", "")
+                cparams["options"] = f"{extra} -c synchronous_commit=off".strip()
 
         return pg
     path = sqlite_path(url)

@@ -64,3 +64,22 @@ def test_processes_opening_a_new_database_together_all_start(pg: PgCluster, atte
     wanted = {"events", "schema_migrations", "api_keys", "view_tracking"}
     wanted.add(leadership.leader_table.name)
     assert wanted <= names
+
+
+@pytest.mark.integration
+def test_views_commit_without_waiting_for_the_disk_and_the_log_waits(pg: PgCluster) -> None:
+    """The views' engine (`durable=False`, always rebuildable from the log) commits without
+    waiting for its WAL flush; the log's engine keeps the server's setting."""
+    url = pg.create_database("sync")
+    views, log = make_engine(url, durable=False), make_engine(url)
+    # The tests' cluster runs with synchronous_commit=off itself: where a session's value
+    # comes from tells the two engines apart.
+    ask = "SELECT setting, source FROM pg_settings WHERE name = 'synchronous_commit'"
+    try:
+        with views.connect() as conn:
+            assert tuple(conn.exec_driver_sql(ask).one()) == ("off", "client")
+        with log.connect() as conn:
+            assert conn.exec_driver_sql(ask).one()[1] != "client"
+    finally:
+        views.dispose()
+        log.dispose()
