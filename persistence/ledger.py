@@ -20,12 +20,12 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, cast
 
 from domain import commands as c
-from domain.context import ExecutionContext, is_context_stream
+from domain.context import is_context_stream
 from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
@@ -37,8 +37,8 @@ from domain.errors import (
 from domain.events import NewEvent
 from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
-from domain.session import Session, upcast
-from domain.state import evolve, new_state
+from domain.session import Session
+from persistence.aggregates import caught_up, fold, rebuild
 from persistence.answers import Outcome, Waiter, answer
 from persistence.group import (
     Group,
@@ -57,16 +57,6 @@ from persistence.store import EventStore, StaleWriteError, StoredEvent
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
-    """The pure fold of one stream's stored events (None when there are none)."""
-    state = None
-    for e in events:
-        if state is None:
-            state = new_state(session_id or e.stream_id)
-        evolve(state, e.type, upcast(e.type, e.schema_version, e.data()), e.recorded_at, e.position)
-    return state
 
 
 class Ledger:
@@ -289,23 +279,38 @@ class Ledger:
     def _current(
         self, conn: Any, sids: set[str], position: int, touched: dict[str, Aggregate]
     ) -> None:
-        """Put each stream's current aggregate in `touched`: the cached one while it is at
-        the stored version, else rebuilt from the log (none for a stream not yet there)."""
+        """Put each stream's current aggregate in `touched` (none for a stream not yet
+        there). A cached aggregate is current while nobody else appended; after another
+        process did, only the events stored after its version are read and folded onto it
+        (a whole stream is read only for one not cached): the lock is held that long."""
+        cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
         if position == self.last_position:
             # Nobody else appended since our last commit: cached aggregates are current.
-            cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
-            versions = {sid: a.version for sid, a in cached.items()}
-            versions.update(self.store.stream_versions(conn, sids - cached.keys()))
+            touched.update(cached)
+            since = dict.fromkeys(sids - cached.keys(), 0)
         else:
-            versions = self.store.stream_versions(conn, sids)
-        for sid in sids:
-            agg = self.cache.get(sid)
-            if agg is not None and agg.version == versions.get(sid, 0):
-                touched[sid] = agg
-            elif sid in versions:
-                touched[sid] = self._rebuild(sid, self.store.load_stream(sid, conn))
-            else:
+            since = {sid: cached[sid].version if sid in cached else 0 for sid in sids}
+        tails = self.store.stream_tails(conn, since) if since else {}
+        for sid, version in since.items():
+            tail = tails.get(sid)
+            if not tail:
                 self.cache.pop(sid, None)
+            elif version == 0:
+                touched[sid] = rebuild(sid, tail)
+            elif tail[0].version != version:  # not the stream the cache saw: read it whole
+                touched[sid] = rebuild(sid, self.store.load_stream(sid, conn))
+            else:
+                # In `touched` first: should folding fail, the failed group drops it.
+                agg = touched[sid] = cached[sid]
+                if len(tail) > 1:
+                    touched[sid] = self._forward(sid, agg, tail[1:], conn)
+
+    def _forward(self, sid: str, agg: Aggregate, later: list[StoredEvent], conn: Any) -> Aggregate:
+        """`agg` with the events stored after it: a session folds them on; a context (rare,
+        and the library's own aggregate) is rebuilt from its whole stream."""
+        if isinstance(agg, Session):
+            return caught_up(agg, later)
+        return rebuild(sid, self.store.load_stream(sid, conn))
 
     def _decide_all(
         self,
@@ -366,19 +371,3 @@ class Ledger:
             if key is not None:
                 fresh_keys[key] = (cmd.fingerprint(), i)
         return outcomes, new, idle, fresh_keys, repeats
-
-    @staticmethod
-    def _rebuild(sid: str, stored: list[StoredEvent]) -> Aggregate:
-        """The aggregate of a stored stream: a context replays its events through the
-        library; a session is rehydrated from the pure fold."""
-        if not stored:
-            raise RuntimeError(f"stream {sid} vanished inside a transaction")
-        if is_context_stream(sid):
-            ctx = ExecutionContext.rebuild(
-                sid, ((e.version, e.recorded_at, e.data()) for e in stored)
-            )
-            assert ctx is not None
-            return ctx
-        state = fold(stored, sid)
-        assert state is not None
-        return Session.from_state(state)
