@@ -46,12 +46,19 @@ def kept(sid: str, version: int) -> NewEvent:
     return NewEvent(sid, version, "KeptAlive", 1, T0, {"visible": True, "path": "/"})
 
 
+TABLES = (
+    ("events", "position"),
+    ("log_nodes", "level, idx"),
+    ("sealed_values", "position, slot"),
+    ("idempotency_keys", "key"),
+)
+
+
 def everything(store: EventStore) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of the tables an append writes, as plain tuples."""
     out = {}
     with store.read_engine.connect() as conn:
-        for table, key in (("events", "position"), ("log_nodes", "level, idx"),
-                           ("sealed_values", "position, slot"), ("idempotency_keys", "key")):  # fmt: skip
+        for table, key in TABLES:
             rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))
             out[table] = [tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
                           for r in rows]  # fmt: skip
@@ -99,10 +106,10 @@ def test_a_copy_of_a_stream_version_another_writer_took_is_stale_and_stores_noth
         append(mine, [started("d", "dan"), *(kept(s, 2) for s in "de"), kept("a", 4),
                       started("e", "eve"), kept("a", 3), kept("d", 3)])  # fmt: skip
     assert everything(mine) == before
-    with pytest.raises(StaleWriteError):  # an idempotency key another process stored
-        with mine.write_transaction() as conn:
-            mine.append(conn, mine.head(conn), [kept("a", 4)])
-            mine.remember_idempotent(conn, [key_row("k-a-3")])
+    # An idempotency key another process stored.
+    with pytest.raises(StaleWriteError), mine.write_transaction() as conn:
+        mine.append(conn, mine.head(conn), [kept("a", 4)])
+        mine.remember_idempotent(conn, [key_row("k-a-3")])
     assert everything(mine) == before
     append(mine, [kept("a", 4)])  # decided again on fresh state, the append goes through
     assert len(everything(mine)["events"]) == len(before["events"]) + 1

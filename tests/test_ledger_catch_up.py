@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from domain import commands as c
@@ -34,7 +34,7 @@ KINDS = ("start", "keepalive", "hide", "status", "details", "result", "stop", "e
 Step = tuple[int, int, str, int]
 steps = st.lists(
     st.tuples(st.integers(0, 1), st.integers(0, 2), st.sampled_from(KINDS), st.integers(0, 4)),
-    min_size=1,
+    min_size=3,
     max_size=30,
 )
 
@@ -123,9 +123,16 @@ def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     w.close()
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(history=steps)
+# Process 0 caches session 0; process 1 appends to it; process 0 commits on another session
+# and then, with nobody else appending since that commit, must still not trust session 0.
+@example(history=[(0, 0, "start", 0), (1, 0, "keepalive", 0), (0, 1, "start", 0),
+                  (0, 0, "status", 1)])  # fmt: skip
 def test_interleaved_ledgers_decide_as_one_ledger_alone(world: World, history: list[Step]) -> None:
     world.run(history)
 
@@ -140,5 +147,5 @@ def test_a_cached_session_catches_up_on_many_events_the_other_process_appended(
     history += [(1, 0, "details", 3), (1, 0, "erase", 0), (1, 0, "result", 1)] * 6
     history += [(0, 0, "keepalive", 2), (0, 0, "stop", 1), (1, 0, "keepalive", 2)]
     world.run(history)
-    state = world.ledgers[0].cache[f"x0-0"].state  # type: ignore[attr-defined]
+    state = world.ledgers[0].cache["x0-0"].state  # type: ignore[attr-defined]
     assert state["ended_at"] is not None and state["user"] is None
