@@ -27,8 +27,8 @@ from domain.events import NewEvent
 from domain.personal import personal_slots
 from domain.rules import validate
 from domain.session import Session
+from persistence.aggregates import fold
 from persistence.blobs import BlobStore
-from persistence.ledger import fold
 from persistence.sealing import is_sealed, slot_name
 from persistence.store import EventStore, StoredEvent
 

@@ -20,12 +20,12 @@ import logging
 import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, cast
 
 from domain import commands as c
-from domain.context import ExecutionContext, is_context_stream
+from domain.context import is_context_stream
 from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
@@ -37,8 +37,8 @@ from domain.errors import (
 from domain.events import NewEvent
 from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
-from domain.session import Session, upcast
-from domain.state import evolve, new_state
+from domain.session import Session
+from persistence.aggregates import caught_up, fold, rebuild
 from persistence.answers import Outcome, Waiter, answer
 from persistence.group import (
     Group,
@@ -57,16 +57,6 @@ from persistence.store import EventStore, StaleWriteError, StoredEvent
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
-    """The pure fold of one stream's stored events (None when there are none)."""
-    state = None
-    for e in events:
-        if state is None:
-            state = new_state(session_id or e.stream_id)
-        evolve(state, e.type, upcast(e.type, e.schema_version, e.data()), e.recorded_at, e.position)
-    return state
 
 
 class Ledger:
@@ -94,6 +84,12 @@ class Ledger:
         # SimpleQueue: its put (on the event loop, once per request) is C, not Python locking.
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.last_position = store.head_digest()[0]
+        # Which cached aggregates are current without a read: each one's `checked` position
+        # (it was current when the log's head was there), and `ours_from`, the head since
+        # which every append up to `last_position` was this process's own (each reflected in
+        # the cache). A cached aggregate checked at or after `ours_from` is current.
+        self.checked: dict[str, int] = {}
+        self.ours_from = self.last_position
         self.listeners: list[Callable[[int], None]] = []
         self._thread: threading.Thread | None = None
 
@@ -218,17 +214,20 @@ class Ledger:
         its own submission: the group is tried again one submission at a time."""
         touched: dict[str, Aggregate] = {}
         try:
-            outcomes, head = self._append(items, touched)
+            outcomes, base, head = self._append(items, touched)
         except Exception as exc:
             for sid in touched:  # decided in place, then rolled back: stale
-                self.cache.pop(sid, None)
+                self._forget(sid)
             self._failed(items, exc, retried)
             return
+        if base != self.last_position:  # another process appended before this group
+            self.ours_from = base
         for sid, agg in touched.items():
             self.cache[sid] = agg
             self.cache.move_to_end(sid)
+            self.checked[sid] = base
         while len(self.cache) > self.cache_size:
-            self.cache.popitem(last=False)
+            self.checked.pop(self.cache.popitem(last=False)[0], None)
         self.last_position = head
         answers: list[tuple[Waiter, list[Outcome] | BaseException]] = []
         i = 0
@@ -243,6 +242,7 @@ class Ledger:
         if isinstance(exc, StaleWriteError) and not retried:
             # Another process wrote the same streams: decide again on what is stored now.
             self.cache.clear()
+            self.checked.clear()
             self._process(items, retried=True)
             return
         if len(items) > 1 and not isinstance(exc, StoreUnavailableError):
@@ -259,9 +259,10 @@ class Ledger:
         self,
         items: list[Item],
         touched: dict[str, Aggregate],
-    ) -> tuple[list[Outcome], int]:
+    ) -> tuple[list[Outcome], int, int]:
         """One commit group in one transaction: load the streams' aggregates, decide every
-        command in order, append the events, remember the idempotency keys."""
+        command in order, append the events, remember the idempotency keys. Returns the
+        outcomes, the head the group found and the head it left."""
         cmds = [cmd for batch, _, _ in items for cmd in batch]
         limits = [p for batch, _, p in items for _ in batch] if any_limit(items) else None
         with self.store.write_transaction() as conn:
@@ -284,28 +285,49 @@ class Ledger:
             for i, j in repeats:
                 outcomes[i] = outcomes[j]
             self.store.remember_idempotent(conn, remembered(fresh_keys, outcomes))
-        return cast(list[Outcome], outcomes), new_head
+        return cast(list[Outcome], outcomes), position, new_head
 
     def _current(
         self, conn: Any, sids: set[str], position: int, touched: dict[str, Aggregate]
     ) -> None:
-        """Put each stream's current aggregate in `touched`: the cached one while it is at
-        the stored version, else rebuilt from the log (none for a stream not yet there)."""
-        if position == self.last_position:
-            # Nobody else appended since our last commit: cached aggregates are current.
-            cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
-            versions = {sid: a.version for sid, a in cached.items()}
-            versions.update(self.store.stream_versions(conn, sids - cached.keys()))
-        else:
-            versions = self.store.stream_versions(conn, sids)
+        """Put each stream's current aggregate in `touched` (none for a stream not yet
+        there). A cached aggregate is current when no other process appended since it was
+        checked; else only the events stored after its version are read and folded onto it
+        (a whole stream is read only for one not cached): the lock is held that long."""
+        cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
+        since: dict[str, int] = {}
+        ours = self.ours_from if position == self.last_position else position
         for sid in sids:
-            agg = self.cache.get(sid)
-            if agg is not None and agg.version == versions.get(sid, 0):
+            agg = cached.get(sid)
+            if agg is not None and self.checked.get(sid, -1) >= ours:
                 touched[sid] = agg
-            elif sid in versions:
-                touched[sid] = self._rebuild(sid, self.store.load_stream(sid, conn))
             else:
-                self.cache.pop(sid, None)
+                since[sid] = 0 if agg is None else agg.version
+        tails = self.store.stream_tails(conn, since) if since else {}
+        for sid, version in since.items():
+            tail = tails.get(sid)
+            if not tail:
+                self._forget(sid)
+            elif version == 0:
+                touched[sid] = rebuild(sid, tail)
+            elif tail[0].version != version:  # not the stream the cache saw: read it whole
+                touched[sid] = rebuild(sid, self.store.load_stream(sid, conn))
+            else:
+                # In `touched` first: should folding fail, the failed group drops it.
+                agg = touched[sid] = cached[sid]
+                if len(tail) > 1:
+                    touched[sid] = self._forward(sid, agg, tail[1:], conn)
+
+    def _forget(self, sid: str) -> None:
+        self.cache.pop(sid, None)
+        self.checked.pop(sid, None)
+
+    def _forward(self, sid: str, agg: Aggregate, later: list[StoredEvent], conn: Any) -> Aggregate:
+        """`agg` with the events stored after it: a session folds them on; a context (rare,
+        and the library's own aggregate) is rebuilt from its whole stream."""
+        if isinstance(agg, Session):
+            return caught_up(agg, later)
+        return rebuild(sid, self.store.load_stream(sid, conn))
 
     def _decide_all(
         self,
@@ -366,19 +388,3 @@ class Ledger:
             if key is not None:
                 fresh_keys[key] = (cmd.fingerprint(), i)
         return outcomes, new, idle, fresh_keys, repeats
-
-    @staticmethod
-    def _rebuild(sid: str, stored: list[StoredEvent]) -> Aggregate:
-        """The aggregate of a stored stream: a context replays its events through the
-        library; a session is rehydrated from the pure fold."""
-        if not stored:
-            raise RuntimeError(f"stream {sid} vanished inside a transaction")
-        if is_context_stream(sid):
-            ctx = ExecutionContext.rebuild(
-                sid, ((e.version, e.recorded_at, e.data()) for e in stored)
-            )
-            assert ctx is not None
-            return ctx
-        state = fold(stored, sid)
-        assert state is not None
-        return Session.from_state(state)

@@ -33,6 +33,7 @@ from persistence.chain import chain_rows
 from persistence.chain import encode_payload as encode_payload
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 from persistence.migrations import migrate
+from persistence.pgcopy import EVENTS, IDEMPOTENCY_KEYS, copy_rows
 from persistence.schema import idempotency_table, make_engine, sqlite_path
 from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
@@ -78,7 +79,7 @@ class EventStore:
             "INSERT INTO events (position, stream_id, version, type, schema_version, "
             f"recorded_at, payload, hash) VALUES ({','.join([self._mark] * 8)})"
         )
-        self.tree = LogTree(self.read_engine, self._mark)
+        self.tree = LogTree(self.read_engine, self._mark, copy=not self.is_sqlite)
 
     def create_schema(self) -> None:
         """Bring the schema up to this code's (persistence/migrations.py), then the tree."""
@@ -133,20 +134,6 @@ class EventStore:
         ).first()
         return (0, GENESIS_HASH, 0.0) if row is None else (int(row[0]), bytes(row[1]), row[2])
 
-    def stream_versions(self, conn: Connection, stream_ids: Iterable[str]) -> dict[str, int]:
-        ids = list(stream_ids)
-        out: dict[str, int] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i : i + 500]
-            marks = ",".join([self._mark] * len(chunk))
-            rows = conn.exec_driver_sql(
-                f"SELECT stream_id, MAX(version) FROM events WHERE stream_id IN ({marks}) "
-                "GROUP BY stream_id",
-                tuple(chunk),
-            )
-            out.update({r[0]: int(r[1]) for r in rows})
-        return out
-
     def insert(
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[StoredEvent]:
@@ -169,9 +156,13 @@ class EventStore:
         if openings:
             store_openings(conn, self._mark, head[0], openings)
         if rows:
-            # The hot path: one driver-level executemany (SQLAlchemy's per-row parameter
-            # processing cost more than the insert itself when measured).
-            conn.exec_driver_sql(self._insert_sql, rows)
+            # The hot path. PostgreSQL: one COPY (persistence/pgcopy.py). SQLite: one
+            # driver-level executemany (SQLAlchemy's per-row parameter processing cost more
+            # than the insert itself when measured).
+            if self.is_sqlite:
+                conn.exec_driver_sql(self._insert_sql, rows)
+            else:
+                copy_rows(conn, EVENTS, rows)
             # Every acknowledged event is in the tree: its nodes commit with it.
             self.tree.add(conn, head, leaves, (rows[-1][0], rows[-1][7]))
         return rows
@@ -190,9 +181,12 @@ class EventStore:
             out = {r[0]: (r[1], bytes(r[2])) for r in rows}
         return out
 
-    @staticmethod
-    def remember_idempotent(conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows:
+    def remember_idempotent(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        if rows and not self.is_sqlite:
+            copy_rows(
+                conn, IDEMPOTENCY_KEYS, [tuple(r[c] for c in IDEMPOTENCY_KEYS[1]) for r in rows]
+            )
+        elif rows:
             conn.execute(idempotency_table.insert(), rows)
 
     # -- reading ------------------------------------------------------------------------------
@@ -209,6 +203,24 @@ class EventStore:
             return self._opened(conn, [StoredEvent(*r) for r in conn.execute(text(sql), params)])
         with self.read_engine.connect() as c:
             return self._opened(c, [StoredEvent(*r) for r in c.execute(text(sql), params)])
+
+    def stream_tails(self, conn: Connection, since: dict[str, int]) -> dict[str, list[StoredEvent]]:
+        """Each stream's events from version `since[id]` on, in version order, in one read
+        per 200 streams (0: the whole stream; a stream not stored is absent). The event at
+        `since[id]` itself comes unopened: it shows the stream still reaches that version."""
+        ids, m = list(since), self._mark
+        found: dict[str, list[StoredEvent]] = {}
+        for i in range(0, len(ids), 200):
+            chunk = ids[i : i + 200]
+            where = " OR ".join([f"(stream_id = {m} AND version >= {m})"] * len(chunk))
+            params = tuple(x for sid in chunk for x in (sid, since[sid]))
+            sql = f"SELECT * FROM events WHERE {where} ORDER BY stream_id, version"
+            for r in conn.exec_driver_sql(sql, params):
+                found.setdefault(r[1], []).append(StoredEvent(*r))
+        for sid, events in found.items():
+            skip = 1 if since[sid] else 0  # the known event: its values are not needed
+            found[sid] = events[:skip] + self._opened(conn, events[skip:])
+        return found
 
     def _opened(self, conn: Connection, events: list[StoredEvent]) -> list[StoredEvent]:
         """`events` with their sealed values opened (persistence/sealing.py)."""

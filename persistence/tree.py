@@ -24,6 +24,7 @@ from domain import merkle
 from domain.errors import TreeRangeError
 from domain.merkle import Frontier, fold_right, node_hash, perfect_ranges
 from persistence.chain import leaf_bytes as leaf_bytes  # the leaf encoding lives with the chain
+from persistence.pgcopy import LOG_NODES, copy_rows
 
 # 16 leaves a block: a stored row per 8 leaves (~1/8 of an event row's insert), and a proof
 # or a writer restoring its frontier reads at most 15 events per block (see the module's
@@ -99,9 +100,11 @@ class LogTree:
     `subtree_hash`, `inclusion_proof`, `consistency_proof`, `leaves`; arguments outside the
     tree raise TreeRangeError naming the argument."""
 
-    def __init__(self, engine: Engine, mark: str) -> None:
+    def __init__(self, engine: Engine, mark: str, copy: bool = False) -> None:
         self._engine = engine  # for reads
         self._mark = mark
+        # PostgreSQL writes nodes with COPY (persistence/pgcopy.py), SQLite with executemany.
+        self._copy = copy
         # The frontier after the last append this object made, keyed by the head (position,
         # chain hash) it left: only a log with that head has that tree.
         self._state: tuple[Head, Frontier] | None = None
@@ -119,9 +122,7 @@ class LogTree:
             frontier = state[1]
         else:
             frontier = self._frontier_at(conn, head[0])
-        nodes = frontier.extend(leaf_hashes, STORED_LEVEL)
-        if nodes:
-            conn.exec_driver_sql(self._insert_sql, nodes)
+        self._store_nodes(conn, frontier.extend(leaf_hashes, STORED_LEVEL))
         self._state = (new_head, frontier)
 
     def catch_up(self, conn: Connection, size: int, limit: int = CATCH_UP_CHUNK) -> bool:
@@ -159,10 +160,14 @@ class LogTree:
         frontier = self._frontier_at(conn, covered)
         for start in range(covered, end, _READ_CHUNK):
             leaves = self._leaf_hashes(conn, start, min(end, start + _READ_CHUNK))
-            nodes = frontier.extend(leaves, STORED_LEVEL)
-            if nodes:
-                conn.exec_driver_sql(self._insert_sql, nodes)
+            self._store_nodes(conn, frontier.extend(leaves, STORED_LEVEL))
         return end
+
+    def _store_nodes(self, conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        if nodes and self._copy:
+            copy_rows(conn, LOG_NODES, nodes)
+        elif nodes:
+            conn.exec_driver_sql(self._insert_sql, nodes)
 
     def _read_nodes(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
         if not keys:

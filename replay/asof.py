@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, event
 
 from domain.eventtime import time_of
 from domain.state import State
-from persistence.ledger import fold
+from persistence.aggregates import fold
 from persistence.schema import make_engine
 from persistence.store import EventStore
 from projections import queries

@@ -23,7 +23,7 @@ from domain.errors import (
     SessionStoppedError,
 )
 from domain.session import Session
-from persistence.ledger import fold
+from persistence.aggregates import fold
 from persistence.store import GENESIS_HASH, NewEvent, chain_hash
 
 # Times a datetime holds exactly, so the library path's fold (through `timestamp`) and the

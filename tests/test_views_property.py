@@ -17,9 +17,10 @@ from domain import commands as c
 from domain.errors import LedgerError
 from domain.eventtime import EventTimeWindow
 from domain.state import STATUSES
+from persistence.aggregates import fold
 from persistence.blobs import BlobStore
 from persistence.erasure import erase
-from persistence.ledger import Ledger, fold
+from persistence.ledger import Ledger
 from persistence.store import EventStore
 from projections import queries as qs
 from projections.cells import bucket_of
