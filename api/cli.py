@@ -27,14 +27,10 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(projection_worker=args.worker)
     check_startup(settings)
     logs.configure(settings.log_format)
-    views = masked(settings.views_url)
-    if settings.views_read_url != settings.views_url:
-        views += f", read from {masked(settings.views_read_url)}"
-    logs.emit(
-        settings.log_format,
-        f"Session Ledger on http://{args.host}:{args.port}  (events: "
-        f"{masked(settings.database_url)}, views: {views}; OpenAPI at /docs)",
-    )
+    views, read = masked(settings.views_url), masked(settings.views_read_url)
+    views += f", read from {read}" if read != views else ""
+    where = f"events: {masked(settings.database_url)}, views: {views}; OpenAPI at /docs"
+    logs.emit(settings.log_format, f"Session Ledger on http://{args.host}:{args.port}  ({where})")
     _first_admin_key(settings.database_url, settings.log_format)
     options: dict[str, Any] = {
         "host": args.host,
