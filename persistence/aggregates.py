@@ -14,6 +14,10 @@ from domain.session import Session, upcast
 from domain.state import State, evolve, new_state
 from persistence.chain import StoredEvent
 
+# Past this many appends of other processes (or the cache's size), the command service
+# forgets its cache rather than read which streams they touched (persistence/ledger.py).
+STALE_SCAN = 100_000
+
 
 def fold(events: Sequence[StoredEvent], session_id: str | None = None) -> dict[str, Any] | None:
     """The pure fold of one stream's stored events (None when there are none)."""

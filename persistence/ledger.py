@@ -38,7 +38,7 @@ from domain.events import NewEvent
 from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session
-from persistence.aggregates import caught_up, fold, rebuild
+from persistence.aggregates import STALE_SCAN, caught_up, fold, rebuild
 from persistence.answers import Outcome, Waiter, answer
 from persistence.group import (
     Group,
@@ -52,7 +52,7 @@ from persistence.group import (
     replayed,
 )
 from persistence.runtime import paused_gc
-from persistence.store import EventStore, StaleWriteError, StoredEvent
+from persistence.store import EventStore, StaleWriteError
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +84,12 @@ class Ledger:
         # SimpleQueue: its put (on the event loop, once per request) is C, not Python locking.
         self.queue: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self.last_position = store.head_digest()[0]
-        # Which cached aggregates are current without a read: each one's `checked` position
-        # (it was current when the log's head was there), and `ours_from`, the head since
-        # which every append up to `last_position` was this process's own (each reflected in
-        # the cache). A cached aggregate checked at or after `ours_from` is current.
-        self.checked: dict[str, int] = {}
-        self.ours_from = self.last_position
+        # Every cached aggregate is current as of the log's head `seen`, except those in
+        # `stale` (another process appended to their streams since they were cached): the
+        # writer reads the ids of the streams other processes appended to since `seen`,
+        # one range of positions, before each group (`_current`).
+        self.seen = self.last_position
+        self.stale: set[str] = set()
         self.listeners: list[Callable[[int], None]] = []
         self._thread: threading.Thread | None = None
 
@@ -214,21 +214,18 @@ class Ledger:
         its own submission: the group is tried again one submission at a time."""
         touched: dict[str, Aggregate] = {}
         try:
-            outcomes, base, head = self._append(items, touched)
+            outcomes, _, head = self._append(items, touched)
         except Exception as exc:
             for sid in touched:  # decided in place, then rolled back: stale
                 self._forget(sid)
             self._failed(items, exc, retried)
             return
-        if base != self.last_position:  # another process appended before this group
-            self.ours_from = base
         for sid, agg in touched.items():
             self.cache[sid] = agg
             self.cache.move_to_end(sid)
-            self.checked[sid] = base
         while len(self.cache) > self.cache_size:
-            self.checked.pop(self.cache.popitem(last=False)[0], None)
-        self.last_position = head
+            self.stale.discard(self.cache.popitem(last=False)[0])
+        self.last_position = self.seen = head  # the group's own appends are in the cache
         answers: list[tuple[Waiter, list[Outcome] | BaseException]] = []
         i = 0
         for cmds, fut, _ in items:
@@ -241,8 +238,7 @@ class Ledger:
     def _failed(self, items: list[Item], exc: Exception, retried: bool) -> None:
         if isinstance(exc, StaleWriteError) and not retried:
             # Another process wrote the same streams: decide again on what is stored now.
-            self.cache.clear()
-            self.checked.clear()
+            self._forget_all()
             self._process(items, retried=True)
             return
         if len(items) > 1 and not isinstance(exc, StoreUnavailableError):
@@ -291,19 +287,21 @@ class Ledger:
         self, conn: Any, sids: set[str], position: int, touched: dict[str, Aggregate]
     ) -> None:
         """Put each stream's current aggregate in `touched` (none for a stream not yet
-        there). A cached aggregate is current when no other process appended since it was
-        checked; else only the events stored after its version are read and folded onto it
-        (a whole stream is read only for one not cached): the lock is held that long."""
+        there). A cached aggregate is current unless another process appended to its stream
+        since it was cached; then only the events stored after its version are read and
+        folded onto it (a whole stream is read only for one not cached): the lock is held
+        that long."""
+        self._mark_stale(conn, position)
         cached = {sid: self.cache[sid] for sid in sids if sid in self.cache}
         since: dict[str, int] = {}
-        ours = self.ours_from if position == self.last_position else position
         for sid in sids:
             agg = cached.get(sid)
-            if agg is not None and self.checked.get(sid, -1) >= ours:
+            if agg is not None and sid not in self.stale:
                 touched[sid] = agg
             else:
                 since[sid] = 0 if agg is None else agg.version
         tails = self.store.stream_tails(conn, since) if since else {}
+        self.stale.difference_update(since)  # read now: current (or dropped if this fails)
         for sid, version in since.items():
             tail = tails.get(sid)
             if not tail:
@@ -315,19 +313,30 @@ class Ledger:
             else:
                 # In `touched` first: should folding fail, the failed group drops it.
                 agg = touched[sid] = cached[sid]
-                if len(tail) > 1:
-                    touched[sid] = self._forward(sid, agg, tail[1:], conn)
+                if len(tail) > 1 and isinstance(agg, Session):
+                    touched[sid] = caught_up(agg, tail[1:])  # the events after it, folded on
+                elif len(tail) > 1:  # a context (rare; the library's aggregate): read it whole
+                    touched[sid] = rebuild(sid, self.store.load_stream(sid, conn))
+
+    def _mark_stale(self, conn: Any, position: int) -> None:
+        """Mark stale the cached streams other processes appended to after `seen` (every
+        append between `seen` and `position`, the head under this group's lock, is theirs)."""
+        if position == self.seen:
+            return
+        if position - self.seen > max(self.cache_size, STALE_SCAN):
+            self._forget_all()  # cheaper to read the streams again than to scan that far
+        else:
+            others = self.store.streams_appended(conn, self.seen, position)
+            self.stale.update(sid for sid in others if sid in self.cache)
+        self.seen = position
 
     def _forget(self, sid: str) -> None:
         self.cache.pop(sid, None)
-        self.checked.pop(sid, None)
+        self.stale.discard(sid)
 
-    def _forward(self, sid: str, agg: Aggregate, later: list[StoredEvent], conn: Any) -> Aggregate:
-        """`agg` with the events stored after it: a session folds them on; a context (rare,
-        and the library's own aggregate) is rebuilt from its whole stream."""
-        if isinstance(agg, Session):
-            return caught_up(agg, later)
-        return rebuild(sid, self.store.load_stream(sid, conn))
+    def _forget_all(self) -> None:
+        self.cache.clear()
+        self.stale.clear()
 
     def _decide_all(
         self,

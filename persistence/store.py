@@ -204,6 +204,12 @@ class EventStore:
         with self.read_engine.connect() as c:
             return self._opened(c, [StoredEvent(*r) for r in c.execute(text(sql), params)])
 
+    def streams_appended(self, conn: Connection, after: int, upto: int) -> set[str]:
+        """The ids of the streams appended to at positions after `after` up to `upto`."""
+        m = self._mark
+        sql = f"SELECT DISTINCT stream_id FROM events WHERE position > {m} AND position <= {m}"
+        return {r[0] for r in conn.exec_driver_sql(sql, (after, upto))}
+
     def stream_tails(self, conn: Connection, since: dict[str, int]) -> dict[str, list[StoredEvent]]:
         """Each stream's events from version `since[id]` on, in version order, in one read
         per 200 streams (0: the whole stream; a stream not stored is absent). The event at
