@@ -17,6 +17,10 @@ from persistence.schema import reading
 from projections import queries as qs
 from projections.present import parse_time
 
+# The largest offset or page size a query takes: the databases bind 64-bit integers (a larger
+# one was a 500), and no client pages past 2^31 rows.
+PAGE_BOUND = 2**31 - 1
+
 
 async def get_container(request: Request) -> Container:
     container: Container = request.app.state.container

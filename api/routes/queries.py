@@ -11,7 +11,7 @@ from starlette.responses import Response
 from api import cursor as cursors
 from api import openapi as a
 from api.conditional import conditional, link_next, next_page
-from api.deps import FreshDep, connect, require_detail, time_field
+from api.deps import PAGE_BOUND, FreshDep, connect, require_detail, time_field
 from api.render import uploaded_content
 from domain.errors import InvalidCommandError, SessionNotFoundError
 from projections import queries as qs
@@ -72,7 +72,7 @@ def list_sessions(
     sort: str = Query("started_at", description=f"one of {', '.join(qs.SORT_FIELDS)}"),
     order: str = Query("desc", pattern="^(asc|desc)$"),
     limit: int = Query(50, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=PAGE_BOUND),
     cursor: str | None = Query(None, description=LIST_ORDER),
 ) -> Response:
     """Sessions matching the filters, sorted, one page at a time, with the total. Page on

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import FreshDep
+from api.deps import PAGE_BOUND, FreshDep
 from api.dialects.canopsis.shape import Caller, session_item
 from api.dialects.common import read_views, scoped, time_param
 from projections import queries as qs
@@ -31,7 +31,7 @@ def list_sessions(
     started_after: str | None = None,
     stopped_before: str | None = None,
     limit: int = Query(1000, ge=1, le=10000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=PAGE_BOUND),
 ) -> dict[str, Any]:
     """Canopsis sessions, oldest first (Canopsis's stored order), with the time spent visible
     on each view and tab."""

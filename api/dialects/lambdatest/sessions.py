@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import APIRouter, Query, Request
 
-from api.deps import ContainerDep, FreshDep, execute
+from api.deps import PAGE_BOUND, ContainerDep, FreshDep, execute
 from api.dialects.common import actor, fresh_detail, read_views, scoped
 from api.dialects.lambdatest.shape import (
     ACCOUNT_TAG,
@@ -43,7 +43,7 @@ def list_sessions(
     fromdate: str | None = None,
     todate: str | None = None,
     sort: str | None = Query(None, description="asc.start_time, desc.duration, ..."),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=PAGE_BOUND),
     limit: int = Query(10, ge=1, le=1000),
     test_name: str | None = Query(None, description="sessions whose name contains it"),
     tags: str | None = Query(None, description="comma-separated; all must be set"),

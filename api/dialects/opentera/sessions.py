@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.bootstrap import Container
-from api.deps import FreshDep, execute
+from api.deps import PAGE_BOUND, FreshDep, execute
 from api.dialects.opentera.events import events_json
 from api.dialects.opentera.read import Selection, by_number, find, missing, require_number
 from api.dialects.opentera.save import Way, save
@@ -46,8 +46,8 @@ def answer(
 
 def window(
     status: int | None = None,
-    limit: int | None = Query(None, ge=0),
-    offset: int = Query(0, ge=0),
+    limit: int | None = Query(None, ge=0, le=PAGE_BOUND),
+    offset: int = Query(0, ge=0, le=PAGE_BOUND),
     start_date: str | None = None,
     end_date: str | None = None,
 ) -> Selection:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import FreshDep
+from api.deps import PAGE_BOUND, FreshDep
 from api.dialects.common import detail_by_number, found, read_views, scoped
 from api.dialects.testmo.shape import (
     ABSENT_FILTERS,
@@ -30,7 +30,7 @@ def list_sessions(
     project_id: str,
     request: Request,
     container: FreshDep,
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=PAGE_BOUND // 100),
     per_page: int = Query(100, ge=1, le=100),
     is_closed: str | None = None,
     sort: str | None = Query(None, description=", ".join(SORTS)),
