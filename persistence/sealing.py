@@ -24,7 +24,7 @@ from sqlalchemy import Column, Connection, LargeBinary, String, Table
 
 from domain.events import NewEvent
 from domain.personal import SEALED_TYPES, Slot, erased_value, is_mapping_entry, personal_slots
-from persistence.pgcopy import SEALED_VALUES, copy_rows
+from persistence.pgcopy import append_rows
 from persistence.schema import Position, metadata
 
 SEAL = "$sealed"
@@ -159,15 +159,7 @@ def opened_payloads(
     }
 
 
-def store_openings(conn: Connection, mark: str, base: int, openings: list[Opening]) -> None:
-    """Insert the openings of a batch whose first event is at position `base + 1` (on
-    PostgreSQL, whose driver's mark is `%s`, as one COPY: persistence/pgcopy.py)."""
+def store_openings(conn: Connection, base: int, openings: list[Opening]) -> None:
+    """Insert the openings of a batch whose first event is at position `base + 1`."""
     rows = [(base + 1 + i, slot, salt, value) for i, slot, salt, value in openings]
-    if mark == "%s":
-        copy_rows(conn, SEALED_VALUES, rows)
-        return
-    conn.exec_driver_sql(
-        "INSERT INTO sealed_values (position, slot, salt, value) "
-        f"VALUES ({mark}, {mark}, {mark}, {mark})",
-        rows,
-    )
+    append_rows(conn, sealed_values_table, ("position", "slot", "salt", "value"), rows)

@@ -33,10 +33,15 @@ from persistence.chain import chain_rows
 from persistence.chain import encode_payload as encode_payload
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 from persistence.migrations import migrate
-from persistence.pgcopy import EVENTS, IDEMPOTENCY_KEYS, copy_rows
-from persistence.schema import idempotency_table, make_engine, sqlite_path
+from persistence.pgcopy import append_rows
+from persistence.schema import events_table, idempotency_table, make_engine, sqlite_path
 from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
+
+# An event row's columns, in the order persistence/chain.py `chain_rows` builds them.
+EVENT_COLUMNS = (
+    "position", "stream_id", "version", "type", "schema_version", "recorded_at", "payload", "hash"
+)  # fmt: skip
 
 
 class StaleWriteError(Exception):
@@ -75,11 +80,7 @@ class EventStore:
         )
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._mark = "?" if self.is_sqlite else "%s"
-        self._insert_sql = (
-            "INSERT INTO events (position, stream_id, version, type, schema_version, "
-            f"recorded_at, payload, hash) VALUES ({','.join([self._mark] * 8)})"
-        )
-        self.tree = LogTree(self.read_engine, self._mark, copy=not self.is_sqlite)
+        self.tree = LogTree(self.read_engine, self._mark)
 
     def create_schema(self) -> None:
         """Bring the schema up to this code's (persistence/migrations.py), then the tree."""
@@ -154,15 +155,11 @@ class EventStore:
         new, openings = seal(new, self.personal_keys)
         rows, leaves = chain_rows(head, new)
         if openings:
-            store_openings(conn, self._mark, head[0], openings)
+            store_openings(conn, head[0], openings)
         if rows:
-            # The hot path. PostgreSQL: one COPY (persistence/pgcopy.py). SQLite: one
-            # driver-level executemany (SQLAlchemy's per-row parameter processing cost more
-            # than the insert itself when measured).
-            if self.is_sqlite:
-                conn.exec_driver_sql(self._insert_sql, rows)
-            else:
-                copy_rows(conn, EVENTS, rows)
+            # The hot path: one COPY or executemany (persistence/pgcopy.py), not SQLAlchemy's
+            # per-row parameter processing, which cost more than the insert when measured.
+            append_rows(conn, events_table, EVENT_COLUMNS, rows)
             # Every acknowledged event is in the tree: its nodes commit with it.
             self.tree.add(conn, head, leaves, (rows[-1][0], rows[-1][7]))
         return rows
@@ -181,13 +178,10 @@ class EventStore:
             out = {r[0]: (r[1], bytes(r[2])) for r in rows}
         return out
 
-    def remember_idempotent(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        if rows and not self.is_sqlite:
-            copy_rows(
-                conn, IDEMPOTENCY_KEYS, [tuple(r[c] for c in IDEMPOTENCY_KEYS[1]) for r in rows]
-            )
-        elif rows:
-            conn.execute(idempotency_table.insert(), rows)
+    @staticmethod
+    def remember_idempotent(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        cols = ("key", "fingerprint", "result", "position")
+        append_rows(conn, idempotency_table, cols, [tuple(r[c] for c in cols) for r in rows])
 
     # -- reading ------------------------------------------------------------------------------
 

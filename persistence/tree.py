@@ -24,7 +24,8 @@ from domain import merkle
 from domain.errors import TreeRangeError
 from domain.merkle import Frontier, fold_right, node_hash, perfect_ranges
 from persistence.chain import leaf_bytes as leaf_bytes  # the leaf encoding lives with the chain
-from persistence.pgcopy import LOG_NODES, copy_rows
+from persistence.pgcopy import append_rows
+from persistence.schema import log_nodes_table
 
 # 16 leaves a block: a stored row per 8 leaves (~1/8 of an event row's insert), and a proof
 # or a writer restoring its frontier reads at most 15 events per block (see the module's
@@ -100,15 +101,12 @@ class LogTree:
     `subtree_hash`, `inclusion_proof`, `consistency_proof`, `leaves`; arguments outside the
     tree raise TreeRangeError naming the argument."""
 
-    def __init__(self, engine: Engine, mark: str, copy: bool = False) -> None:
+    def __init__(self, engine: Engine, mark: str) -> None:
         self._engine = engine  # for reads
         self._mark = mark
-        # PostgreSQL writes nodes with COPY (persistence/pgcopy.py), SQLite with executemany.
-        self._copy = copy
         # The frontier after the last append this object made, keyed by the head (position,
         # chain hash) it left: only a log with that head has that tree.
         self._state: tuple[Head, Frontier] | None = None
-        self._insert_sql = f"INSERT INTO log_nodes (level, idx, hash) VALUES ({mark},{mark},{mark})"
 
     # -- writing (inside the store's write transaction) ---------------------------------------
 
@@ -163,11 +161,9 @@ class LogTree:
             self._store_nodes(conn, frontier.extend(leaves, STORED_LEVEL))
         return end
 
-    def _store_nodes(self, conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
-        if nodes and self._copy:
-            copy_rows(conn, LOG_NODES, nodes)
-        elif nodes:
-            conn.exec_driver_sql(self._insert_sql, nodes)
+    @staticmethod
+    def _store_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+        append_rows(conn, log_nodes_table, ("level", "idx", "hash"), nodes)
 
     def _read_nodes(self, conn: Connection, keys: Sequence[Key]) -> dict[Key, bytes]:
         if not keys:

@@ -19,12 +19,12 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, Table
-from sqlalchemy.dialects import postgresql
+
+from persistence.pgcopy import copy_rows, pg_types
 
 # The execution option a bulk load sets on its connection: its tables are fresh, so its
 # upserts meet no row and PostgreSQL may take them by COPY.
 FRESH = "ledger_fresh_tables"
-_PG = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def merged(
@@ -78,12 +78,6 @@ def _upsert_sql(
 
 
 @lru_cache(maxsize=256)
-def _pg_types(table: Table, cols: tuple[str, ...]) -> tuple[str, ...]:
-    """The columns' PostgreSQL types (SQLAlchemy's FLOAT is PostgreSQL's float8)."""
-    names = (table.c[c].type.compile(dialect=_PG).lower() for c in cols)
-    return tuple("float8" if n == "float" else n for n in names)
-
-
 def _unnest(types: tuple[str, ...]) -> str:
     """Rows from one array per column, each sent in binary (%b) and cast to its type."""
     return "SELECT * FROM unnest(" + ", ".join(f"%b::{ty}[]" for ty in types) + ")"
@@ -120,7 +114,7 @@ def upsert_rows(
         conn.exec_driver_sql(_upsert_sql(dialect, table.name, cols, keys, add, keep), rows)
         return
     if conn.get_execution_options().get(FRESH):
-        _copy_rows(conn, table, cols, rows)
+        copy_rows(conn, table, cols, rows)  # fresh tables: nothing to merge or conflict with
         return
     at = cols.index
     rows = merged(
@@ -129,7 +123,7 @@ def upsert_rows(
         tuple(at(c) for c in cols if c in add and c not in keys and c not in keep),
         tuple(at(c) for c in cols if c in keep and c not in keys),
     )
-    types = _pg_types(table, cols)
+    types = pg_types(table, cols)
     sql = _upsert_sql(dialect, table.name, cols, keys, add, keep, _unnest(types))
     conn.exec_driver_sql(sql, tuple(_arrays(types, rows)))
 
@@ -137,23 +131,6 @@ def upsert_rows(
 def fresh(conn: Connection) -> Connection:
     """`conn` marked as writing into fresh tables only (a bulk load's): see FRESH."""
     return conn.execution_options(**{FRESH: True})
-
-
-def _copy_rows(
-    conn: Connection, table: Table, cols: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
-) -> None:
-    """`rows` by a binary COPY on the transaction's own connection: no row of a fresh table
-    is there to conflict with, and a bulk load's rows have distinct keys by construction
-    (one per session; sums from a dict), so none needs merging (a repeat would fail the
-    load on its primary key, not pass unseen). Binary: a detail document goes as its bytes,
-    not escaped to text and back, and psycopg's C code packs the rows."""
-    quoted = ", ".join(f'"{c}"' for c in cols)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY {table.name} ({quoted}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(list(_pg_types(table, cols)))
-        write = copy.write_row
-        for r in rows:
-            write(r)
 
 
 @lru_cache(maxsize=64)
@@ -170,7 +147,7 @@ def _pg_update_sql(table: Table, cols: tuple[str, ...], n_set: int, only_if: str
     names = ", ".join(f'"{c}"' for c in cols)
     sets = ", ".join(f'"{c}" = v."{c}"' for c in cols[:n_set])
     where = " AND ".join(f'{table.name}."{c}" = v."{c}"' for c in cols[n_set:])
-    source = _unnest(_pg_types(table, cols))
+    source = _unnest(pg_types(table, cols))
     return f"UPDATE {table.name} SET {sets} FROM ({source}) AS v ({names}) WHERE {where}{only_if}"
 
 
@@ -194,7 +171,7 @@ def update_rows(
     # Every column "set" and none kept: the last row of a key wins.
     rows = merged(rows, tuple(range(n, n + len(keys))), (), ())
     every = (*cols, *keys)
-    arrays = _arrays(_pg_types(table, every), rows)
+    arrays = _arrays(pg_types(table, every), rows)
     conn.exec_driver_sql(_pg_update_sql(table, every, n), tuple(arrays))
 
 
@@ -218,7 +195,7 @@ def raise_rows(
         if k not in top or v > top[k]:
             top[k] = v
     only_if = f' AND ({table.name}."{col}" IS NULL OR {table.name}."{col}" < v."{col}")'
-    arrays = _arrays(_pg_types(table, (col, key)), [(v, k) for k, v in top.items()])
+    arrays = _arrays(pg_types(table, (col, key)), [(v, k) for k, v in top.items()])
     conn.exec_driver_sql(_pg_update_sql(table, (col, key), 1, only_if), tuple(arrays))
 
 
