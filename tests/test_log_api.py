@@ -148,11 +148,15 @@ def verify_log(server: LiveServer, *args: str) -> subprocess.CompletedProcess[st
 
 def tamper(db: Path, sql: str) -> None:
     """What an insider with the database file can do: drop the guards, rewrite rows."""
-    conn = sqlite3.connect(db)
-    with conn:
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
-            conn.execute(f'DROP TRIGGER "{name}"')
-        conn.execute(sql)
+    # The server is live: take the write lock before reading, or a projection commit
+    # between our read and our first write fails the upgrade at once (SQLITE_BUSY_SNAPSHOT).
+    conn = sqlite3.connect(db, timeout=60, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    for (name,) in triggers:
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute(sql)
+    conn.execute("COMMIT")
     conn.close()
 
 
