@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import suppress
 from typing import Any, cast
 
 from domain import commands as c
@@ -38,7 +39,7 @@ from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session
 from persistence.aggregates import STALE_SCAN, caught_up, fold, rebuild
-from persistence.ahead import Committer, Expect, Overlap
+from persistence.ahead import Committer, Expect, may_go_ahead
 from persistence.answers import Outcome, Waiter, answer
 from persistence.group import (
     Item,
@@ -56,7 +57,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 
 
-class Ledger(Overlap):
+class Ledger:
     """Accepts commands from any thread; one writer thread appends them."""
 
     def __init__(
@@ -256,6 +257,79 @@ class Ledger(Overlap):
         answer(answers)
         for listener in self.listeners:
             listener(head)
+
+    # -- the overlap (persistence/ahead.py) -----------------------------------------------------
+
+    def _ahead(self, items: list[Item]) -> bool:
+        """Decide and chain the group before the lock, while the last group commits, then
+        write it and launch its commit; False (nothing written, nothing cached) when it must
+        be decided under the lock instead."""
+        expect = self._expect
+        if expect is None or self._thread is None:
+            return False
+        cmds = [cmd for batch, _, _ in items for cmd in batch]
+        touched = may_go_ahead(cmds, self.cache, self.stale)
+        if touched is None:
+            return False
+        limits = [p for batch, _, p in items for _ in batch] if any_limit(items) else None
+        head, floor = expect
+        try:
+            try:
+                group = decide_group(cmds, limits, {}, touched, head[0], floor, *self._rules())
+            finally:
+                for agg in touched.values():
+                    vars(agg).pop("sink", None)
+            outcomes, new, idle, _, _ = group
+            prepared = self.store.prepare(head, new)
+        except Exception:
+            self._forget_all()  # decided in place: the lock's path decides again
+            return False
+        if not self._settle():
+            return False  # it was decided on a group that did not commit
+        try:
+            ctx = self.store.write_transaction()
+            conn = ctx.__enter__()
+        except Exception:
+            self._forget_all()
+            return False
+        try:
+            if self.store.head(conn) != head:
+                self.voided_groups += 1
+                raise StaleWriteError("another process appended")  # void: decided again
+            rows = self.store.write_prepared(conn, head, prepared)
+        except Exception as exc:
+            with suppress(Exception):
+                ctx.__exit__(type(exc), exc, exc.__traceback__)
+            self._forget_all()
+            return False
+        new_head = (rows[-1][0], rows[-1][7]) if rows else head
+        for i, sid, version, number in idle:
+            outcomes[i] = c.CommandResult(sid, version, new_head[0], 0, number)
+        self._keep(touched)
+        self.seen = new_head[0]
+        self._expect = (new_head, rows[-1][5] if rows else floor)
+        done = cast(list[Outcome], outcomes)
+
+        def commit() -> None:
+            ctx.__exit__(None, None, None)
+            self.last_position = new_head[0]
+            self._answer(items, done, new_head[0])
+
+        self.committer.launch(items, commit)
+        self.ahead_groups += 1
+        return True
+
+    def _settle(self) -> bool:
+        """Wait for the commit in flight; False when it failed (its submissions then have
+        their answers, as any failed group's, and nothing cached is trusted)."""
+        failed = self.committer.settle()
+        if failed is None:
+            return True
+        items, exc = failed
+        self._forget_all()
+        self.seen = self.last_position
+        self._failed(items, exc if isinstance(exc, Exception) else RuntimeError(exc), False)
+        return False
 
     def _rules(self) -> tuple[Clock, EventTimeWindow, float | None]:
         return self.clock, self.window, self.session_timeout
