@@ -22,12 +22,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future
-from contextlib import suppress
 from typing import Any, cast
 
 from domain import commands as c
 from domain.context import is_context_stream
-from domain.decide import Aggregate
+from domain.decide import Aggregate, decide, lapse_if_due
 from domain.errors import (
     ConcurrencyError,
     InvalidCommandError,
@@ -35,19 +34,22 @@ from domain.errors import (
     SessionNotFoundError,
     StoreUnavailableError,
 )
+from domain.events import NewEvent
 from domain.eventtime import DEFAULT_WINDOW, EventTimeWindow
 from domain.rules import DEFAULT_LIMITS, Limits, validate
 from domain.session import Session
 from persistence.aggregates import STALE_SCAN, caught_up, fold, rebuild
-from persistence.ahead import Committer, Expect, may_go_ahead
 from persistence.answers import Outcome, Waiter, answer
 from persistence.group import (
+    Group,
     Item,
     Projects,
     any_limit,
-    decide_group,
+    check_project_limit,
+    context_events,
     merge,
     remembered,
+    replayed,
 )
 from persistence.runtime import paused_gc
 from persistence.store import EventStore, StaleWriteError
@@ -90,11 +92,6 @@ class Ledger:
         self.stale: set[str] = set()
         self.listeners: list[Callable[[int], None]] = []
         self._thread: threading.Thread | None = None
-        # Where the next group may be decided before the lock (persistence/ahead.py).
-        self._expect: Expect | None = None
-        self.committer = Committer()
-        # Groups written ahead, and groups decided ahead that another process's append voided.
-        self.ahead_groups = self.voided_groups = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -108,7 +105,6 @@ class Ledger:
             self.queue.put(None)
             self._thread.join()
             self._thread = None
-        self.committer.close()
 
     # -- submitting -----------------------------------------------------------------------------
 
@@ -191,64 +187,45 @@ class Ledger:
     # -- the writer -----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            while True:
+        while True:
+            first = self.queue.get()
+            if first is None:
+                return
+            items = [first]
+            n = len(first[0])
+            stop = False
+            while n < self.max_batch:
                 try:
-                    first = self.queue.get_nowait()
+                    nxt = self.queue.get_nowait()
                 except queue.Empty:
-                    # Nothing to overlap with: the commit in flight is waited for now, so a
-                    # failed one is answered at once (its waiters may send nothing more).
-                    self._settle()
-                    first = self.queue.get()
-                if first is None:
-                    return
-                items = [first]
-                n = len(first[0])
-                stop = False
-                while n < self.max_batch:
-                    try:
-                        nxt = self.queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if nxt is None:
-                        stop = True
-                        break
-                    items.append(nxt)
-                    n += len(nxt[0])
-                with paused_gc():
-                    if not self._ahead(items):
-                        self._settle()
-                        self._process(items)
-                if stop:
-                    return
-        finally:
-            self._settle()
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                items.append(nxt)
+                n += len(nxt[0])
+            with paused_gc():
+                self._process(items)
+            if stop:
+                return
 
     def _process(self, items: list[Item], retried: bool = False) -> None:
         """Decide and append one commit group, then answer its waiters. A failure fails only
         its own submission: the group is tried again one submission at a time."""
         touched: dict[str, Aggregate] = {}
         try:
-            outcomes, head, expect = self._append(items, touched)
+            outcomes, _, head = self._append(items, touched)
         except Exception as exc:
             for sid in touched:  # decided in place, then rolled back: stale
                 self._forget(sid)
             self._failed(items, exc, retried)
             return
-        self._keep(touched)
-        self.last_position = self.seen = head  # the group's own appends are in the cache
-        self._expect = expect
-        self._answer(items, outcomes, head)
-
-    def _keep(self, touched: dict[str, Aggregate]) -> None:
-        """Cache a written group's aggregates, most recent last, within the cache's size."""
         for sid, agg in touched.items():
             self.cache[sid] = agg
             self.cache.move_to_end(sid)
         while len(self.cache) > self.cache_size:
             self.stale.discard(self.cache.popitem(last=False)[0])
-
-    def _answer(self, items: list[Item], outcomes: list[Outcome], head: int) -> None:
+        self.last_position = self.seen = head  # the group's own appends are in the cache
         answers: list[tuple[Waiter, list[Outcome] | BaseException]] = []
         i = 0
         for cmds, fut, _ in items:
@@ -257,82 +234,6 @@ class Ledger:
         answer(answers)
         for listener in self.listeners:
             listener(head)
-
-    # -- the overlap (persistence/ahead.py) -----------------------------------------------------
-
-    def _ahead(self, items: list[Item]) -> bool:
-        """Decide and chain the group before the lock, while the last group commits, then
-        write it and launch its commit; False (nothing written, nothing cached) when it must
-        be decided under the lock instead."""
-        expect = self._expect
-        if expect is None or self._thread is None:
-            return False
-        cmds = [cmd for batch, _, _ in items for cmd in batch]
-        touched = may_go_ahead(cmds, self.cache, self.stale)
-        if touched is None:
-            return False
-        limits = [p for batch, _, p in items for _ in batch] if any_limit(items) else None
-        head, floor = expect
-        try:
-            try:
-                group = decide_group(cmds, limits, {}, touched, head[0], floor, *self._rules())
-            finally:
-                for agg in touched.values():
-                    vars(agg).pop("sink", None)
-            outcomes, new, idle, _, _ = group
-            prepared = self.store.prepare(head, new)
-        except Exception:
-            self._forget_all()  # decided in place: the lock's path decides again
-            return False
-        if not self._settle():
-            return False  # it was decided on a group that did not commit
-        try:
-            ctx = self.store.write_transaction()
-            conn = ctx.__enter__()
-        except Exception:
-            self._forget_all()
-            return False
-        try:
-            if self.store.head(conn) != head:
-                self.voided_groups += 1
-                raise StaleWriteError("another process appended")  # void: decided again
-            rows = self.store.write_prepared(conn, head, prepared)
-        except Exception as exc:
-            with suppress(Exception):
-                ctx.__exit__(type(exc), exc, exc.__traceback__)
-            self._forget_all()
-            return False
-        new_head = (rows[-1][0], rows[-1][7]) if rows else head
-        for i, sid, version, number in idle:
-            outcomes[i] = c.CommandResult(sid, version, new_head[0], 0, number)
-        self._keep(touched)
-        self.seen = new_head[0]
-        self._expect = (new_head, rows[-1][5] if rows else floor)
-        done = cast(list[Outcome], outcomes)
-
-        def commit() -> None:
-            ctx.__exit__(None, None, None)
-            self.last_position = new_head[0]
-            self._answer(items, done, new_head[0])
-
-        self.committer.launch(items, commit)
-        self.ahead_groups += 1
-        return True
-
-    def _settle(self) -> bool:
-        """Wait for the commit in flight; False when it failed (its submissions then have
-        their answers, as any failed group's, and nothing cached is trusted)."""
-        failed = self.committer.settle()
-        if failed is None:
-            return True
-        items, exc = failed
-        self._forget_all()
-        self.seen = self.last_position
-        self._failed(items, exc if isinstance(exc, Exception) else RuntimeError(exc), False)
-        return False
-
-    def _rules(self) -> tuple[Clock, EventTimeWindow, float | None]:
-        return self.clock, self.window, self.session_timeout
 
     def _failed(self, items: list[Item], exc: Exception, retried: bool) -> None:
         if isinstance(exc, StaleWriteError) and not retried:
@@ -354,36 +255,33 @@ class Ledger:
         self,
         items: list[Item],
         touched: dict[str, Aggregate],
-    ) -> tuple[list[Outcome], int, Expect | None]:
+    ) -> tuple[list[Outcome], int, int]:
         """One commit group in one transaction: load the streams' aggregates, decide every
         command in order, append the events, remember the idempotency keys. Returns the
-        outcomes, the head it left, and what the next group may go ahead on (None when
-        another process had appended: the next group waits for the lock too)."""
+        outcomes, the head the group found and the head it left."""
         cmds = [cmd for batch, _, _ in items for cmd in batch]
         limits = [p for batch, _, p in items for _ in batch] if any_limit(items) else None
         with self.store.write_transaction() as conn:
             position, prev, floor = self.store.tail(conn)
             head = (position, prev)
-            alone = position == self.seen
             known = self.store.find_idempotent(
                 conn, {cmd.idempotency_key for cmd in cmds if cmd.idempotency_key}
             )
             self._current(conn, {cmd.session_id for cmd in cmds}, position, touched)
             try:
-                group = decide_group(cmds, limits, known, touched, position, floor, *self._rules())
+                group = self._decide_all(cmds, limits, known, touched, position, floor)
             finally:
                 for agg in touched.values():
                     # A cached aggregate must not keep the batch alive (back to the class's None).
                     vars(agg).pop("sink", None)
             outcomes, new, idle, fresh_keys, repeats = group
-            new_head = self.store.append(conn, head, new)
+            new_head = self.store.append(conn, head, new)[0]
             for i, sid, version, number in idle:
-                outcomes[i] = c.CommandResult(sid, version, new_head[0], 0, number)
+                outcomes[i] = c.CommandResult(sid, version, new_head, 0, number)
             for i, j in repeats:
                 outcomes[i] = outcomes[j]
             self.store.remember_idempotent(conn, remembered(fresh_keys, outcomes))
-        expect = (new_head, new[-1].recorded_at if new else floor) if alone else None
-        return cast(list[Outcome], outcomes), new_head[0], expect
+        return cast(list[Outcome], outcomes), position, new_head
 
     def _current(
         self, conn: Any, sids: set[str], position: int, touched: dict[str, Aggregate]
@@ -439,4 +337,63 @@ class Ledger:
     def _forget_all(self) -> None:
         self.cache.clear()
         self.stale.clear()
-        self._expect = None
+
+    def _decide_all(
+        self,
+        cmds: list[c.Command],
+        limits: list[Projects] | None,
+        known: dict[str, tuple[str, bytes]],
+        touched: dict[str, Aggregate],
+        base: int,
+        floor: float,
+    ) -> Group:
+        """Decide the group's commands in order. Event i of the group will be at position
+        base + 1 + i, so each answer is known as soon as its command is decided."""
+        outcomes: list[Outcome | None] = [None] * len(cmds)
+        new: list[NewEvent] = []
+        idle: list[tuple[int, str, int, int | None]] = []  # decided, appended nothing
+        fresh_keys: dict[str, tuple[str, int]] = {}
+        repeats: list[tuple[int, int]] = []  # (outcome index, index of the first answer)
+        clock, window, timeout = self.clock, self.window, self.session_timeout
+        result = c.CommandResult
+        for i, cmd in enumerate(cmds):
+            key = cmd.idempotency_key
+            if key is not None and (key in known or key in fresh_keys):
+                first = replayed(cmd, key, known, fresh_keys)
+                if isinstance(first, int):
+                    repeats.append((i, first))
+                else:
+                    outcomes[i] = first
+                continue
+            sid = cmd.session_id
+            floor = at = max(clock(), floor)  # recorded times never go backwards along the log
+            mark = len(new)
+            try:
+                allowed = limits[i] if limits is not None else None
+                if allowed is not None:
+                    check_project_limit(cmd, touched.get(sid), allowed)
+                if lapse_if_due(cmd, touched.get(sid), at, new, timeout, window):
+                    mark = len(new)  # the gap's Expired is the ledger's: kept if cmd is refused
+                agg = decide(cmd, touched.get(sid), at, new, window)
+            except LedgerError as err:
+                if len(new) != mark:  # rules are checked before any event is decided
+                    raise RuntimeError(f"{cmd!r} refused after deciding events") from err
+                outcomes[i] = err
+                continue
+            touched[sid] = agg
+            if isinstance(agg, Session):
+                state = agg.state
+                if len(new) > mark and new[mark].type == "Started":
+                    state["number"] = base + 1 + mark  # a start decides only Started
+                number = state["number"]
+            else:  # a context: the library's event objects, and no session number
+                new.extend(context_events(agg, at))
+                number = None
+            count = len(new) - mark
+            if count:
+                outcomes[i] = result(sid, agg.version, base + mark + count, count, number)
+            else:
+                idle.append((i, sid, agg.version, number))
+            if key is not None:
+                fresh_keys[key] = (cmd.fingerprint(), i)
+        return outcomes, new, idle, fresh_keys, repeats

@@ -35,18 +35,9 @@ from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 from persistence.migrations import migrate
 from persistence.pgcopy import append_rows
 from persistence.schema import events_table, idempotency_table, make_engine, sqlite_path
-from persistence.sealing import (
-    MARK,
-    Opening,
-    opened_payloads,
-    openings_of,
-    seal,
-    store_openings,
-)
+from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
 
-# A group's rows, Merkle leaf hashes and sealed values' openings, made before the insert.
-Prepared = tuple[list[tuple[Any, ...]], list[bytes], list[Opening]]
 # An event row's columns, in the order persistence/chain.py `chain_rows` builds them.
 EVENT_COLUMNS = (
     "position", "stream_id", "version", "type", "schema_version", "recorded_at", "payload", "hash"
@@ -161,21 +152,8 @@ class EventStore:
     def _write(
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[tuple[Any, ...]]:
-        return self.write_prepared(conn, head, self.prepare(head, new))
-
-    def prepare(self, head: tuple[int, bytes], new: Sequence[NewEvent]) -> Prepared:
-        """`new` sealed and chained after `head`: its rows, Merkle leaves and openings. No
-        I/O, so a writer may prepare a group before it takes the lock (persistence/ahead.py);
-        the rows are right only if `head` is still the log's head when they are written."""
-        sealed, openings = seal(new, self.personal_keys)
-        rows, leaves = chain_rows(head, sealed)
-        return rows, leaves, openings
-
-    def write_prepared(
-        self, conn: Connection, head: tuple[int, bytes], prepared: Prepared
-    ) -> list[tuple[Any, ...]]:
-        """Insert rows `prepare` made after `head` (which must be the head under this lock)."""
-        rows, leaves, openings = prepared
+        new, openings = seal(new, self.personal_keys)
+        rows, leaves = chain_rows(head, new)
         if openings:
             store_openings(conn, head[0], openings)
         if rows:

@@ -274,19 +274,19 @@ def test_a_store_that_cannot_write_answers_503_and_recovers(
     from sqlalchemy.exc import OperationalError
 
     store = container.store
-    real = store.write_prepared  # the insert of every group, decided ahead or under the lock
+    real = store.append
 
     def full(*a: Any, **k: Any) -> Any:
         raise OperationalError("INSERT", {}, Exception("database or disk is full"))
 
-    monkeypatch.setattr(store, "write_prepared", full)
+    monkeypatch.setattr(store, "append", full)
     before = head(container)
     r = client.post(f"/v1/sessions/{started}/keepalive")
     assert r.status_code == 503
     assert r.headers["content-type"] == "application/problem+json"
     assert int(r.headers["Retry-After"]) > 0
     assert head(container) == before
-    monkeypatch.setattr(store, "write_prepared", real)
+    monkeypatch.setattr(store, "append", real)
     assert client.post(f"/v1/sessions/{started}/keepalive").status_code == 200
 
 
@@ -324,7 +324,7 @@ def test_a_collision_with_another_writer_is_decided_again_then_409(
     from sqlalchemy.exc import IntegrityError
 
     store = container.store
-    real = store.write_prepared
+    real = store.append
     collisions = [1]
 
     def collide(*a: Any, **k: Any) -> Any:
@@ -333,12 +333,9 @@ def test_a_collision_with_another_writer_is_decided_again_then_409(
             raise IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed"))
         return real(*a, **k)
 
-    monkeypatch.setattr(store, "write_prepared", collide)
+    monkeypatch.setattr(store, "append", collide)
     assert client.post(f"/v1/sessions/{started}/keepalive").status_code == 200
-    # Collides again after deciding anew: a conflict to retry, never 500. (A group decided
-    # ahead of the lock, persistence/ahead.py, that collides is decided again under it
-    # before its two tries count: hence three.)
-    collisions[0] = 3
+    collisions[0] = 2  # collides again after deciding anew: a conflict to retry, never 500
     before = head(container)
     r = client.post(f"/v1/sessions/{started}/keepalive")
     assert r.status_code == 409 and r.json()["detail"].endswith("retry")

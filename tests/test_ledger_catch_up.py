@@ -74,21 +74,16 @@ def erased(store: EventStore, blobs: BlobStore, sid: str, clock: FakeClock) -> A
 class World:
     """Two ledgers on one database, one reference ledger alone on another, one clock."""
 
-    def __init__(self, shared: str, alone: str, blobs: BlobStore, threads: bool = False) -> None:
+    def __init__(self, shared: str, alone: str, blobs: BlobStore) -> None:
         self.clock = FakeClock()
         self.stores = [EventStore(shared), EventStore(shared), EventStore(alone)]
         for s in self.stores:
             s.create_schema()
         self.ledgers = [Ledger(s, self.clock) for s in self.stores]
-        if threads:  # writer threads: groups go ahead (persistence/ahead.py) and are voided
-            for ledger in self.ledgers:
-                ledger.start()
         self.blobs = blobs
         self.examples = itertools.count()
 
     def close(self) -> None:
-        for ledger in self.ledgers:
-            ledger.close()
         for s in self.stores:
             s.dispose()
 
@@ -116,14 +111,14 @@ class World:
         assert agg.version == agg.state["version"]
 
 
-@pytest.fixture(params=["sqlite", "postgresql", "sqlite-writer-threads"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    if request.param.startswith("sqlite"):
+    if request.param == "sqlite":
         shared, alone = f"sqlite:///{tmp_path / 'shared.db'}", f"sqlite:///{tmp_path / 'alone.db'}"
     else:
         pg = request.getfixturevalue("pg")
         shared, alone = pg.create_database("shared"), pg.create_database("alone")
-    w = World(shared, alone, BlobStore(tmp_path / "blobs"), request.param.endswith("threads"))
+    w = World(shared, alone, BlobStore(tmp_path / "blobs"))
     yield w
     w.close()
 
