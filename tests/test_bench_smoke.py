@@ -1,7 +1,7 @@
 """The benchmark's smoke run (CI): every figure is produced, positive, and set against a
 baseline measured in the same run (the PostgreSQL part's too where PostgreSQL's server
 binaries are installed; without them the part says it was skipped). Speed itself is measured
-by `python -m bench.run`, not asserted here."""
+by `python -m bench.run`, not asserted here. The writer-alone tool appends what it times."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from bench import part_pg
+from bench import part_pg, writer_alone
 from bench.figures import Figures
+from bench.part_bulk import bulk_bodies
 from bench.pgcluster import find_bindir
 from bench.run import SMOKE
 
@@ -115,3 +116,8 @@ def test_the_postgres_part_without_server_binaries_is_skipped_and_says_so(
     assert out == {"skipped": "no PostgreSQL server binaries"}
     assert figs.rows == []
     assert "part skipped" in capsys.readouterr().out
+
+
+def test_the_writer_alone_appends_every_event_it_times(tmp_path: Path) -> None:
+    eps, us, head = writer_alone.run_ledger(bulk_bodies(3000, 500, streams=100), tmp_path)
+    assert head == 3000 and eps > 0 and us > 0
