@@ -6,9 +6,8 @@ payload, and `hash = sha256(prev_hash + canonical record)`, persistence/chain.py
 `idempotency_keys` table, and the triggers that make the database itself refuse UPDATE
 and DELETE on events. Writes happen only inside `write_transaction()`, which serialises
 writers (SQLite `BEGIN IMMEDIATE`, PostgreSQL table lock) so positions stay gap-free and the
-chain stays linear. Each event is a leaf of the Merkle tree from its append on
-(`EventStore.tree`, persistence/tree.py, which also serves the tree's reads); the tree's
-stored nodes are integrated after the appends (`integrate_tree`), with the writer as backstop.
+chain stays linear; each append puts its events into the Merkle tree in the same
+transaction (`EventStore.tree`, persistence/tree.py, which also serves the tree's reads).
 """
 
 from __future__ import annotations
@@ -43,12 +42,6 @@ from persistence.tree import LogTree
 EVENT_COLUMNS = (
     "position", "stream_id", "version", "type", "schema_version", "recorded_at", "payload", "hash"
 )  # fmt: skip
-
-
-# The most leaves the tree's stored nodes may lag the log before the writer integrates them
-# itself (`EventStore._tree_backstop`): about 0.1 s of hashing, paid only when no integrator
-# keeps up, and the most a read recomputes beyond the stored nodes.
-TREE_BACKSTOP = 1 << 15
 
 
 class StaleWriteError(Exception):
@@ -88,7 +81,6 @@ class EventStore:
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._mark = "?" if self.is_sqlite else "%s"
         self.tree = LogTree(self.read_engine, self._mark)
-        self._tree_check_at = 0  # the head from which the writer checks the tree's lag
 
     def create_schema(self) -> None:
         """Bring the schema up to this code's (persistence/migrations.py), then the tree."""
@@ -103,21 +95,6 @@ class EventStore:
                 if self.tree.catch_up(conn, self.head(conn)[0]):
                     return
 
-    def integrate_tree(self) -> int:
-        """Store the tree's nodes of the events appended since the last integration (up to
-        CATCH_UP_CHUNK of them): hashed outside any lock, written in a short transaction.
-        Returns how many leaves the stored nodes cover now. Several integrators may run: one
-        that finds the nodes stored meanwhile writes nothing."""
-        covered, upto, nodes = self.tree.pending()
-        if upto > covered:
-            try:
-                with self.write_transaction(lock=False) as conn:
-                    if self.tree.store_pending(conn, covered, nodes):
-                        covered = upto
-            except StaleWriteError:  # the same nodes, committed by another integrator first
-                pass
-        return covered
-
     def dispose(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
@@ -125,14 +102,13 @@ class EventStore:
         self.read_engine.dispose()
 
     @contextmanager
-    def write_transaction(self, lock: bool = True) -> Iterator[Connection]:
-        """One serialised write transaction (on PostgreSQL, `lock=False` leaves the events
-        table unlocked: for writes that append no events). A database that cannot write now
-        (disk full, read-only, gone) raises StoreUnavailableError; a collision with another
-        process's rows raises StaleWriteError. Either way the transaction rolled back whole."""
+    def write_transaction(self) -> Iterator[Connection]:
+        """One serialised write transaction. A database that cannot write now (disk full,
+        read-only, gone) raises StoreUnavailableError; a collision with another process's
+        rows raises StaleWriteError. Either way the transaction rolled back whole."""
         try:
             with self.write_engine.begin() as conn:
-                if lock and not self.is_sqlite:
+                if not self.is_sqlite:
                     conn.exec_driver_sql("LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE")
                 yield conn
         except IntegrityError as err:
@@ -177,17 +153,15 @@ class EventStore:
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[tuple[Any, ...]]:
         new, openings = seal(new, self.personal_keys)
-        rows = chain_rows(head, new)
+        rows, leaves = chain_rows(head, new)
         if openings:
             store_openings(conn, head[0], openings)
         if rows:
             # The hot path: one COPY or executemany (persistence/pgcopy.py), not SQLAlchemy's
             # per-row parameter processing, which cost more than the insert when measured.
             append_rows(conn, events_table, EVENT_COLUMNS, rows)
-            if rows[-1][0] >= self._tree_check_at:
-                # The tree's nodes are integrated off this path (`integrate_tree`); should no
-                # integrator keep up, the writer integrates the lag itself.
-                self._tree_check_at = self.tree.backstop(conn, rows[-1][0], TREE_BACKSTOP)
+            # Every acknowledged event is in the tree: its nodes commit with it.
+            self.tree.add(conn, head, leaves, (rows[-1][0], rows[-1][7]))
         return rows
 
     @staticmethod

@@ -1,18 +1,13 @@
 """The RFC 6962 Merkle tree over the event log, kept in the event database beside the events:
-integration (the completed subtrees of the events appended so far into `log_nodes`), the
-catch-up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion
-and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf encoding
-persistence/chain.py's; leaf i is the event at position i + 1.
+the writer's side (each append's completed subtrees into `log_nodes`, in the events' own
+transaction; the catch-up of a log whose tree is short) and the reads (size, subtree hashes,
+roots, inclusion and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf
+encoding persistence/chain.py's; leaf i is the event at position i + 1.
 
-The tree has every event as a leaf from its append on: its size is the log's, and a root or
-a proof is always of the events as stored. `log_nodes` only keeps the tree's perfect
-subtrees of 2**STORED_LEVEL leaves and more so that reads are O(log n); like Certificate
-Transparency logs and Tessera, they are integrated after the append, in batches, off the
-writer's path (persistence/store.py `integrate_tree`: the projection worker, a backstop in
-the writer). A node not stored yet, and every smaller one, is recomputed from the events
-when a read needs it: a proof reads O(log n) stored nodes, at most a few blocks of
-2**STORED_LEVEL events (the leaf's own block and the tree's unfinished last one) and the
-events not yet integrated (a bounded lag).
+`log_nodes` keeps the perfect subtrees of 2**STORED_LEVEL leaves and more, written when the
+append that completes one commits. Smaller ones are recomputed from the events when a proof
+needs them: a proof reads O(log n) stored nodes and at most a few blocks of 2**STORED_LEVEL
+events (the leaf's own block and the tree's unfinished last one).
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ from sqlalchemy import Connection, Engine
 
 from domain import merkle
 from domain.errors import TreeRangeError
-from domain.merkle import Frontier, NodeRow, fold_right, node_hash, perfect_ranges
+from domain.merkle import Frontier, fold_right, node_hash, perfect_ranges
 from persistence.chain import leaf_bytes as leaf_bytes  # the leaf encoding lives with the chain
 from persistence.pgcopy import append_rows
 from persistence.schema import log_nodes_table
@@ -42,6 +37,7 @@ BLOCK = 1 << STORED_LEVEL
 CATCH_UP_CHUNK = 1 << 16
 _READ_CHUNK = 1 << 14
 
+Head = tuple[int, bytes]
 Key = tuple[int, int]
 
 
@@ -100,99 +96,66 @@ def _check(ok: bool, message: str, field: str) -> None:
 
 
 class LogTree:
-    """One event store's tree. Writing: `pending` and `store_pending` (integration, after the
-    appends) and `catch_up` (inside a write transaction). Reading, each call one read
-    transaction: `size`, `latest`, `root`, `subtree_hash`, `inclusion_proof`,
-    `consistency_proof`, `leaves`; arguments outside the tree raise TreeRangeError naming the
-    argument."""
+    """One event store's tree. Writing: `add` (every append, in its transaction) and
+    `catch_up`. Reading, each call one read transaction: `size`, `latest`, `root`,
+    `subtree_hash`, `inclusion_proof`, `consistency_proof`, `leaves`; arguments outside the
+    tree raise TreeRangeError naming the argument."""
 
     def __init__(self, engine: Engine, mark: str) -> None:
         self._engine = engine  # for reads
         self._mark = mark
-        # The frontier the last `pending` left, keyed by the size it covers: the next call
-        # goes on from it instead of reading the stored frontier again.
-        self._pending: tuple[int, Frontier] | None = None
+        # The frontier after the last append this object made, keyed by the head (position,
+        # chain hash) it left: only a log with that head has that tree.
+        self._state: tuple[Head, Frontier] | None = None
 
-    # -- integrating: the stored nodes follow the log -----------------------------------------
+    # -- writing (inside the store's write transaction) ---------------------------------------
 
-    def pending(self, limit: int = CATCH_UP_CHUNK) -> tuple[int, int, list[NodeRow]]:
-        """(the size the stored nodes cover, the size they would cover with the nodes of up
-        to `limit` more leaves in whole blocks, those nodes), computed in one read
-        transaction: events never change once written, so the hashing holds no lock.
-        `store_pending` writes the nodes."""
-        with self._engine.connect() as conn:
-            covered = self.covered(conn)
-            row = conn.exec_driver_sql("SELECT MAX(position) FROM events").first()
-            head = 0 if row is None or row[0] is None else int(row[0])
-            upto = min(head - head % BLOCK, covered + max(BLOCK, limit - limit % BLOCK))
-            if upto <= covered:
-                return covered, covered, []
-            cached, self._pending = self._pending, None
-            if cached is not None and cached[0] == covered:
-                frontier = cached[1]
-            else:
-                frontier = self._stored_frontier(conn, covered)
-            nodes: list[NodeRow] = []
-            for start in range(covered, upto, _READ_CHUNK):
-                leaves = self._leaf_hashes(conn, start, min(upto, start + _READ_CHUNK))
-                nodes += frontier.extend(leaves, STORED_LEVEL)
-        self._pending = (upto, frontier)
-        return covered, upto, nodes
-
-    def store_pending(self, conn: Connection, covered: int, nodes: Sequence[NodeRow]) -> bool:
-        """Write `pending`'s nodes in the caller's write transaction, unless the stored nodes
-        no longer end at `covered` (another integrator got there first): False then."""
-        if self.covered(conn) != covered:
-            self._pending = None
-            return False
-        self._store_nodes(conn, nodes)
-        return True
-
-    def covered(self, conn: Connection) -> int:
-        """How many leaves the stored nodes cover: whole blocks, 0..max, none missing (every
-        integration writes the blocks after the last stored one, in order)."""
-        row = conn.exec_driver_sql(
-            f"SELECT MAX(idx) FROM log_nodes WHERE level = {STORED_LEVEL}"
-        ).first()
-        return 0 if row is None or row[0] is None else (int(row[0]) + 1) * BLOCK
-
-    def integrated(self) -> int:
-        """`covered`, read on its own: how many leaves the stored nodes cover."""
-        with self._engine.connect() as conn:
-            return self.covered(conn)
-
-    def _stored_frontier(self, conn: Connection, size: int) -> Frontier:
-        """The frontier of `size` leaves (whole blocks) from stored nodes alone."""
-        keys = _frontier_keys(size)
-        nodes = self._read_nodes(conn, keys)
-        if len(nodes) < len(keys):
-            raise TreeGapError(f"log_nodes lacks nodes of the first {size} leaves")
-        return Frontier.restore((level, nodes[level, i]) for level, i in keys)
-
-    def backstop(self, conn: Connection, head: int, lag: int) -> int:
-        """Inside the writer's transaction, at `head`: integrate the stored nodes when they
-        lag by more than `lag` leaves (no integrator runs, or keeps up), so that reads never
-        recompute more than that. Returns the head from which to check again."""
-        covered = self.covered(conn)
-        if head - covered > lag:
-            covered = self._integrate(conn, head - head % BLOCK, None)
-        return covered + lag
+    def add(self, conn: Connection, head: Head, leaf_hashes: list[bytes], new_head: Head) -> None:
+        """The leaves of the events just inserted after `head` join the tree in the same
+        transaction: their completed subtrees of STORED_LEVEL and up into `log_nodes`. A head
+        this object did not leave (another process appended, a rolled-back transaction, a
+        fresh start) has its frontier restored from the database first."""
+        state, self._state = self._state, None  # a failure below leaves nothing to trust
+        if state is not None and state[0] == head:
+            frontier = state[1]
+        else:
+            frontier = self._frontier_at(conn, head[0])
+        self._store_nodes(conn, frontier.extend(leaf_hashes, STORED_LEVEL))
+        self._state = (new_head, frontier)
 
     def catch_up(self, conn: Connection, size: int, limit: int = CATCH_UP_CHUNK) -> bool:
         """Store the nodes of up to `limit` more events of a log of `size` events whose tree
-        is short (not integrated yet, written before the tree, or by hand), inside the
-        caller's write transaction. True once it is whole."""
+        is short (events written before the tree, or by hand). True once it is whole."""
         whole = size - size % BLOCK
         return self._integrate(conn, whole, limit) >= whole
+
+    def _frontier_at(self, conn: Connection, size: int) -> Frontier:
+        """The frontier of the first `size` leaves: stored nodes for the whole blocks, the
+        last block's leaves recomputed from its events (fewer than BLOCK)."""
+        base = size - size % BLOCK
+        keys = _frontier_keys(base)
+        nodes = self._read_nodes(conn, keys)
+        if len(nodes) < len(keys):
+            self._integrate(conn, base, None)
+            nodes = self._read_nodes(conn, keys)
+            if len(nodes) < len(keys):
+                raise TreeGapError(f"log_nodes lacks nodes of the first {base} leaves")
+        frontier = Frontier.restore((level, nodes[level, i]) for level, i in keys)
+        frontier.extend(self._leaf_hashes(conn, base, size))
+        return frontier
 
     def _integrate(self, conn: Connection, upto: int, limit: int | None) -> int:
         """Store the missing nodes of the leaves up to `upto` (a whole number of blocks), at
         most `limit` leaves' worth; returns how many leaves the stored nodes then cover."""
-        covered = self.covered(conn)
+        row = conn.exec_driver_sql(
+            f"SELECT MAX(idx) FROM log_nodes WHERE level = {STORED_LEVEL}"
+        ).first()
+        # Every block's node is written with the events completing it: they run 0..max.
+        covered = 0 if row is None or row[0] is None else (int(row[0]) + 1) * BLOCK
         if covered >= upto:
             return covered
         end = upto if limit is None else min(upto, covered + max(BLOCK, limit - limit % BLOCK))
-        frontier = self._stored_frontier(conn, covered)
+        frontier = self._frontier_at(conn, covered)
         for start in range(covered, end, _READ_CHUNK):
             leaves = self._leaf_hashes(conn, start, min(end, start + _READ_CHUNK))
             self._store_nodes(conn, frontier.extend(leaves, STORED_LEVEL))

@@ -18,9 +18,6 @@ committed (`resync`): it never applies an event another worker applied. `ledger 
 workers also elect one leader (`projections/leadership.py`): followers apply nothing until
 the leader's lease falls silent, which spares the database their lost claims.
 
-The live worker also integrates the log's Merkle tree after each batch (`integrate_tree`):
-the hashing that keeps proofs fast runs here, not on the writer's path.
-
 A poison event (one the fold, or a view, raises on) is skipped and recorded, and every view
 goes on (`projections/poison.py`). A failure that is the database's is never a skip: the
 live worker retries it, backing off, and `health()` reports the views as stopped until a
@@ -322,20 +319,9 @@ class ProjectionRunner:
                 time.sleep(1.0)
                 continue
             self.last_error = None
-            self.integrate_tree()
             pause = self.pause_after(applied, poll_interval)
             if pause:
                 time.sleep(pause)
-
-    def integrate_tree(self) -> None:
-        """The live worker follows the log, so it also integrates the log's Merkle tree
-        (persistence/store.py `integrate_tree`): off the writer's path, on this process's
-        core. A failure there is logged and tried again after the next batch; the views go
-        on, and the writer's backstop bounds the tree's lag meanwhile."""
-        try:
-            self.store.integrate_tree()
-        except Exception:
-            log.warning("integrating the log's tree failed; will retry", exc_info=True)
 
     def _leads(self, leadership: Leadership, fill: bulk.Fill | None = None) -> bool:
         """Whether to apply now; on taking the lead, start from the committed position (the
@@ -359,7 +345,6 @@ class ProjectionRunner:
                 applied = self.run_once()
                 self.last_error = None
                 backoff = poll_interval
-                self.integrate_tree()
             except Exception as exc:
                 # Loud, and retried from the last committed position: nothing is skipped.
                 log.exception("projection batch failed at position %s", self._position)

@@ -74,7 +74,6 @@ class TreeScan:
         # range's when the pass was split in parts (replay/tree_jobs.py).
         self.cuts: dict[int, list[tuple[int, bytes]]] = {}
         self.blocks: list[bytes] = []
-        self.integrated = 0  # leaves the stored tree's nodes cover (`unlike_stored`)
 
     def feed(self, rows: Sequence[Sequence[object]]) -> None:
         hashes = leaf_hashes_of(rows)  # verify's rows, the chain hash last
@@ -102,10 +101,7 @@ class TreeScan:
         stored = stored_blocks(store, len(self.blocks))
         if stored is None:
             return 0, "the database holds no Merkle tree (open it once with `ledger serve`)"
-        # Blocks past the last stored one are not integrated yet (persistence/tree.py): the
-        # root below covers them, recomputed from the events. Below it, none may be missing.
-        self.integrated = min(self.size, (max(stored, default=-1) + 1) << STORED_LEVEL)
-        for i, h in enumerate(self.blocks[: max(stored, default=-1) + 1]):
+        for i, h in enumerate(self.blocks):
             if stored.get(i) != h:
                 first = i << STORED_LEVEL
                 return (
@@ -120,16 +116,6 @@ class TreeScan:
         if root is not None and root != self.frontier.root():
             return 0, f"the stored tree's root of {self.size} leaves is not the events' root"
         return None
-
-
-def integration_note(integrated: int, events: int) -> str | None:
-    """What verify says when the stored tree does not cover the whole log yet."""
-    if integrated >= events:
-        return None
-    return (
-        f"note: the stored tree covers {integrated} events; the last {events - integrated} "
-        "(not integrated yet) were checked against the root recomputed from them"
-    )
 
 
 def stored_blocks(store: EventStore, count: int) -> dict[int, bytes] | None:

@@ -3,12 +3,10 @@ fixture of tests/test_store_contract.py: a fresh SQLite file, a fresh PostgreSQL
 
 Every appended event is a leaf at once (leaf i is position i + 1, its bytes `leaf_bytes`):
 the tree's root at every size is domain.merkle's root over the leaves recomputed from the
-events, whether its nodes are integrated yet or not; its proofs verify with domain.merkle's
-verifiers and stop verifying when a byte changes; integration stores exactly the RFC
-subtrees, and two integrators store them once; the writer's backstop bounds the lag; two
-store objects on one database keep one tree; the database refuses UPDATE and DELETE on
-`log_nodes`; a log whose tree is missing (written before the tree existed) gets the same
-tree when a store opens it for writing; arguments outside the tree are refused."""
+events; its proofs verify with domain.merkle's verifiers and stop verifying when a byte
+changes; two store objects on one database keep one tree; the database refuses UPDATE and
+DELETE on `log_nodes`; a log whose tree is missing (written before the tree existed) gets
+the same tree when a store opens it for writing; arguments outside the tree are refused."""
 
 from __future__ import annotations
 
@@ -27,12 +25,11 @@ from domain import merkle
 from domain.errors import TreeRangeError
 from domain.events import NewEvent
 from domain.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
-from persistence import store as store_module
 from persistence.chain import chain_rows, leaf_bytes
 from persistence.pgcopy import append_rows
 from persistence.schema import events_table, log_nodes_table
 from persistence.store import EVENT_COLUMNS, EventStore, StaleWriteError
-from persistence.tree import BLOCK, STORED_LEVEL, leaf_hashes_of
+from persistence.tree import BLOCK, STORED_LEVEL
 from tests import test_store_contract as contract
 from tests.test_store_contract import T0, append, ev, plain_engine
 
@@ -57,10 +54,7 @@ def flip(h: bytes) -> bytes:
     return bytes([h[0] ^ 1]) + h[1:]
 
 
-def node_rows(s: EventStore, integrate: bool = True) -> list[tuple[int, int, bytes]]:
-    """The stored nodes, after integrating the log's tree (unless told not to)."""
-    if integrate:
-        s.integrate_tree()
+def node_rows(s: EventStore) -> list[tuple[int, int, bytes]]:
     with s.read_engine.connect() as conn:
         rows = conn.execute(text("SELECT level, idx, hash FROM log_nodes ORDER BY level, idx"))
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
@@ -109,7 +103,7 @@ def test_leaf_bytes_are_the_chains_bytes_as_one_json_array(store: EventStore) ->
     ]
     with store.write_transaction() as conn:
         head = store.head(conn)
-        inlined = leaf_hashes_of(chain_rows(head, new))
+        inlined = chain_rows(head, new)[1]
         stored = store.insert(conn, head, new)
     assert inlined == [leaf_hash(leaf_bytes(e)) for e in stored]
     for e in stored:
@@ -183,69 +177,12 @@ def test_stored_nodes_are_the_rfc_subtrees_of_the_leaves(store: EventStore) -> N
             assert store.tree.subtree_hash(start, end) == merkle.root(hashes[start:end])
 
 
-def rfc_nodes(hashes: list[bytes], size: int) -> list[tuple[int, int, bytes]]:
-    """The perfect subtrees of STORED_LEVEL and up over the first `size` leaves, computed by
-    domain.merkle alone: what `log_nodes` should hold once those leaves are integrated."""
-    return [
-        (level, i, merkle.root(hashes[i << level : (i + 1) << level]))
-        for level in range(STORED_LEVEL, size.bit_length())
-        for i in range(size >> level)
-    ]
-
-
-def test_integration_stores_the_rfc_nodes_once_and_changes_no_root(store: EventStore) -> None:
-    """Appends store no nodes (below the writer's backstop), yet every read covers every
-    event, recomputing what is not stored; integration then stores exactly the RFC nodes of
-    the whole blocks; an integrator that hashed the same leaves meanwhile writes nothing."""
-    append(store, batch(0, 3 * BLOCK + 5))
-    assert node_rows(store, integrate=False) == []
-    before = [store.tree.root(n) for n in range(3 * BLOCK + 6)]
-    hashes = assert_tree_matches(store)
-    check_proofs(store, hashes, 2 * BLOCK + 1, BLOCK + 3, 3 * BLOCK + 5)
-    other = EventStore(store.url)
-    try:
-        theirs = other.tree.pending()
-        assert theirs[:2] == (0, 3 * BLOCK)
-        assert store.integrate_tree() == 3 * BLOCK
-        with other.write_transaction(lock=False) as conn:
-            assert not other.tree.store_pending(conn, theirs[0], theirs[2])
-        assert other.integrate_tree() == 3 * BLOCK  # nothing more to integrate
-    finally:
-        other.dispose()
-    assert node_rows(store, integrate=False) == sorted(rfc_nodes(hashes, 3 * BLOCK))
-    assert [store.tree.root(n) for n in range(3 * BLOCK + 6)] == before
-    append(store, batch(100, BLOCK))
-    assert store.integrate_tree() == 4 * BLOCK
-    assert_tree_matches(store)
-
-
-def test_the_writer_integrates_a_lag_past_its_backstop(
-    store: EventStore, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With no integrator running, the writer stores the nodes itself whenever the lag
-    would pass TREE_BACKSTOP, so a read never recomputes more leaves than that."""
-    monkeypatch.setattr(store_module, "TREE_BACKSTOP", 2 * BLOCK)
-    for i, n in enumerate([BLOCK, 5, BLOCK, 2 * BLOCK + 3, 1, 3 * BLOCK, BLOCK - 1, 7]):
-        append(store, batch(100 * i, n))
-        with store.read_engine.connect() as conn:
-            covered = store.tree.covered(conn)
-        assert store.tree.size() - covered <= 2 * BLOCK
-    hashes = assert_tree_matches(store)
-    assert covered > 0
-    assert node_rows(store, integrate=False) == sorted(rfc_nodes(hashes, covered))
-
-
 def test_a_rolled_back_append_leaves_no_trace_in_the_tree(store: EventStore) -> None:
     append(store, batch(0, BLOCK - 1))
     with pytest.raises(RuntimeError), store.write_transaction() as conn:
         store.append(conn, store.head(conn), batch(100, 3))  # completes a stored block
         raise RuntimeError("the writer fails before its commit")
     assert node_rows(store) == []
-    with pytest.raises(RuntimeError), store.write_transaction() as conn:
-        store.append(conn, store.head(conn), batch(100, 3))
-        store.tree.catch_up(conn, BLOCK + 2)  # its nodes too, integrated in its transaction
-        raise RuntimeError("the writer fails before its commit")
-    assert node_rows(store, integrate=False) == []
     other = EventStore(store.url)
     try:  # another writer takes the log to the rolled-back append's size, with other leaves
         append(other, batch(200, 3))
@@ -282,7 +219,7 @@ def test_rows_written_without_the_tree_join_it_at_the_next_append(store: EventSt
     append(store, batch(0, BLOCK + 3))
     ours = EventStore(store.url)
     try:
-        rows = chain_rows(ours.head_digest(), batch(50, 2 * BLOCK))
+        rows = chain_rows(ours.head_digest(), batch(50, 2 * BLOCK))[0]
         with ours.write_transaction() as conn:
             append_rows(conn, events_table, EVENT_COLUMNS, rows)  # events only, no tree
         append(store, batch(100, 2))

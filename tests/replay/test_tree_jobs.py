@@ -32,7 +32,6 @@ def store(container: Any, clock: Any) -> EventStore:
     for i in range(EVENTS - 24):
         run(c.KeepAlive(session_id="long", visible=i % 3 != 0, path=f"/p{i % 7}"))
     s: EventStore = container.store
-    s.integrate_tree()  # as the live projection worker does after its batches
     return s
 
 
