@@ -13,7 +13,7 @@ from typing import Any
 from bench.baseline_sqlite import measure_raw_sqlite_executemany
 from bench.event_rows import scalar
 from bench.figures import Figures, say
-from bench.server import Server, ledger_server, ndjson, post_batch
+from bench.server import Server, cpu_seconds, ledger_server, ndjson, post_batch
 
 
 def bulk_bodies(total: int, per_body: int, streams: int = 1000) -> list[bytes]:
@@ -57,16 +57,24 @@ def bench_bulk(cfg: dict[str, Any], figs: Figures, work: Path) -> dict[str, Any]
     full_before = raw("FULL")
     db = work / "bulk.db"
     with ledger_server(work, db) as srv:
-        p0 = srv.position()
+        pids = [srv.proc.pid, *srv.descendants()]
+        p0, cpu0 = srv.position(), [cpu_seconds(pid) for pid in pids]
         wall = post_all(srv, bodies)
-        rise = srv.position() - p0
+        rise, cpu1 = srv.position() - p0, [cpu_seconds(pid) for pid in pids]
     payload_avg = float(scalar(db, "SELECT avg(length(payload)) FROM events") or 0)
     eps = rise / wall
+    server_cpu, others_cpu = cpu1[0] - cpu0[0], sum(cpu1[1:]) - sum(cpu0[1:])
     say(
         f"  ledger: {rise} events in {wall:.2f}s = {eps:,.0f} events/s"
         f" (avg payload {payload_avg:.0f} B)"
     )
+    # Steadier than the rate on a shared machine: the CPU the API process spent per event.
+    say(
+        f"  API process: {server_cpu / rise * 1e6:.1f} us of CPU per event"
+        f" ({server_cpu / wall:.2f} cores); projection worker: {others_cpu / wall:.2f} cores"
+    )
     res.update(events=rise, seconds=wall, eps=eps, payload_bytes=payload_avg)
+    res.update(server_cpu_us=server_cpu / rise * 1e6, worker_cores=others_cpu / wall)
     full_after = raw("FULL")
     res["sqlite_full"] = {
         **full_after,

@@ -56,6 +56,15 @@ class Server:
         finally:
             c.close()
 
+    def get_json_any(self, path: str) -> Any:
+        """GET `path`'s JSON body whatever its status (a 503 readiness answer too)."""
+        c = self.conn()
+        try:
+            c.request("GET", path)
+            return orjson.loads(c.getresponse().read())
+        finally:
+            c.close()
+
     def position(self) -> int:
         return int(self.get_json("/v1/ledger/digest")["position"])
 
@@ -144,6 +153,7 @@ def ledger_server(
                 raise RuntimeError(log_path.read_text()[-3000:])
             time.sleep(0.1)
         _settle(server, deadline)
+        _wait_leader(server, deadline)
         yield server
     except BaseException:
         log.flush()
@@ -171,6 +181,24 @@ def _settle(server: Server, deadline: float) -> None:
                 raise
             answered = 0
             time.sleep(0.2)
+
+
+def _wait_leader(server: Server, deadline: float) -> None:
+    """Until a projection worker leads (`/readyz` names it): started after the load, the
+    worker would find the views empty under a backlog and build them in bulk instead of
+    following the log, which competes for the cores differently, and figures of one run
+    would not compare with another's."""
+    while server.get_json_any("/readyz").get("leader") is None:
+        if server.proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("no projection worker took the lead")
+        time.sleep(0.1)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time a live process has used so far (its threads', not its
+    children's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _new_key(env: dict[str, str]) -> str:

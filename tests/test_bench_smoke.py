@@ -86,6 +86,10 @@ def test_smoke_run_reports_every_figure_against_a_baseline(tmp_path: Path) -> No
     # Ingest figures count only acknowledged appends: the load saw no errors.
     ka = doc["raw"]["keepalive"]["runs"]["keepalive"]
     assert ka["errors"] == 0 and ka["rise"] > 0
+    # Bulk ingest says what the API process spent per event, beside its rate.
+    bulk = doc["raw"]["bulk"]
+    assert bulk["server_cpu_us"] > 0 and bulk["worker_cores"] >= 0
+    assert "us of CPU per event" in proc.stdout
     assert doc["raw"]["replay"]["select_sha256"]["mismatches"] == 0
     # The log part timed proofs of the whole tree and scanned every leaf of it.
     log = doc["raw"]["log"]
