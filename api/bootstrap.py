@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from persistence.blobs import BlobStore
+from persistence.integrator import TreeIntegrator
 from persistence.ledger import Ledger
 from persistence.settings import Settings
 from persistence.signing import LogKeyFile
@@ -26,16 +27,23 @@ class Container:
     # The views the queries read: `runner`'s, or a read replica's (LEDGER_VIEWS_READ_URL),
     # which nothing here writes: no schema is made there and no worker runs on it.
     reader: ProjectionRunner
+    # The log's tree integrated beside the views: in the worker's process, or here when the
+    # worker is a thread of this process (persistence/integrator.py).
+    integrator: TreeIntegrator | None = None
 
     def start(self) -> None:
         self.log_keys.keys()  # the log's signing key exists from the first start on
         self.ledger.start()
         if self.settings.projection_worker == "thread":
             self.runner.start()
+            self.integrator = TreeIntegrator(self.store)
+            self.integrator.start()
 
     def close(self) -> None:
         self.ledger.close()
         self.runner.close()
+        if self.integrator is not None:
+            self.integrator.close()
         self.store.dispose()
         self.runner.engine.dispose()
         self.reader.engine.dispose()

@@ -1,6 +1,6 @@
 """What the log's hashes cover, byte for byte: the stored event (`StoredEvent`), its payload
 encoding, the hash chain's link (`chain_hash`), the Merkle tree's leaf (`leaf_bytes`, format
-1), and `chain_rows`, which builds both for a batch of new events in one pass.
+1), and `chain_rows`, which builds the rows of a batch of new events.
 
 Leaf format 1 is one JSON array, `[1, position, stream_id, version, type, schema_version,
 recorded_at, payload]`: the chain's own head array spliced open, then the stored payload (an
@@ -101,18 +101,15 @@ def row_leaf(
     return b"[%d," % LEAF_FORMAT + head[1:-1] + b"," + payload + b"]"
 
 
-def chain_rows(
-    head: tuple[int, bytes], new: Iterable[NewEvent]
-) -> tuple[list[tuple[Any, ...]], list[bytes]]:
+def chain_rows(head: tuple[int, bytes], new: Iterable[NewEvent]) -> list[tuple[Any, ...]]:
     """The rows of `new` placed after `head`: (position, stream_id, version, type,
-    schema_version, recorded_at, payload bytes, hash), each hash exactly `chain_hash`'s;
-    and each row's Merkle leaf hash, SHA-256(0x00 || `leaf_bytes`). Both inlined: this runs
-    once per appended event."""
+    schema_version, recorded_at, payload bytes, hash), each hash exactly `chain_hash`'s,
+    inlined: this runs once per appended event. (Their Merkle leaves are hashed later, when
+    the tree is integrated: persistence/tree.py.)"""
     position, prev = head
     dumps, sort, sha256, join = orjson.dumps, orjson.OPT_SORT_KEYS, hashlib.sha256, b"".join
     rows: list[tuple[Any, ...]] = []
-    leaves: list[bytes] = []
-    add, add_leaf = rows.append, leaves.append
+    add = rows.append
     for stream_id, version, type_, schema_version, recorded_at, payload in new:
         position += 1
         head_bytes = dumps([position, stream_id, version, type_, schema_version, recorded_at])
@@ -121,8 +118,6 @@ def chain_rows(
         # The payload is cut from the record: a right-sized copy. orjson's own result keeps
         # its ~4 KB output buffer, and a batch of those held until the insert cost a fresh
         # page (fault) per row when measured.
-        body = record[32 + len(head_bytes) :]
-        # The leaf spliced from the same bytes (row_leaf's, prefixed for the leaf hash).
-        add_leaf(sha256(join((b"\x00[1,", head_bytes[1:-1], b",", body, b"]"))).digest())
-        add((position, stream_id, version, type_, schema_version, recorded_at, body, prev))
-    return rows, leaves
+        add((position, stream_id, version, type_, schema_version, recorded_at,
+             record[32 + len(head_bytes) :], prev))  # fmt: skip
+    return rows

@@ -23,12 +23,16 @@ from sqlalchemy import Connection, Engine, Table, inspect, select
 from persistence.schema import (
     POSTGRES_GUARDS,
     SQLITE_GUARDS,
+    SQLITE_TREE_GUARDS,
     api_keys_table,
     events_table,
     idempotency_table,
     log_nodes_table,
+    make_engine,
     schema_migrations_table,
     serialise_ddl,
+    sqlite_path,
+    tree_path,
 )
 from persistence.sealing import sealed_values_table
 from persistence.settings import SettingsError
@@ -60,6 +64,22 @@ def _key_binding(conn: Connection) -> None:
         conn.exec_driver_sql("ALTER TABLE api_keys ADD COLUMN binding VARCHAR")
 
 
+def _nodes_to_own_file(conn: Connection) -> None:
+    # SQLite: the nodes move to the tree's own file (schema.tree_path), which only integrators
+    # write. They are derived from the events: the store's catch-up rebuilds them there.
+    if conn.dialect.name == "sqlite" and inspect(conn).has_table("log_nodes"):
+        conn.exec_driver_sql("DROP TABLE log_nodes")
+
+
+def create_tree_schema(nodes: Engine) -> None:
+    """The tree file's `log_nodes` and its append-only guards (SQLite; PostgreSQL keeps the
+    nodes beside the events, made by `migrate`)."""
+    with nodes.begin() as conn:
+        log_nodes_table.create(conn, checkfirst=True)
+        for ddl in SQLITE_TREE_GUARDS:
+            conn.exec_driver_sql(ddl)
+
+
 STEPS = (
     Step(1, "events and idempotency keys", _create(events_table, idempotency_table)),
     Step(2, "no index on events.recorded_at", _drop_time_index),
@@ -67,6 +87,7 @@ STEPS = (
     Step(4, "the Merkle tree's stored nodes (log_nodes)", _create(log_nodes_table)),
     Step(5, "sealed personal values (sealed_values)", _create(sealed_values_table)),
     Step(6, "a key's OpenTera binding (api_keys.binding)", _key_binding),
+    Step(7, "SQLite: the Merkle tree's nodes in a file of their own", _nodes_to_own_file),
 )
 LATEST = STEPS[-1].number
 _TABLES = (events_table, idempotency_table, api_keys_table, log_nodes_table, sealed_values_table)
@@ -110,9 +131,17 @@ def migrate(engine: Engine, clock: Callable[[], float] = time.time) -> list[Step
             step.apply(conn)
             conn.execute(t.insert().values(step=step.number, name=step.name, applied_at=clock()))
         for table in _TABLES:  # a table dropped by hand comes back (empty), as the triggers do
-            table.create(conn, checkfirst=True)
+            if not (sqlite and table is log_nodes_table):
+                table.create(conn, checkfirst=True)
         for ddl in SQLITE_GUARDS if sqlite else POSTGRES_GUARDS:
             conn.exec_driver_sql(ddl)
+    events = sqlite_path(engine.url.render_as_string(hide_password=False)) if sqlite else None
+    if events is not None:  # the tree's nodes, in their own file (step 7)
+        nodes = make_engine(f"sqlite:///{tree_path(events)}")
+        try:
+            create_tree_schema(nodes)
+        finally:
+            nodes.dispose()
     return todo
 
 

@@ -91,6 +91,9 @@ SQLITE_GUARDS = (
     "BEGIN SELECT RAISE(ABORT, 'events are append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS events_refuse_delete BEFORE DELETE ON events "
     "BEGIN SELECT RAISE(ABORT, 'events are append-only: DELETE refused'); END",
+)
+# SQLite keeps the tree's nodes in a file of their own (`tree_path`), with these guards.
+SQLITE_TREE_GUARDS = (
     "CREATE TRIGGER IF NOT EXISTS log_nodes_refuse_update BEFORE UPDATE ON log_nodes "
     "BEGIN SELECT RAISE(ABORT, 'log_nodes are append-only: UPDATE refused'); END",
     "CREATE TRIGGER IF NOT EXISTS log_nodes_refuse_delete BEFORE DELETE ON log_nodes "
@@ -127,6 +130,13 @@ def sqlite_path(url: str) -> Path | None:
     if u.query.get("uri") == "true" and u.database.startswith("file:"):
         return Path(u.database.removeprefix("file:").split("?")[0])
     return Path(u.database)
+
+
+def tree_path(events: Path) -> Path:
+    """The SQLite file of the Merkle tree's stored nodes beside an events file: `ledger.db`'s
+    is `ledger.tree.db`. Only integrators write it, so they never wait on the events' writer
+    (persistence/tree.py)."""
+    return events.with_name(f"{events.stem}.tree{events.suffix}")
 
 
 def process_name() -> str:

@@ -6,8 +6,9 @@ payload, and `hash = sha256(prev_hash + canonical record)`, persistence/chain.py
 `idempotency_keys` table, and the triggers that make the database itself refuse UPDATE
 and DELETE on events. Writes happen only inside `write_transaction()`, which serialises
 writers (SQLite `BEGIN IMMEDIATE`, PostgreSQL table lock) so positions stay gap-free and the
-chain stays linear; each append puts its events into the Merkle tree in the same
-transaction (`EventStore.tree`, persistence/tree.py, which also serves the tree's reads).
+chain stays linear. Each event is a leaf of the Merkle tree from its append on
+(`EventStore.tree`, persistence/tree.py, which also serves the tree's reads); the tree's
+stored nodes are integrated after the appends (`integrate_tree`), with the writer as backstop.
 """
 
 from __future__ import annotations
@@ -16,10 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
-from sqlalchemy import (
-    Connection,
-    text,
-)
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, InternalError, OperationalError
 
@@ -34,7 +32,7 @@ from persistence.chain import encode_payload as encode_payload
 from persistence.checkpoint import BACKSTOP_PAGES, Checkpointer
 from persistence.migrations import migrate
 from persistence.pgcopy import append_rows
-from persistence.schema import events_table, idempotency_table, make_engine, sqlite_path
+from persistence.schema import events_table, idempotency_table, make_engine, sqlite_path, tree_path
 from persistence.sealing import MARK, opened_payloads, openings_of, seal, store_openings
 from persistence.tree import LogTree
 
@@ -42,6 +40,12 @@ from persistence.tree import LogTree
 EVENT_COLUMNS = (
     "position", "stream_id", "version", "type", "schema_version", "recorded_at", "payload", "hash"
 )  # fmt: skip
+
+
+# The most leaves the tree's stored nodes may lag the log before the writer integrates them
+# itself (`EventStore._tree_backstop`): about 0.1 s of hashing, paid only when no integrator
+# keeps up, and the most a read recomputes beyond the stored nodes.
+TREE_BACKSTOP = 1 << 15
 
 
 class StaleWriteError(Exception):
@@ -80,26 +84,37 @@ class EventStore:
         )
         self.read_engine = make_engine(url) if self.is_sqlite else self.write_engine
         self._mark = "?" if self.is_sqlite else "%s"
-        self.tree = LogTree(self.read_engine, self._mark)
+        # SQLite: the tree's nodes in a file of their own, so that integrators never wait on
+        # this writer's lock (persistence/tree.py).
+        nodes = (
+            None if path is None else make_engine(f"sqlite:///{tree_path(path)}", immediate=True)
+        )
+        self.tree = LogTree(self.read_engine, self._mark, nodes)
+        self._tree_check_at = 0  # the head from which the writer checks the tree's lag
+        self._tree_due = 0  # the head to check it at, after this transaction commits
 
     def create_schema(self) -> None:
         """Bring the schema up to this code's (persistence/migrations.py), then the tree."""
-        migrate(self.write_engine)
+        migrate(self.write_engine)  # the tree file's schema with it (SQLite)
         self.catch_up_tree()
 
     def catch_up_tree(self) -> None:
-        """Bring the Merkle tree up to the log (events written before it existed, by an
-        older version), CATCH_UP_CHUNK events a transaction so writers wait one chunk."""
-        while True:
-            with self.write_transaction() as conn:
-                if self.tree.catch_up(conn, self.head(conn)[0]):
-                    return
+        """Bring the Merkle tree's stored nodes up to the log (written before the tree, or
+        while no integrator ran), CATCH_UP_CHUNK events a transaction."""
+        self.tree.catch_up()
+
+    def integrate_tree(self) -> int:
+        """Store the tree's nodes of the events appended since the last integration (up to
+        CATCH_UP_CHUNK of them; persistence/tree.py `LogTree.integrate`). Returns how many
+        leaves the stored nodes cover now. Several integrators may run at once."""
+        return self.tree.integrate()
 
     def dispose(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.close()
         self.write_engine.dispose()
         self.read_engine.dispose()
+        self.tree.nodes.dispose()
 
     @contextmanager
     def write_transaction(self) -> Iterator[Connection]:
@@ -119,6 +134,9 @@ class EventStore:
             raise StoreUnavailableError(f"the event store cannot write: {err.orig}") from err
         if self.checkpointer is not None:
             self.checkpointer.poke()
+        if self._tree_due:  # past `_tree_check_at`: should no integrator keep up, integrate
+            head, self._tree_due = self._tree_due, 0
+            self._tree_check_at = self.tree.backstop(head, TREE_BACKSTOP)
 
     # -- writing (inside write_transaction) ---------------------------------------------------
 
@@ -153,15 +171,15 @@ class EventStore:
         self, conn: Connection, head: tuple[int, bytes], new: Sequence[NewEvent]
     ) -> list[tuple[Any, ...]]:
         new, openings = seal(new, self.personal_keys)
-        rows, leaves = chain_rows(head, new)
+        rows = chain_rows(head, new)
         if openings:
             store_openings(conn, head[0], openings)
         if rows:
             # The hot path: one COPY or executemany (persistence/pgcopy.py), not SQLAlchemy's
             # per-row parameter processing, which cost more than the insert when measured.
             append_rows(conn, events_table, EVENT_COLUMNS, rows)
-            # Every acknowledged event is in the tree: its nodes commit with it.
-            self.tree.add(conn, head, leaves, (rows[-1][0], rows[-1][7]))
+            if rows[-1][0] >= self._tree_check_at:
+                self._tree_due = rows[-1][0]  # the tree's lag is checked after the commit
         return rows
 
     @staticmethod

@@ -1,31 +1,40 @@
 """The RFC 6962 Merkle tree over the event log, kept in the event database beside the events:
-the writer's side (each append's completed subtrees into `log_nodes`, in the events' own
-transaction; the catch-up of a log whose tree is short) and the reads (size, subtree hashes,
-roots, inclusion and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf
-encoding persistence/chain.py's; leaf i is the event at position i + 1.
+integration (the completed subtrees of the events appended so far into `log_nodes`), the
+catch-up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion
+and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf encoding
+persistence/chain.py's; leaf i is the event at position i + 1.
 
-`log_nodes` keeps the perfect subtrees of 2**STORED_LEVEL leaves and more, written when the
-append that completes one commits. Smaller ones are recomputed from the events when a proof
-needs them: a proof reads O(log n) stored nodes and at most a few blocks of 2**STORED_LEVEL
-events (the leaf's own block and the tree's unfinished last one).
+The tree has every event as a leaf from its append on: its size is the log's, and a root or
+a proof is always of the events as stored. `log_nodes` only keeps the tree's perfect
+subtrees of 2**STORED_LEVEL leaves and more so that reads are O(log n); like Certificate
+Transparency logs and Tessera, they are integrated after the append, in batches, off the
+writer's path (persistence/store.py `integrate_tree`: the projection worker, a backstop in
+the writer). A node not stored yet, and every smaller one, is recomputed from the events
+when a read needs it: a proof reads O(log n) stored nodes, at most a few blocks of
+2**STORED_LEVEL events (the leaf's own block and the tree's unfinished last one) and the
+events not yet integrated (a bounded lag).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from domain import merkle
 from domain.errors import TreeRangeError
-from domain.merkle import Frontier, fold_right, node_hash, perfect_ranges
+from domain.merkle import Frontier, NodeRow, fold_right, node_hash, perfect_ranges
 from persistence.chain import leaf_bytes as leaf_bytes  # the leaf encoding lives with the chain
 from persistence.pgcopy import append_rows
 from persistence.schema import log_nodes_table
+
+log = logging.getLogger(__name__)
 
 # 16 leaves a block: a stored row per 8 leaves (~1/8 of an event row's insert), and a proof
 # or a writer restoring its frontier reads at most 15 events per block (see the module's
@@ -37,7 +46,6 @@ BLOCK = 1 << STORED_LEVEL
 CATCH_UP_CHUNK = 1 << 16
 _READ_CHUNK = 1 << 14
 
-Head = tuple[int, bytes]
 Key = tuple[int, int]
 
 
@@ -96,70 +104,109 @@ def _check(ok: bool, message: str, field: str) -> None:
 
 
 class LogTree:
-    """One event store's tree. Writing: `add` (every append, in its transaction) and
-    `catch_up`. Reading, each call one read transaction: `size`, `latest`, `root`,
+    """One event store's tree. Writing: `integrate` (after the appends), `catch_up` and
+    `backstop`. Reading, each call one read transaction: `size`, `latest`, `root`,
     `subtree_hash`, `inclusion_proof`, `consistency_proof`, `leaves`; arguments outside the
-    tree raise TreeRangeError naming the argument."""
+    tree raise TreeRangeError naming the argument. `nodes` is the engine of `log_nodes`: on
+    SQLite a file of its own (schema.tree_path), which the events' writer never locks."""
 
-    def __init__(self, engine: Engine, mark: str) -> None:
-        self._engine = engine  # for reads
+    def __init__(self, engine: Engine, mark: str, nodes: Engine | None = None) -> None:
+        self._engine = engine  # for reads of the events
+        self.nodes = engine if nodes is None else nodes
         self._mark = mark
-        # The frontier after the last append this object made, keyed by the head (position,
-        # chain hash) it left: only a log with that head has that tree.
-        self._state: tuple[Head, Frontier] | None = None
+        # The frontier the last `pending` left, keyed by the size it covers: the next call
+        # goes on from it instead of reading the stored frontier again.
+        self._pending: tuple[int, Frontier] | None = None
 
-    # -- writing (inside the store's write transaction) ---------------------------------------
+    # -- integrating: the stored nodes follow the log -----------------------------------------
 
-    def add(self, conn: Connection, head: Head, leaf_hashes: list[bytes], new_head: Head) -> None:
-        """The leaves of the events just inserted after `head` join the tree in the same
-        transaction: their completed subtrees of STORED_LEVEL and up into `log_nodes`. A head
-        this object did not leave (another process appended, a rolled-back transaction, a
-        fresh start) has its frontier restored from the database first."""
-        state, self._state = self._state, None  # a failure below leaves nothing to trust
-        if state is not None and state[0] == head:
-            frontier = state[1]
-        else:
-            frontier = self._frontier_at(conn, head[0])
-        self._store_nodes(conn, frontier.extend(leaf_hashes, STORED_LEVEL))
-        self._state = (new_head, frontier)
+    def integrate(self, limit: int = CATCH_UP_CHUNK) -> int:
+        """Store the nodes of up to `limit` more leaves, in whole blocks: hashed outside any
+        write transaction (events never change), written in a short one on `nodes` unless
+        another integrator stored them first. Returns how many leaves the nodes cover."""
+        covered, upto, nodes = self.pending(limit)
+        if upto > covered:
+            try:
+                with self.nodes.begin() as conn:
+                    if self.covered(conn) == covered:
+                        self._store_nodes(conn, nodes)
+                        return upto
+            except (IntegrityError, OperationalError):
+                # The same nodes, committed by another integrator first (SQLite: its commit
+                # after this transaction's read refuses the write); anything else is raised.
+                if self.integrated() == covered:
+                    raise
+            self._pending = None
+        return self.integrated()
 
-    def catch_up(self, conn: Connection, size: int, limit: int = CATCH_UP_CHUNK) -> bool:
-        """Store the nodes of up to `limit` more events of a log of `size` events whose tree
-        is short (events written before the tree, or by hand). True once it is whole."""
-        whole = size - size % BLOCK
-        return self._integrate(conn, whole, limit) >= whole
+    def catch_up(self) -> None:
+        """Integrate up to the log's last whole block (a log written before the tree, a tree
+        file lost or rebuilt, an integrator that fell behind), CATCH_UP_CHUNK at a time."""
+        while True:
+            covered = self.integrated()
+            if self.integrate() == covered:
+                return
 
-    def _frontier_at(self, conn: Connection, size: int) -> Frontier:
-        """The frontier of the first `size` leaves: stored nodes for the whole blocks, the
-        last block's leaves recomputed from its events (fewer than BLOCK)."""
-        base = size - size % BLOCK
-        keys = _frontier_keys(base)
-        nodes = self._read_nodes(conn, keys)
-        if len(nodes) < len(keys):
-            self._integrate(conn, base, None)
-            nodes = self._read_nodes(conn, keys)
-            if len(nodes) < len(keys):
-                raise TreeGapError(f"log_nodes lacks nodes of the first {base} leaves")
-        frontier = Frontier.restore((level, nodes[level, i]) for level, i in keys)
-        frontier.extend(self._leaf_hashes(conn, base, size))
-        return frontier
+    def backstop(self, head: int, lag: int) -> int:
+        """After a commit up to `head`: integrate when the stored nodes lag by more than `lag`
+        leaves (no integrator runs, or keeps up), so that reads never recompute more than
+        that. Returns the head from which to check again. The events are committed, so a
+        failure is logged, not raised: the next commit past that head tries again."""
+        try:
+            covered = self.integrated()
+            if head - covered > lag:
+                self.catch_up()
+                covered = self.integrated()
+        except Exception:
+            log.warning("integrating the log's tree after a commit failed", exc_info=True)
+            return head
+        return covered + lag
 
-    def _integrate(self, conn: Connection, upto: int, limit: int | None) -> int:
-        """Store the missing nodes of the leaves up to `upto` (a whole number of blocks), at
-        most `limit` leaves' worth; returns how many leaves the stored nodes then cover."""
+    def pending(self, limit: int = CATCH_UP_CHUNK) -> tuple[int, int, list[NodeRow]]:
+        """(the size the stored nodes cover, the size they would cover with the nodes of up
+        to `limit` more leaves in whole blocks, those nodes), computed in read transactions:
+        events never change once written, so the hashing holds no lock."""
+        covered = self.integrated()
+        with self._engine.connect() as conn:
+            row = conn.exec_driver_sql("SELECT MAX(position) FROM events").first()
+            head = 0 if row is None or row[0] is None else int(row[0])
+            upto = min(head - head % BLOCK, covered + max(BLOCK, limit - limit % BLOCK))
+            if upto <= covered:
+                return covered, covered, []
+            cached, self._pending = self._pending, None
+            if cached is not None and cached[0] == covered:
+                frontier = cached[1]
+            else:
+                with self.nodes.connect() as nodes_conn:
+                    frontier = self._stored_frontier(nodes_conn, covered)
+            nodes: list[NodeRow] = []
+            for start in range(covered, upto, _READ_CHUNK):
+                leaves = self._leaf_hashes(conn, start, min(upto, start + _READ_CHUNK))
+                nodes += frontier.extend(leaves, STORED_LEVEL)
+        self._pending = (upto, frontier)
+        return covered, upto, nodes
+
+    @staticmethod
+    def covered(conn: Connection) -> int:
+        """How many leaves the stored nodes cover: whole blocks, 0..max, none missing (every
+        integration writes the blocks after the last stored one, in order)."""
         row = conn.exec_driver_sql(
             f"SELECT MAX(idx) FROM log_nodes WHERE level = {STORED_LEVEL}"
         ).first()
-        # Every block's node is written with the events completing it: they run 0..max.
-        covered = 0 if row is None or row[0] is None else (int(row[0]) + 1) * BLOCK
-        if covered >= upto:
-            return covered
-        end = upto if limit is None else min(upto, covered + max(BLOCK, limit - limit % BLOCK))
-        frontier = self._frontier_at(conn, covered)
-        for start in range(covered, end, _READ_CHUNK):
-            leaves = self._leaf_hashes(conn, start, min(end, start + _READ_CHUNK))
-            self._store_nodes(conn, frontier.extend(leaves, STORED_LEVEL))
-        return end
+        return 0 if row is None or row[0] is None else (int(row[0]) + 1) * BLOCK
+
+    def integrated(self) -> int:
+        """`covered`, read on its own: how many leaves the stored nodes cover."""
+        with self.nodes.connect() as conn:
+            return self.covered(conn)
+
+    def _stored_frontier(self, conn: Connection, size: int) -> Frontier:
+        """The frontier of `size` leaves (whole blocks) from stored nodes alone."""
+        keys = _frontier_keys(size)
+        nodes = self._read_nodes(conn, keys)
+        if len(nodes) < len(keys):
+            raise TreeGapError(f"log_nodes lacks nodes of the first {size} leaves")
+        return Frontier.restore((level, nodes[level, i]) for level, i in keys)
 
     @staticmethod
     def _store_nodes(conn: Connection, nodes: Sequence[tuple[int, int, bytes]]) -> None:
@@ -195,12 +242,18 @@ class LogTree:
 
     @contextmanager
     def _view(self) -> Iterator[_View]:
-        """One read transaction and the tree size it sees (SQLite: one WAL snapshot)."""
+        """One read transaction and the tree size it sees (SQLite: one WAL snapshot of the
+        events; the stored nodes, which never change, read beside it)."""
         with self._engine.connect() as conn:
             row = conn.exec_driver_sql(
                 "SELECT position FROM events ORDER BY position DESC LIMIT 1"
             ).first()
-            yield _View(self, conn, 0 if row is None else int(row[0]))
+            size = 0 if row is None else int(row[0])
+            if self.nodes is self._engine:
+                yield _View(self, conn, conn, size)
+                return
+            with self.nodes.connect() as node_conn:
+                yield _View(self, conn, node_conn, size)
 
     def size(self) -> int:
         """How many leaves the tree has: every event in the log."""
@@ -267,8 +320,8 @@ class _View:
     """The tree of `size` leaves as one read transaction sees it; each stored node and each
     bottom block's leaf hashes read once."""
 
-    def __init__(self, tree: LogTree, conn: Connection, size: int) -> None:
-        self.tree, self.conn, self.size = tree, conn, size
+    def __init__(self, tree: LogTree, conn: Connection, node_conn: Connection, size: int) -> None:
+        self.tree, self.conn, self.node_conn, self.size = tree, conn, node_conn, size
         self.nodes: dict[Key, bytes] = {}
         self.blocks: dict[int, list[bytes]] = {}
 
@@ -280,7 +333,7 @@ class _View:
                 level = (e - s).bit_length() - 1
                 if level >= STORED_LEVEL:
                     keys.add((level, s >> level))
-        self.nodes.update(self.tree._read_nodes(self.conn, sorted(keys)))
+        self.nodes.update(self.tree._read_nodes(self.node_conn, sorted(keys)))
 
     def root(self, size: int) -> bytes:
         if size == 0:
@@ -299,7 +352,7 @@ class _View:
             at = start % BLOCK
             return block[at] if level == 0 else merkle.root(block[at : at + end - start])
         key = (level, start >> level)
-        found = self.nodes.get(key) or self.tree._read_nodes(self.conn, [key]).get(key)
+        found = self.nodes.get(key) or self.tree._read_nodes(self.node_conn, [key]).get(key)
         if found is None:
             # Not stored yet (a log whose tree is still being caught up): from its halves.
             mid = start + (end - start) // 2

@@ -18,6 +18,9 @@ committed (`resync`): it never applies an event another worker applied. `ledger 
 workers also elect one leader (`projections/leadership.py`): followers apply nothing until
 the leader's lease falls silent, which spares the database their lost claims.
 
+The worker's process also keeps the log's Merkle tree integrated, on a thread of its own
+while it leads (persistence/integrator.py): off the writer's path, and apart from the views.
+
 A poison event (one the fold, or a view, raises on) is skipped and recorded, and every view
 goes on (`projections/poison.py`). A failure that is the database's is never a skip: the
 live worker retries it, backing off, and `health()` reports the views as stopped until a
@@ -42,6 +45,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.session import upcast
 from domain.state import EVOLVERS, State, evolve, new_state
+from persistence.integrator import TreeIntegrator
 from persistence.schema import make_engine
 from persistence.store import EventStore, StoredEvent
 from projections import bulk, failures
@@ -306,22 +310,27 @@ class ProjectionRunner:
         `fill` too, a leader that finds the views empty under a long backlog has them built
         in bulk first (`bulk.fill_if_empty`)."""
         self._position = self.read_position()
-        while not should_stop():
-            try:
-                if leadership is not None and not self._leads(leadership, fill):
-                    time.sleep(FOLLOW_S)
+        integrator = TreeIntegrator(self.store, lambda: leadership is None or leadership.leading)
+        integrator.start()
+        try:
+            while not should_stop():
+                try:
+                    if leadership is not None and not self._leads(leadership, fill):
+                        time.sleep(FOLLOW_S)
+                        continue
+                    applied = self.run_once()
+                except Exception as exc:
+                    log.exception("projection batch failed at position %s", self._position)
+                    self.last_error = _error_text(exc)
+                    self._position = self.read_position()
+                    time.sleep(1.0)
                     continue
-                applied = self.run_once()
-            except Exception as exc:
-                log.exception("projection batch failed at position %s", self._position)
-                self.last_error = _error_text(exc)
-                self._position = self.read_position()
-                time.sleep(1.0)
-                continue
-            self.last_error = None
-            pause = self.pause_after(applied, poll_interval)
-            if pause:
-                time.sleep(pause)
+                self.last_error = None
+                pause = self.pause_after(applied, poll_interval)
+                if pause:
+                    time.sleep(pause)
+        finally:
+            integrator.close()
 
     def _leads(self, leadership: Leadership, fill: bulk.Fill | None = None) -> bool:
         """Whether to apply now; on taking the lead, start from the committed position (the

@@ -131,8 +131,7 @@ def copy_events(
             conn.exec_driver_sql(insert_events, [_bytes(r) for r in events])
             if sealed:
                 conn.exec_driver_sql(insert_sealed, [_bytes(r) for r in sealed])
-            while not target.tree.catch_up(conn, int(events[-1][0])):
-                pass
+        target.catch_up_tree()  # the tree's nodes of the batch, after it commits
         position = int(events[-1][0])
         if progress is not None:
             progress(position)

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 
 from persistence.blobs import BlobStore
 from persistence.migrations import pending
-from persistence.schema import make_engine, sqlite_path
+from persistence.schema import make_engine, sqlite_path, tree_path
 from persistence.settings import Settings
 from persistence.store import EventStore
 from persistence.tree import LogTree
@@ -61,10 +61,15 @@ def open_store(settings: Settings) -> EventStore:
     if path is not None and not path.exists():
         raise ReplayError(f"no ledger database at {path} (set LEDGER_DATABASE_URL)")
     store = EventStore(settings.database_url, settings.personal_keys)
-    if store.is_sqlite:
+    if store.is_sqlite and path is not None:
         store.read_engine.dispose()
+        store.tree.nodes.dispose()
         store.read_engine = readonly_engine(settings.database_url)
-        store.tree = LogTree(store.read_engine, "?")  # the tree's reads too (qmark: SQLite)
+        # The tree's reads too (qmark: SQLite), from its own file when there is one (a log no
+        # server of this version has opened has none: verify says so).
+        nodes = tree_path(path)
+        tree = readonly_engine(f"sqlite:///{nodes}") if nodes.exists() else None
+        store.tree = LogTree(store.read_engine, "?", tree)
     try:
         pending(store.read_engine)  # a schema newer than this code's is not read (SettingsError)
     except BaseException:

@@ -118,6 +118,7 @@ class Verdict:
     missing_guards: list[str] = field(default_factory=list)
     digest_checked: bool = False
     checkpoints: list[int] = field(default_factory=list)  # sizes of the saved ones checked
+    tree_integrated: int = 0  # events the stored tree's nodes cover
 
     @property
     def ok(self) -> bool:
@@ -146,6 +147,7 @@ class Verdict:
             "missing_guards": self.missing_guards,
             "digest_checked": self.digest_checked,
             "checkpoints_checked": self.checkpoints,
+            "tree_integrated": self.tree_integrated,
         }
 
 
@@ -359,6 +361,7 @@ def _judged(
     v: Verdict, tree: witness.TreeScan, store: EventStore, saved: Sequence[witness.Saved]
 ) -> Verdict:
     unlike = tree.unlike_stored(store)
+    v.tree_integrated = tree.integrated
     if unlike is not None:
         v.flag("tree", unlike[0] + 1, unlike[1])
     for leaf, detail in witness.judge(tree, saved):
@@ -379,6 +382,8 @@ def render(v: Verdict) -> str:
     elif "checkpoint" not in v.findings:
         lines.append(f"the log extends all {len(v.checkpoints)} saved checkpoints (the largest "
                      f"of {max(v.checkpoints)} leaves)")  # fmt: skip
+    if note := witness.integration_note(v.tree_integrated, v.events):
+        lines.append(note)
     for g in v.missing_guards:
         lines.append(f"warning: append-only trigger {g} is missing from the database")
     if v.ok:

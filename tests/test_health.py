@@ -61,6 +61,7 @@ def test_ready_service_answers_200_with_each_views_position_and_lag(
         "status": "ok",
         "log_position": 2,
         "views_position": 2,
+        "tree_integrated": 0,  # fewer events than a block: recomputed from the events
         "projection_error": None,
     }
 

@@ -3,14 +3,17 @@ fixture of tests/test_store_contract.py: a fresh SQLite file, a fresh PostgreSQL
 
 Every appended event is a leaf at once (leaf i is position i + 1, its bytes `leaf_bytes`):
 the tree's root at every size is domain.merkle's root over the leaves recomputed from the
-events; its proofs verify with domain.merkle's verifiers and stop verifying when a byte
-changes; two store objects on one database keep one tree; the database refuses UPDATE and
-DELETE on `log_nodes`; a log whose tree is missing (written before the tree existed) gets
-the same tree when a store opens it for writing; arguments outside the tree are refused."""
+events, whether its nodes are integrated yet or not; its proofs verify with domain.merkle's
+verifiers and stop verifying when a byte changes; integration stores exactly the RFC
+subtrees, and two integrators store them once; the writer's backstop bounds the lag; two
+store objects on one database keep one tree; the database refuses UPDATE and DELETE on
+`log_nodes`; a log whose tree is missing (written before the tree existed) gets the same
+tree when a store opens it for writing; arguments outside the tree are refused."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,18 +21,19 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
 from domain import merkle
 from domain.errors import TreeRangeError
 from domain.events import NewEvent
 from domain.merkle import ProofError, leaf_hash, verify_consistency, verify_inclusion
+from persistence import store as store_module
 from persistence.chain import chain_rows, leaf_bytes
 from persistence.pgcopy import append_rows
 from persistence.schema import events_table, log_nodes_table
 from persistence.store import EVENT_COLUMNS, EventStore, StaleWriteError
-from persistence.tree import BLOCK, STORED_LEVEL
+from persistence.tree import BLOCK, STORED_LEVEL, leaf_hashes_of
 from tests import test_store_contract as contract
 from tests.test_store_contract import T0, append, ev, plain_engine
 
@@ -54,8 +58,11 @@ def flip(h: bytes) -> bytes:
     return bytes([h[0] ^ 1]) + h[1:]
 
 
-def node_rows(s: EventStore) -> list[tuple[int, int, bytes]]:
-    with s.read_engine.connect() as conn:
+def node_rows(s: EventStore, integrate: bool = True) -> list[tuple[int, int, bytes]]:
+    """The stored nodes, after integrating the log's tree (unless told not to)."""
+    if integrate:
+        s.integrate_tree()
+    with s.tree.nodes.connect() as conn:
         rows = conn.execute(text("SELECT level, idx, hash FROM log_nodes ORDER BY level, idx"))
         return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
 
@@ -103,7 +110,7 @@ def test_leaf_bytes_are_the_chains_bytes_as_one_json_array(store: EventStore) ->
     ]
     with store.write_transaction() as conn:
         head = store.head(conn)
-        inlined = chain_rows(head, new)[1]
+        inlined = leaf_hashes_of(chain_rows(head, new))
         stored = store.insert(conn, head, new)
     assert inlined == [leaf_hash(leaf_bytes(e)) for e in stored]
     for e in stored:
@@ -177,6 +184,75 @@ def test_stored_nodes_are_the_rfc_subtrees_of_the_leaves(store: EventStore) -> N
             assert store.tree.subtree_hash(start, end) == merkle.root(hashes[start:end])
 
 
+def rfc_nodes(hashes: list[bytes], size: int) -> list[tuple[int, int, bytes]]:
+    """The perfect subtrees of STORED_LEVEL and up over the first `size` leaves, computed by
+    domain.merkle alone: what `log_nodes` should hold once those leaves are integrated."""
+    return [
+        (level, i, merkle.root(hashes[i << level : (i + 1) << level]))
+        for level in range(STORED_LEVEL, size.bit_length())
+        for i in range(size >> level)
+    ]
+
+
+def nodes_of(s: EventStore) -> list[tuple[int, int, bytes]]:
+    return node_rows(s, integrate=False)
+
+
+def test_integration_stores_the_rfc_nodes_once_and_changes_no_root(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends store no nodes (below the writer's backstop), yet every read covers every
+    event, recomputing what is not stored; integration then stores exactly the RFC nodes of
+    the whole blocks; an integrator that hashed the same leaves meanwhile writes nothing."""
+    append(store, batch(0, 3 * BLOCK + 5))
+    assert node_rows(store, integrate=False) == []
+    before = [store.tree.root(n) for n in range(3 * BLOCK + 6)]
+    hashes = assert_tree_matches(store)
+    check_proofs(store, hashes, 2 * BLOCK + 1, BLOCK + 3, 3 * BLOCK + 5)
+    other = EventStore(store.url)
+    try:
+        assert other.tree.pending()[:2] == (0, 3 * BLOCK)
+        assert store.integrate_tree() == 3 * BLOCK
+        # `other` hashed the same leaves before `store` stored their nodes: it stores none.
+        monkeypatch.setattr(other.tree, "pending", lambda *_: (0, 3 * BLOCK, nodes_of(store)))
+        assert other.integrate_tree() == 3 * BLOCK
+    finally:
+        other.dispose()
+    assert node_rows(store, integrate=False) == sorted(rfc_nodes(hashes, 3 * BLOCK))
+    assert [store.tree.root(n) for n in range(3 * BLOCK + 6)] == before
+    append(store, batch(100, BLOCK))
+    assert store.integrate_tree() == 4 * BLOCK
+    assert_tree_matches(store)
+
+
+def test_integrating_never_waits_for_the_events_writer(store: EventStore) -> None:
+    """The integrator hashes from a snapshot and writes only `log_nodes` (SQLite: the tree's
+    own file), so it goes through while the events' writer holds its lock: on one SQLite file
+    it would wait for that lock, which a busy writer hardly ever lets go."""
+    append(store, batch(0, 2 * BLOCK + 1))
+    with store.write_transaction() as conn:
+        store.append(conn, store.head(conn), batch(50, BLOCK))
+        started = time.monotonic()
+        assert store.integrate_tree() == 2 * BLOCK  # what was committed before
+        assert time.monotonic() - started < 5
+    assert store.integrate_tree() == 3 * BLOCK
+
+
+def test_the_writer_integrates_a_lag_past_its_backstop(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no integrator running, the writer stores the nodes itself whenever the lag
+    would pass TREE_BACKSTOP, so a read never recomputes more leaves than that."""
+    monkeypatch.setattr(store_module, "TREE_BACKSTOP", 2 * BLOCK)
+    for i, n in enumerate([BLOCK, 5, BLOCK, 2 * BLOCK + 3, 1, 3 * BLOCK, BLOCK - 1, 7]):
+        append(store, batch(100 * i, n))
+        covered = store.tree.integrated()
+        assert store.tree.size() - covered <= 2 * BLOCK
+    hashes = assert_tree_matches(store)
+    assert covered > 0
+    assert node_rows(store, integrate=False) == sorted(rfc_nodes(hashes, covered))
+
+
 def test_a_rolled_back_append_leaves_no_trace_in_the_tree(store: EventStore) -> None:
     append(store, batch(0, BLOCK - 1))
     with pytest.raises(RuntimeError), store.write_transaction() as conn:
@@ -219,7 +295,7 @@ def test_rows_written_without_the_tree_join_it_at_the_next_append(store: EventSt
     append(store, batch(0, BLOCK + 3))
     ours = EventStore(store.url)
     try:
-        rows = chain_rows(ours.head_digest(), batch(50, 2 * BLOCK))[0]
+        rows = chain_rows(ours.head_digest(), batch(50, 2 * BLOCK))
         with ours.write_transaction() as conn:
             append_rows(conn, events_table, EVENT_COLUMNS, rows)  # events only, no tree
         append(store, batch(100, 2))
@@ -234,7 +310,7 @@ def test_rows_written_without_the_tree_join_it_at_the_next_append(store: EventSt
 def test_opening_a_log_without_its_tree_builds_the_same_tree(store: EventStore) -> None:
     append(store, batch(0, 7 * BLOCK + 5))
     nodes, latest = node_rows(store), store.tree.latest()
-    with store.write_engine.begin() as conn:  # as a database from before the tree
+    with store.tree.nodes.begin() as conn:  # as a database from before the tree
         conn.exec_driver_sql("DROP TABLE log_nodes")
     upgraded = EventStore(store.url)
     try:
@@ -250,7 +326,7 @@ def test_opening_a_log_without_its_tree_builds_the_same_tree(store: EventStore) 
 def test_a_tree_caught_up_in_chunks_is_the_same_tree(store: EventStore) -> None:
     append(store, batch(0, 9 * BLOCK + 1))
     nodes, latest = node_rows(store), store.tree.latest()
-    with store.write_engine.begin() as conn:
+    with store.tree.nodes.begin() as conn:
         conn.exec_driver_sql("DROP TABLE log_nodes")
         log_nodes_table.create(conn)
     fresh = EventStore(store.url)
@@ -258,13 +334,8 @@ def test_a_tree_caught_up_in_chunks_is_the_same_tree(store: EventStore) -> None:
         # Reads before the catch-up recompute what is not stored yet.
         assert fresh.tree.latest() == latest
         check_proofs(fresh, leaf_hashes(fresh), 17, 3, latest[0])
-        rounds = 0
-        while True:
-            rounds += 1
-            with fresh.write_transaction() as conn:
-                if fresh.tree.catch_up(conn, fresh.head(conn)[0], limit=2 * BLOCK + 3):
-                    break
-        assert rounds == 5
+        covered = [fresh.tree.integrate(limit=2 * BLOCK + 3) for _ in range(5)]
+        assert covered == [2 * BLOCK, 4 * BLOCK, 6 * BLOCK, 8 * BLOCK, 9 * BLOCK]
         assert node_rows(fresh) == nodes
         assert_tree_matches(fresh)
     finally:
@@ -285,7 +356,9 @@ def test_the_database_refuses_update_and_delete_on_the_tree(store: EventStore) -
     ]
     if not store.is_sqlite:
         refused.append("TRUNCATE log_nodes")
-    engine = plain_engine(store)
+    # A client of the database with none of the store's connection setup: what is refused is
+    # refused by the database itself (SQLite: the tree's own file).
+    engine = plain_engine(store) if not store.is_sqlite else create_engine(store.tree.nodes.url)
     try:
         for sql in refused:
             with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:

@@ -83,17 +83,25 @@ def _replica(container: Any) -> dict[str, Any]:
 
 @router.get("/healthz")
 def healthz(container: ContainerDep) -> dict[str, Any]:
-    """Liveness: 200 while the process serves, with the log's head and how far the views
-    have caught up (None when the views database cannot be read: /readyz says why)."""
+    """Liveness: 200 while the process serves, with the log's head, how far the views have
+    caught up (None when the views database cannot be read: /readyz says why) and how many
+    events the Merkle tree's stored nodes cover (persistence/tree.py: integrated after the
+    appends, in whole blocks; reads recompute the rest)."""
     try:
         views_position: int | None = container.runner.read_position()
     except Exception as exc:
         log.warning("liveness: the views' position cannot be read: %s", describe(exc))
         views_position = None
+    try:
+        tree_integrated: int | None = container.store.tree.integrated()
+    except Exception as exc:
+        log.warning("liveness: the tree's integrated size cannot be read: %s", describe(exc))
+        tree_integrated = None
     return {
         "status": "ok",
         "log_position": container.ledger.last_position,
         "views_position": views_position,
+        "tree_integrated": tree_integrated,
         "projection_error": container.runner.last_error,
     }
 

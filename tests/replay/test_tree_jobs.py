@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain import commands as c
-from persistence.schema import sqlite_path
+from persistence.schema import sqlite_path, tree_path
 from persistence.store import EventStore
 from replay import tree_jobs
 from replay.log_rows import read_chunks
@@ -32,6 +32,7 @@ def store(container: Any, clock: Any) -> EventStore:
     for i in range(EVENTS - 24):
         run(c.KeepAlive(session_id="long", visible=i % 3 != 0, path=f"/p{i % 7}"))
     s: EventStore = container.store
+    s.integrate_tree()  # as the live projection worker does after its batches
     return s
 
 
@@ -96,7 +97,7 @@ def test_verify_with_jobs_says_what_one_process_says(
     assert one.ok and many.ok and one.as_dict() == many.as_dict()
     db = sqlite_path(store.url)
     assert db is not None
-    conn = sqlite3.connect(db)
+    conn = sqlite3.connect(tree_path(db))  # the tree's stored nodes, in their own file
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         conn.execute(f'DROP TRIGGER "{name}"')
     conn.execute("UPDATE log_nodes SET hash = zeroblob(32) WHERE level = 4 AND idx = 5")

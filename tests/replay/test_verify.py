@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from api.cli import main
-from persistence.schema import sqlite_path
+from persistence.schema import sqlite_path, tree_path
 from persistence.settings import Settings
 from persistence.store import GENESIS_HASH, EventStore, chain_hash
 from replay.source import open_blobs, open_store
@@ -157,6 +157,8 @@ def test_rewritten_history_passes_alone_but_fails_the_earlier_digest(ledger, cap
     conn.commit()
     code, out = run(capsys, "verify")
     assert code == 1 and "tree     first bad position 1: leaves [0, 16)" in out
+    conn.close()
+    conn = sqlite3.connect(tree_path(db))  # the tree's stored nodes, in their own file
     conn.execute("DROP TRIGGER log_nodes_refuse_delete")
     conn.execute("DELETE FROM log_nodes")
     conn.commit()
@@ -294,7 +296,7 @@ def test_a_forged_row_of_the_wrong_shape_is_named_not_a_crash(
 
 
 def test_a_log_without_its_tree_is_named_not_a_crash(ledger, capsys):
-    conn = sqlite3.connect(ledger["db"])
+    conn = sqlite3.connect(tree_path(ledger["db"]))
     conn.execute("DROP TABLE log_nodes")
     conn.commit()
     conn.close()
