@@ -17,6 +17,7 @@ from persistence.tree import CATCH_UP_CHUNK
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.05  # between passes that found the tree caught up: ~20 checks a second
+RETRY_S = 1.0  # after a pass that failed
 
 
 class TreeIntegrator:
@@ -59,6 +60,6 @@ class TreeIntegrator:
                 # backstop bounds the lag meanwhile.
                 self.failures += 1
                 log.warning("integrating the log's tree failed; will retry", exc_info=True)
-                wait = 1.0
+                wait = RETRY_S
             if wait:
                 self._stop.wait(wait)

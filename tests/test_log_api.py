@@ -168,7 +168,7 @@ def test_the_independent_verifier_catches_a_rewritten_event(
     with httpx.Client(base_url=live_server.url, headers=bearer(live_server.key)) as cl:
         for i in range(20):
             assert cl.post("/v1/sessions", json={"id": f"s{i}", "project": "alice"}).is_success
-        # The projection worker integrates the tree's nodes after its batch: from then on
+        # The projection worker's integrator stores the first block's nodes: from then on
         # they pin the first block's events, whatever the events table says.
         deadline = time.monotonic() + 30
         while cl.get("/healthz").json()["tree_integrated"] < 16:

@@ -92,5 +92,5 @@ def make_history(container: Container, clock: Any) -> dict[str, Any]:
     run(c.UpdateDetails(session_id="s6", changes={"name": "renamed", "tags": {"team": "qa"}}))
     marks["sha"] = sha
     marks["shot"] = shot
-    container.store.integrate_tree()  # as the live projection worker does after its batches
+    container.store.integrate_tree()  # as the worker's integrator does (persistence/integrator.py)
     return marks

@@ -32,7 +32,7 @@ def store(container: Any, clock: Any) -> EventStore:
     for i in range(EVENTS - 24):
         run(c.KeepAlive(session_id="long", visible=i % 3 != 0, path=f"/p{i % 7}"))
     s: EventStore = container.store
-    s.integrate_tree()  # as the live projection worker does after its batches
+    s.integrate_tree()  # as the projection worker's integrator does (persistence/integrator.py)
     return s
 
 

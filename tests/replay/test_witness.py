@@ -101,7 +101,7 @@ def test_saved_checkpoints_catch_a_rewrite_that_agrees_with_itself(ledger, capsy
 def test_events_not_integrated_yet_are_named_and_a_saved_checkpoint_pins_them(
     ledger, capsys, tmp_path
 ):
-    """The stored tree covers the first block of 16 (the worker integrates after its batch);
+    """The stored tree covers the first block of 16 (the worker's integrator, meanwhile);
     verify checks the other 7 against the root recomputed from them and says so. A rewrite
     among them that re-hashes the chain agrees with itself: a checkpoint saved before shows
     it, as it shows any rewrite."""
