@@ -19,8 +19,10 @@ def migrate_command(args: argparse.Namespace) -> int:
     from persistence.migrations import applied, migrate, pending
     from persistence.schema import make_engine
     from persistence.settings import Settings
+    from persistence.store import EventStore
 
-    engine = make_engine(Settings.from_env().database_url, immediate=True)
+    url = Settings.from_env().database_url
+    engine = make_engine(url, immediate=True)
     try:
         if args.check:
             todo = pending(engine)
@@ -29,6 +31,11 @@ def migrate_command(args: argparse.Namespace) -> int:
             print(f"{len(todo)} step(s) pending" if todo else "the schema is up to date")
             return 1 if todo else 0
         ran = {step.number for step in migrate(engine)}
+        store = EventStore(url)
+        try:
+            store.catch_up_tree()  # the tree's stored nodes too (a new file, after step 7)
+        finally:
+            store.dispose()
         for a in applied(engine):
             fresh = "  (now)" if a.number in ran else ""
             print(f"applied  {a.number:>3}  {iso(a.applied_at)}  {a.name}{fresh}")

@@ -134,9 +134,9 @@ def sqlite_path(url: str) -> Path | None:
 
 def tree_path(events: Path) -> Path:
     """The SQLite file of the Merkle tree's stored nodes beside an events file: `ledger.db`'s
-    is `ledger.tree.db`. Only integrators write it, so they never wait on the events' writer
-    (persistence/tree.py)."""
-    return events.with_name(f"{events.stem}.tree{events.suffix}")
+    is `ledger-tree.db` (as its views' is `ledger-views.db`). Only integrators write it, so
+    they never wait on the events' writer (persistence/tree.py)."""
+    return events.with_name(f"{events.stem}-tree{events.suffix}")
 
 
 def process_name() -> str:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from domain import merkle
 from domain.errors import TreeRangeError
 from domain.merkle import Frontier
+from persistence import store as store_module
 from persistence.note import NoteError
 from persistence.signing import Checkpoint, CheckpointError, LogKeys, open_checkpoint
 from persistence.store import EventStore
@@ -105,6 +106,14 @@ class TreeScan:
         # Blocks past the last stored one are not integrated yet (persistence/tree.py): the
         # root below covers them, recomputed from the events. Below it, none may be missing.
         self.integrated = min(self.size, (max(stored, default=-1) + 1) << STORED_LEVEL)
+        if self.size - self.integrated > 2 * store_module.TREE_BACKSTOP:
+            # The writer keeps the lag within TREE_BACKSTOP (and a commit group): far more
+            # missing means stored nodes were deleted.
+            return self.integrated, (
+                f"the stored tree covers {self.integrated} of {self.size} leaves, more behind "
+                "than the writer ever lets it fall: its nodes were deleted (or no `ledger "
+                "serve` or `ledger migrate` has opened the log since an upgrade)"
+            )
         for i, h in enumerate(self.blocks[: max(stored, default=-1) + 1]):
             if stored.get(i) != h:
                 first = i << STORED_LEVEL

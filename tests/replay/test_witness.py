@@ -15,6 +15,7 @@ import pytest
 from api.cli import main
 from domain import commands as c
 from domain import merkle
+from persistence import store as store_module
 from persistence.note import Signer, sign_note
 from persistence.schema import sqlite_path, tree_path
 from persistence.signing import Checkpoint, open_checkpoint
@@ -130,6 +131,21 @@ def test_events_not_integrated_yet_are_named_and_a_saved_checkpoint_pins_them(
     problems = {p["kind"]: p for p in json.loads(out)["problems"]}
     assert code == 1 and set(problems) == {"checkpoint"}
     assert "a leaf in [0, 23) was changed" in problems["checkpoint"]["detail"]
+
+
+def test_a_stored_tree_far_behind_the_log_is_named_as_deleted_nodes(ledger, capsys, monkeypatch):
+    """The writer never lets the stored nodes fall more than TREE_BACKSTOP behind: a tree
+    that covers far less was cut short by hand, and verify says so."""
+    monkeypatch.setattr(store_module, "TREE_BACKSTOP", 2)
+    conn = sqlite3.connect(tree_path(ledger["db"]))
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        conn.execute(f'DROP TRIGGER "{name}"')
+    conn.execute("DELETE FROM log_nodes")
+    conn.commit()
+    conn.close()
+    code, out, _ = run(capsys, "verify")
+    assert code == 1
+    assert "tree     first bad position 1: the stored tree covers 0 of 23 leaves" in out
 
 
 def test_a_change_after_the_saved_checkpoints_is_not_blamed_on_them(ledger, capsys, tmp_path):
