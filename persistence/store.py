@@ -43,8 +43,8 @@ EVENT_COLUMNS = (
 
 
 # The most leaves the tree's stored nodes may lag the log before the writer integrates them
-# itself (`EventStore._tree_backstop`): about 0.1 s of hashing, paid only when no integrator
-# keeps up, and the most a read recomputes beyond the stored nodes.
+# itself, after its commit (`LogTree.backstop`): about 0.1 s of hashing, paid only when no
+# integrator keeps up, and the most a read recomputes beyond the stored nodes.
 TREE_BACKSTOP = 1 << 15
 
 
@@ -86,9 +86,7 @@ class EventStore:
         self._mark = "?" if self.is_sqlite else "%s"
         # SQLite: the tree's nodes in a file of their own, so that integrators never wait on
         # this writer's lock (persistence/tree.py).
-        nodes = (
-            None if path is None else make_engine(f"sqlite:///{tree_path(path)}", immediate=True)
-        )
+        nodes = None if path is None else make_engine(f"sqlite:///{tree_path(path)}")
         self.tree = LogTree(self.read_engine, self._mark, nodes)
         self._tree_check_at = 0  # the head from which the writer checks the tree's lag
         self._tree_due = 0  # the head to check it at, after this transaction commits
