@@ -1,18 +1,19 @@
-"""The RFC 6962 Merkle tree over the event log, kept in the event database beside the events:
-integration (the completed subtrees of the events appended so far into `log_nodes`), the
-catch-up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion
-and consistency proofs, leaves). The maths is domain/merkle.py's, the leaf encoding
+"""The RFC 6962 Merkle tree over the event log, its stored nodes kept beside the events (in their
+PostgreSQL database; on SQLite in a file of their own, persistence/schema.py `tree_path`):
+integration (the completed subtrees of the events appended so far into `log_nodes`), the catch-
+up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion and
+consistency proofs, leaves). The maths is domain/merkle.py's, the leaf encoding
 persistence/chain.py's; leaf i is the event at position i + 1.
 
-The tree has every event as a leaf from its append on: its size is the log's, and a root or
-a proof is always of the events as stored. `log_nodes` only keeps the tree's perfect
-subtrees of 2**STORED_LEVEL leaves and more so that reads are O(log n); like Certificate
-Transparency logs and Tessera, they are integrated after the append, in batches, off the
-writer's path (persistence/store.py `integrate_tree`: the projection worker, a backstop in
-the writer). A node not stored yet, and every smaller one, is recomputed from the events
-when a read needs it: a proof reads O(log n) stored nodes, at most a few blocks of
-2**STORED_LEVEL events (the leaf's own block and the tree's unfinished last one) and the
-events not yet integrated (a bounded lag).
+The tree has every event as a leaf from its append on: its size is the log's, and a root or a
+proof is always of the events as stored. `log_nodes` only keeps the tree's perfect subtrees of
+2**STORED_LEVEL leaves and more so that reads are O(log n); like Certificate Transparency logs
+and Tessera, they are integrated after the append, in batches, off the writer's path
+(persistence/integrator.py, a thread of the projection worker's process; a backstop in the
+writer, persistence/store.py `TREE_BACKSTOP`). A node not stored yet, and every smaller one, is
+recomputed from the events when a read needs it: a proof reads O(log n) stored nodes, at most a
+few blocks of 2**STORED_LEVEL events (the leaf's own block and the tree's unfinished last one)
+and the events not yet integrated (a bounded lag).
 """
 
 from __future__ import annotations
