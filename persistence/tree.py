@@ -1,7 +1,7 @@
 """The RFC 6962 Merkle tree over the event log, its stored nodes kept beside the events (in their
 PostgreSQL database; on SQLite in a file of their own, persistence/schema.py `tree_path`):
-integration (the completed subtrees of the events appended so far into `log_nodes`), the catch-
-up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion and
+integration (the completed subtrees of the events appended so far into `log_nodes`), the
+catch-up of a log whose tree is short, and the reads (size, subtree hashes, roots, inclusion and
 consistency proofs, leaves). The maths is domain/merkle.py's, the leaf encoding
 persistence/chain.py's; leaf i is the event at position i + 1.
 
