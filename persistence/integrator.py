@@ -48,13 +48,14 @@ class TreeIntegrator:
             self._thread = None
 
     def _run(self) -> None:
+        covered = 0  # what the stored nodes covered after the last pass
         while not self._stop.is_set():
             wait = self.interval_s
             try:
                 if self.active():
-                    before = self.store.tree.integrated()
-                    if self.store.integrate_tree() - before >= CATCH_UP_CHUNK:
-                        wait = 0.0  # a full chunk: more is waiting
+                    before, covered = covered, self.store.integrate_tree()
+                    if covered - before >= CATCH_UP_CHUNK:
+                        wait = 0.0  # a full chunk (or more): more may be waiting
             except Exception:
                 # A database that cannot write now, say: tried again, and the writer's
                 # backstop bounds the lag meanwhile.

@@ -126,18 +126,19 @@ class LogTree:
         write transaction (events never change), written in a short one on `nodes` unless
         another integrator stored them first. Returns how many leaves the nodes cover."""
         covered, upto, nodes = self.pending(limit)
-        if upto > covered:
-            try:
-                with self.nodes.begin() as conn:
-                    if self.covered(conn) == covered:
-                        self._store_nodes(conn, nodes)
-                        return upto
-            except (IntegrityError, OperationalError):
-                # The same nodes, committed by another integrator first (SQLite: its commit
-                # after this transaction's read refuses the write); anything else is raised.
-                if self.integrated() == covered:
-                    raise
-            self._pending = None
+        if upto <= covered:
+            return covered
+        try:
+            with self.nodes.begin() as conn:
+                if self.covered(conn) == covered:
+                    self._store_nodes(conn, nodes)
+                    return upto
+        except (IntegrityError, OperationalError):
+            # The same nodes, committed by another integrator first (SQLite: its commit
+            # after this transaction's read refuses the write); anything else is raised.
+            if self.integrated() == covered:
+                raise
+        self._pending = None
         return self.integrated()
 
     def catch_up(self) -> None:

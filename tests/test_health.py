@@ -66,6 +66,17 @@ def test_ready_service_answers_200_with_each_views_position_and_lag(
     }
 
 
+def test_the_tree_is_integrated_in_thread_mode_too(
+    container: Container, probes: TestClient
+) -> None:
+    """With the projection worker a thread of the API process, the tree's integrator runs
+    there too: the first block's nodes are stored without the writer's backstop."""
+    container.ledger.execute(c.StartSession(session_id="s1", project="p"))
+    for _ in range(17):
+        container.ledger.execute(c.KeepAlive(session_id="s1"))
+    assert eventually(lambda: probes.get("/healthz").json()["tree_integrated"] == 16)
+
+
 def test_read_only_log_is_not_ready_but_the_process_is_alive(
     container: Container, probes: TestClient
 ) -> None:
